@@ -1,0 +1,98 @@
+/**
+ * `npm start`: runs cutover on this machine with a local etcd it provides itself (built from Go
+ * modules on first run, data kept in .local/etcd). Ctrl-C stops both; nothing is left running.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, loadConfig } from '../src/config.js';
+import { createLogger } from '../src/log.js';
+import { startCutover } from '../src/service.js';
+import { ensureEtcdBinary } from '../test/testbed/binaries.js';
+
+const root = fileURLToPath(new URL('../', import.meta.url));
+const say = (line: string) => process.stderr.write(`cutover-local: ${line}\n`);
+
+async function etcdAnswers(endpoint: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1000) });
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+async function startLocalEtcd(endpoint: string): Promise<ChildProcess | undefined> {
+  if (await etcdAnswers(endpoint)) {
+    say(`using the etcd already answering at ${endpoint}`);
+    return undefined;
+  }
+  const url = new URL(endpoint);
+  if (!['127.0.0.1', 'localhost'].includes(url.hostname)) {
+    throw new Error(`etcd at ${endpoint} does not answer, and only a loopback etcd can be started here`);
+  }
+  say('making sure an etcd binary is available (built from Go modules on first run, a minute or two)…');
+  const binary = await ensureEtcdBinary({ log: (l) => say(l) });
+  const dir = join(root, '.local', 'etcd');
+  mkdirSync(dir, { recursive: true });
+  const clientPort = Number(url.port || 2379);
+  const peer = `http://127.0.0.1:${clientPort + 1}`;
+  const logFd = openSync(join(dir, 'etcd.log'), 'a');
+  const child = spawn(binary, [
+    '--name=cutover-local', `--data-dir=${join(dir, 'data')}`,
+    `--listen-client-urls=http://127.0.0.1:${clientPort}`, `--advertise-client-urls=http://127.0.0.1:${clientPort}`,
+    `--listen-peer-urls=${peer}`, `--initial-advertise-peer-urls=${peer}`, `--initial-cluster=cutover-local=${peer}`,
+    '--log-level=warn',
+  ], { stdio: ['ignore', logFd, logFd] });
+  closeSync(logFd);
+  const deadline = Date.now() + 30_000;
+  while (!(await etcdAnswers(endpoint))) {
+    if (child.exitCode !== null) throw new Error(`etcd exited with ${child.exitCode}; see ${join(dir, 'etcd.log')}`);
+    if (Date.now() > deadline) throw new Error(`etcd did not become healthy within 30 s; see ${join(dir, 'etcd.log')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  say(`etcd ${endpoint} started (pid ${child.pid}, data in .local/etcd)`);
+  return child;
+}
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      say(err.message);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const etcdEndpoint = config.etcdEndpoints[0]!;
+  const etcd = await startLocalEtcd(etcdEndpoint);
+  const log = createLogger({ level: config.logLevel });
+  const cutover = await startCutover(config, log);
+  say(`cutover is running at ${cutover.url}`);
+  say(`try:  curl -s '${cutover.url}/descriptors/?namespace=default'`);
+  say('stop with Ctrl-C');
+
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await cutover.stop();
+    if (etcd && etcd.exitCode === null) {
+      const gone = new Promise((r) => etcd.once('exit', r));
+      etcd.kill('SIGTERM');
+      await gone;
+    }
+    say('stopped');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+}
+
+main().catch((err: unknown) => {
+  say(`failed: ${(err as Error).message}`);
+  process.exit(1);
+});

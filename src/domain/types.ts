@@ -1,0 +1,88 @@
+/**
+ * The records cutover stores. Field names follow the Amdatu deployer's JSON contract
+ * (including its capitalised `OldVersion` and `additionHttpHeaders[].Header/Value`).
+ */
+
+export type ControllerKind = 'Deployment' | 'ReplicationController';
+export type HealthCheckType = 'probe' | 'simple';
+
+export interface HttpHeader {
+  Header: string;
+  Value: string;
+}
+
+export interface Webhook {
+  key: string;
+  description?: string;
+}
+
+/** A Kubernetes PodSpec as JSON; the API server validates it in full at deploy time. */
+export interface PodSpec {
+  containers: ContainerSpec[];
+  imagePullSecrets?: Array<{ name: string }>;
+  [field: string]: unknown;
+}
+
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  ports?: Array<{ containerPort: number; name?: string; protocol?: string; [field: string]: unknown }>;
+  env?: Array<{ name: string; value?: string; valueFrom?: unknown }>;
+  [field: string]: unknown;
+}
+
+export interface Descriptor {
+  id: string;
+  namespace: string;
+  appName: string;
+  /** "#" for auto-increment, otherwise a normalised version such as "1-2-0". */
+  newVersion: string;
+  created: string;
+  lastModified: string;
+  deploymentType: 'blue-green';
+  replicas: number;
+  controllerKind: ControllerKind;
+  podspec: PodSpec;
+
+  frontend?: string;
+  redirectWww: boolean;
+  useCompression: boolean;
+  useStickySessions: boolean;
+  tlsSecretName?: string;
+  ingressClassName?: string;
+  additionHttpHeaders: HttpHeader[];
+
+  useHealthCheck: boolean;
+  ignoreHealthCheck: boolean;
+  healthCheckType: HealthCheckType;
+  healthCheckPath: string;
+  healthCheckPort?: number;
+  /** Seconds the new version may take to become ready and healthy. */
+  healthCheckTimeout?: number;
+  /** Seconds the replaced version keeps running after the switch. */
+  drainSeconds?: number;
+  /** Overall deadline of a deployment of this descriptor, in seconds. */
+  deadlineSeconds?: number;
+
+  webhooks?: Webhook[];
+
+  // Legacy fields of the original deployer: stored and returned, with no behaviour.
+  useExternalHealthCheck?: boolean;
+  externalHealthCheckPath?: string;
+  readinessPort?: number;
+  deployedVersion?: string;
+  deploymentTs?: string;
+}
+
+/** A descriptor as a client sends it: server-managed fields are optional. */
+export type DescriptorInput = Omit<Descriptor, 'id' | 'created' | 'lastModified'> & {
+  id?: string;
+  created?: string;
+  lastModified?: string;
+};
+
+export interface Versioned<T> {
+  value: T;
+  /** etcd mod revision; used as the ETag and for compare-and-swap updates. */
+  revision: string;
+}

@@ -1,0 +1,175 @@
+import { Etcd3, isRecoverableError, type IKeyValue, type IOperation, type Namespace } from 'etcd3';
+import { noop } from 'cockatiel';
+import type {
+  Guard, KvEntry, KvOp, KvStore, Lease, ListOptions, ListResult, TxnResult, WatchCallbacks, WatchEvent, WatchHandle,
+} from './kv.js';
+import { StoreUnavailableError } from './kv.js';
+
+export interface EtcdStoreOptions {
+  endpoints: string[];
+  /** Prefix of every key, e.g. "/deployer/". */
+  prefix: string;
+  /** Deadline of every unary call. */
+  timeoutMs: number;
+}
+
+/**
+ * KvStore on etcd v3. Every unary call carries a deadline, so an unreachable etcd surfaces as
+ * StoreUnavailableError within `timeoutMs` instead of a hung request. The client library's own
+ * retry and circuit-breaker policies are disabled: a breaker would keep failing calls for seconds
+ * after etcd is back, and callers decide themselves whether a retry is safe.
+ */
+export class EtcdStore implements KvStore {
+  private readonly client: Etcd3;
+  private readonly ns: Namespace;
+  private readonly timeoutMs: number;
+  private closed = false;
+
+  constructor(options: EtcdStoreOptions) {
+    this.timeoutMs = options.timeoutMs;
+    this.client = new Etcd3({
+      hosts: options.endpoints,
+      dialTimeout: options.timeoutMs,
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
+      faultHandling: { host: () => noop, global: noop },
+      grpcOptions: {
+        // Reconnect promptly after an etcd restart instead of grpc's default backoff of up to 120 s.
+        'grpc.initial_reconnect_backoff_ms': 200,
+        'grpc.max_reconnect_backoff_ms': 2000,
+      },
+    });
+    this.ns = this.client.namespace(options.prefix);
+  }
+
+  async get(key: string): Promise<KvEntry | undefined> {
+    const res = await this.call(() => this.ns.get(key).exec());
+    const kv = res.kvs[0];
+    return kv ? toEntry(kv) : undefined;
+  }
+
+  async list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
+    const res = await this.call(() => {
+      let q = this.ns.getAll().prefix(prefix);
+      if (options.limit !== undefined) q = q.limit(options.limit);
+      const order = options.order === 'desc' ? 'Descend' : 'Ascend';
+      if (options.sortBy === 'create') q = q.sort('Create', order);
+      else if (options.order === 'desc') q = q.sort('Key', order);
+      if (options.minCreateRevision !== undefined) q = q.minCreateRevision(options.minCreateRevision);
+      if (options.atRevision !== undefined) q = q.revision(options.atRevision);
+      return q.exec();
+    });
+    return { entries: res.kvs.map(toEntry), revision: String(res.header.revision) };
+  }
+
+  async count(prefix: string): Promise<number> {
+    return this.call(() => this.ns.getAll().prefix(prefix).count());
+  }
+
+  async transact(guards: Guard[], ops: KvOp[]): Promise<TxnResult> {
+    const res = await this.call(() => {
+      const first = guards[0];
+      // etcd3's builder needs one comparison; "mod revision > -1" holds for every key, present or not.
+      let txn = first ? this.ns.if(first.key, 'Mod', '==', first.modRevision) : this.ns.if('txn-unconditional', 'Mod', '>', -1);
+      for (const g of guards.slice(1)) txn = txn.and(g.key, 'Mod', '==', g.modRevision);
+      return txn.then(...ops.map((op) => this.toRequestOp(op))).commit();
+    });
+    return { succeeded: res.succeeded, revision: String(res.header.revision) };
+  }
+
+  async watch(prefix: string, fromRevision: string | undefined, callbacks: WatchCallbacks): Promise<WatchHandle> {
+    let builder = this.ns.watch().prefix(prefix);
+    if (fromRevision !== undefined) builder = builder.startRevision(fromRevision);
+    const watcher = await this.call(() => builder.create());
+    let ended = false;
+    watcher.on('data', (res) => {
+      if (ended || res.events.length === 0) return;
+      const events: WatchEvent[] = res.events.map((ev) => ({
+        type: ev.type === 'Delete' ? 'delete' : 'put',
+        key: ev.kv.key.toString('utf8'),
+        value: ev.type === 'Delete' ? '' : ev.kv.value.toString('utf8'),
+        createRevision: String(ev.kv.create_revision),
+        modRevision: String(ev.kv.mod_revision),
+      }));
+      callbacks.onEvents(events);
+    });
+    watcher.on('error', (err) => {
+      if (ended) return;
+      ended = true;
+      callbacks.onError(err);
+    });
+    return {
+      close: async () => {
+        ended = true;
+        await watcher.cancel().catch(() => undefined);
+      },
+    };
+  }
+
+  async grantLease(ttlSeconds: number): Promise<Lease> {
+    const lease = this.ns.lease(ttlSeconds, { autoKeepAlive: true });
+    const id = await this.call(() => lease.grant());
+    return {
+      id,
+      onLost: (listener) => lease.on('lost', (err) => listener(err)),
+      revoke: async () => {
+        await this.call(() => lease.revoke()).catch(() => lease.release());
+      },
+    };
+  }
+
+  async ping(): Promise<void> {
+    await this.call(() => this.ns.get('health-probe').exec());
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.client.close();
+  }
+
+  private toRequestOp(op: KvOp): IOperation {
+    switch (op.type) {
+      case 'put': {
+        const put = this.ns.put(op.key).value(op.value);
+        if (op.leaseId !== undefined) put.lease(op.leaseId);
+        return put;
+      }
+      case 'delete':
+        return this.ns.delete().key(op.key);
+      case 'deletePrefix':
+        return this.ns.delete().prefix(op.prefix);
+    }
+  }
+
+  /** Runs one etcd call and turns connectivity failures into StoreUnavailableError. */
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw toStoreError(err);
+    }
+  }
+}
+
+function toEntry(kv: IKeyValue): KvEntry {
+  return {
+    key: kv.key.toString('utf8'),
+    value: kv.value.toString('utf8'),
+    createRevision: String(kv.create_revision),
+    modRevision: String(kv.mod_revision),
+  };
+}
+
+const UNAVAILABLE_NAMES = new Set([
+  'GRPCUnavailableError', 'GRPCDeadlineExceededError', 'GRPCCancelledError', 'GRPCConnectFailedError',
+  'GRPCProtocolError', 'ClientClosedError', 'BrokenCircuitError',
+]);
+
+export function toStoreError(err: unknown): Error {
+  if (!(err instanceof Error)) return new Error(String(err));
+  if (err instanceof StoreUnavailableError) return err;
+  if (UNAVAILABLE_NAMES.has(err.name) || isRecoverableError(err) || /deadline|unavailable|ECONNREFUSED|No connection/i.test(err.message)) {
+    return new StoreUnavailableError(`etcd unavailable: ${err.message.split('\n')[0]}`, { cause: err });
+  }
+  return err;
+}

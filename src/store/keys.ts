@@ -1,0 +1,43 @@
+/**
+ * The etcd key layout, relative to CUTOVER_ETCD_PREFIX (default "/deployer/"). Documented in
+ * docs/store.md. Every path segment is validated before it gets here (namespaces and app names
+ * are DNS labels, ids are UUIDs), so no segment can contain "/".
+ */
+
+export const keys = {
+  descriptor: (ns: string, id: string) => `descriptors/${ns}/${id}`,
+  descriptorsOf: (ns: string) => `descriptors/${ns}/`,
+
+  deployment: (ns: string, id: string) => `deployments/${ns}/${id}`,
+  deploymentsOf: (ns: string) => `deployments/${ns}/`,
+  allDeployments: () => 'deployments/',
+
+  /** One key per log line or event; seq is zero-padded so key order is write order. */
+  event: (ns: string, id: string, seq: number) => `events/${ns}/${id}/${String(seq).padStart(12, '0')}`,
+  eventsOf: (ns: string, id: string) => `events/${ns}/${id}/`,
+
+  health: (ns: string, id: string, pod: string) => `health/${ns}/${id}/${pod}`,
+  healthOf: (ns: string, id: string) => `health/${ns}/${id}/`,
+
+  /** Highest version number ever deployed of an app; "#" versions continue from it. */
+  versionCounter: (ns: string, app: string) => `versions/${ns}/${app}`,
+
+  /** Pending work per app, ordered by creation revision (arrival order). */
+  queueItem: (ns: string, app: string, deploymentId: string) => `queue/${ns}/${app}/${deploymentId}`,
+  queueOf: (ns: string, app: string) => `queue/${ns}/${app}/`,
+  allQueues: () => 'queue/',
+
+  /** The replica that currently works on an app; held with that replica's lease. */
+  owner: (ns: string, app: string) => `owners/${ns}/${app}`,
+  allOwners: () => 'owners/',
+
+  /** Values injected as environment variables into every deployed container (Amdatu-compatible). */
+  environment: (name: string) => `environment/${name}`,
+  allEnvironment: () => 'environment/',
+} as const;
+
+/** Parses the sequence number at the end of an event key. */
+export function seqOfEventKey(key: string): number {
+  const tail = key.slice(key.lastIndexOf('/') + 1);
+  return Number.parseInt(tail, 10);
+}
