@@ -1,0 +1,11 @@
+export type { HealthCheckType, HealthChecker, HealthResult, HealthTarget } from './types.js';
+export { evaluateAnswer, excerpt, MAX_EXCERPT_CHARS } from './evaluate.js';
+export type { AnswerDetails, Verdict } from './evaluate.js';
+export { selectHealthCheckPort, healthCheckUrlPath, DEFAULT_HEALTH_CHECK_PORT, DEFAULT_HEALTH_CHECK_PATH } from './port.js';
+export type { HealthCheckPortInput } from './port.js';
+export { DirectHealthChecker, healthCheckUrl, DEFAULT_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES, DEFAULT_USER_AGENT } from './direct.js';
+export type { DirectHealthCheckerOptions } from './direct.js';
+export { ApiServerProxyHealthChecker } from './proxy.js';
+export type { ApiServerProxyHealthCheckerOptions, ProxyGet, ProxyGetAnswer, ProxyGetRequest } from './proxy.js';
+export { waitUntilAllHealthy, summarise } from './wait.js';
+export type { WaitUntilAllHealthyOptions } from './wait.js';
