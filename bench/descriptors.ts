@@ -14,6 +14,7 @@ import { Agent, request } from 'undici';
 import { TestEtcd } from '../test/support/etcd.js';
 import { CutoverProcess } from '../test/support/process.js';
 import { sampleDescriptor } from '../test/support/http.js';
+import { unreachableKubeconfig } from '../test/support/cutover.js';
 import { measure, printTable, type Row } from './lib/measure.js';
 
 const { values } = parseArgs({
@@ -29,7 +30,7 @@ const STORED = Number(values.stored);
 
 const etcd = await TestEtcd.create();
 const prefix = `/bench-${randomUUID().slice(0, 8)}/`;
-const cutover = await CutoverProcess.start({ CUTOVER_ETCD_ENDPOINTS: etcd.endpoint, CUTOVER_ETCD_PREFIX: prefix, CUTOVER_LOG_LEVEL: 'warn' });
+const cutover = await CutoverProcess.start({ CUTOVER_ETCD_ENDPOINTS: etcd.endpoint, CUTOVER_ETCD_PREFIX: prefix, CUTOVER_LOG_LEVEL: 'warn', CUTOVER_KUBECONFIG: unreachableKubeconfig() });
 const agent = new Agent({ connections: C * 2, pipelining: 1 });
 const raw = new Etcd3({ hosts: etcd.endpoint });
 

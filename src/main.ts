@@ -1,10 +1,10 @@
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './log.js';
-import { startCutover } from './service.js';
+import { startCutover, type Cutover } from './service.js';
 
 /** Process entry point: configuration, signals and exit codes. Everything else is in service.ts. */
 async function main(): Promise<void> {
-  let config;
+  let config: Config;
   try {
     config = loadConfig();
   } catch (err) {
@@ -15,19 +15,23 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger({ level: config.logLevel });
-  const cutover = await startCutover(config, log);
 
-  let signalled = false;
+  // Handlers first: a SIGTERM that arrives while starting must still mean a graceful stop.
+  let cutover: Cutover | undefined;
+  let signalled: string | undefined;
   const shutdown = (signal: string) => {
     if (signalled) return;
-    signalled = true;
+    signalled = signal;
     log.info({ signal }, 'shutting down');
     // A hard stop if graceful shutdown itself hangs, a little after the configured grace period.
     setTimeout(() => {
       log.error('graceful shutdown timed out; exiting');
       process.exit(1);
     }, (config.shutdownGraceSeconds + 5) * 1000).unref();
-    cutover.stop().then(() => process.exit(0), (err: unknown) => {
+    if (cutover) stopAndExit(cutover);
+  };
+  const stopAndExit = (c: Cutover) => {
+    c.stop().then(() => process.exit(0), (err: unknown) => {
       log.error({ err }, 'error during shutdown');
       process.exit(1);
     });
@@ -35,6 +39,17 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled promise rejection'));
+
+  try {
+    cutover = await startCutover(config, log);
+  } catch (err) {
+    if (err instanceof Error && /no Kubernetes cluster configured|has no current cluster/.test(err.message)) {
+      process.stderr.write(`cutover: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  if (signalled) stopAndExit(cutover);
 }
 
 main().catch((err: unknown) => {

@@ -23,7 +23,7 @@ export const keys = {
   versionCounter: (ns: string, app: string) => `versions/${ns}/${app}`,
 
   /** Pending work per app, ordered by creation revision (arrival order). */
-  queueItem: (ns: string, app: string, deploymentId: string) => `queue/${ns}/${app}/${deploymentId}`,
+  queueItem: (ns: string, app: string, workId: string) => `queue/${ns}/${app}/${workId}`,
   queueOf: (ns: string, app: string) => `queue/${ns}/${app}/`,
   allQueues: () => 'queue/',
 

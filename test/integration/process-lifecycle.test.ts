@@ -4,6 +4,7 @@ import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { TestEtcd } from '../support/etcd.js';
 import { CutoverProcess } from '../support/process.js';
+import { unreachableKubeconfig } from '../support/cutover.js';
 import { request, sampleDescriptor } from '../support/http.js';
 import { waitFor } from '../support/wait.js';
 
@@ -13,6 +14,7 @@ describe('cutover as a process', () => {
     CUTOVER_ETCD_ENDPOINTS: etcd.endpoint,
     CUTOVER_ETCD_PREFIX: `/proc-${randomUUID().slice(0, 8)}/`,
     CUTOVER_SHUTDOWN_GRACE_SECONDS: '10',
+    CUTOVER_KUBECONFIG: unreachableKubeconfig(),
   });
 
   before(async () => {

@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createMemoryLogger, type Logger } from '../../src/log.js';
 import { startCutover, type Cutover } from '../../src/service.js';
@@ -6,6 +9,22 @@ import { startCutover, type Cutover } from '../../src/service.js';
 export interface TestCutover extends Cutover {
   config: Config;
   records: Array<Record<string, unknown>>;
+}
+
+/**
+ * A kubeconfig whose API server cannot be reached (a closed loopback port): for tests of the
+ * parts of cutover that do not need a cluster.
+ */
+export function unreachableKubeconfig(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cutover-kc-'));
+  const path = join(dir, 'kubeconfig');
+  writeFileSync(path, [
+    'apiVersion: v1', 'kind: Config', 'current-context: none',
+    'clusters: [{name: none, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]',
+    'users: [{name: none, user: {token: none}}]',
+    'contexts: [{name: none, context: {cluster: none, user: none}}]', '',
+  ].join('\n'));
+  return path;
 }
 
 /**
@@ -18,6 +37,7 @@ export async function startTestCutover(etcdEndpoint: string, env: Record<string,
     CUTOVER_ETCD_ENDPOINTS: etcdEndpoint,
     CUTOVER_ETCD_PREFIX: `/test-${randomUUID().slice(0, 8)}/`,
     CUTOVER_SHUTDOWN_GRACE_SECONDS: '2',
+    CUTOVER_KUBECONFIG: env['CUTOVER_KUBECONFIG'] ?? unreachableKubeconfig(),
     ...env,
   });
   const { logger, records } = createMemoryLogger('debug');

@@ -47,10 +47,11 @@ export class CutoverProcess {
         this.output.push(...lines);
       });
     }
-    await waitFor('cutover to answer /healthz', async () => {
+    // "cutover listening" is logged once everything, the scheduler included, has started.
+    await waitFor('cutover to log "cutover listening"', () => {
       if (child.exitCode !== null) throw new Error(`cutover exited with ${child.exitCode}: ${this.output.slice(-5).join('\n')}`);
-      return (await fetch(`${this.url}/healthz`)).ok;
-    }, { timeoutMs: 30_000, intervalMs: 100 });
+      return this.logLines().some((l) => l['msg'] === 'cutover listening' && l['pid'] === child.pid);
+    }, { timeoutMs: 30_000, intervalMs: 50 });
   }
 
   /** Resolves with the exit code once the process has exited. */

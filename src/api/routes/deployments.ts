@@ -1,0 +1,119 @@
+import Router from '@koa/router';
+import type { DeploymentRecord } from '../../domain/deployment.js';
+import { normaliseAppName } from '../../domain/names.js';
+import type { DeploymentStore } from '../../store/deployments.js';
+import type { DeploymentRequests } from '../../deployer/requests.js';
+import { badRequest, notFound } from '../errors.js';
+import type { AppContext, AppState } from '../middleware.js';
+import { booleanParam, etagOf, idParam, positiveIntParam, queryParam, requireNamespace, requireQueryParam } from '../params.js';
+
+export interface DeploymentRoutesDeps {
+  deployments: DeploymentStore;
+  requests: DeploymentRequests;
+}
+
+export const deploymentLocation = (id: string, ns: string) => `/deployments/${id}/?namespace=${encodeURIComponent(ns)}`;
+
+/** `limit` newest per app, then all newest first (the original concatenated groups in random order). */
+export function limitPerApp(records: DeploymentRecord[], limit: number): DeploymentRecord[] {
+  const perApp = new Map<string, number>();
+  return records.filter((r) => {
+    const n = (perApp.get(r.appName) ?? 0) + 1;
+    perApp.set(r.appName, n);
+    return n <= limit;
+  });
+}
+
+export function deploymentRoutes(deps: DeploymentRoutesDeps): Router<AppState> {
+  const router = new Router<AppState>();
+
+  const load = async (ctx: AppContext) => {
+    const ns = requireNamespace(ctx);
+    const id = idParam(ctx, 'deployment');
+    const found = await deps.deployments.get(ns, id);
+    if (!found) throw notFound(`deployment ${id} not found in namespace ${ns}`);
+    return { ns, id, found };
+  };
+
+  router.post('/deployments', async (ctx) => {
+    const ns = requireNamespace(ctx);
+    const descriptorId = requireQueryParam(ctx, 'descriptorId');
+    if (!/^[A-Za-z0-9-]{1,128}$/.test(descriptorId)) throw notFound(`descriptor ${JSON.stringify(descriptorId)} not found`);
+    const record = await deps.requests.deployDescriptor(ns, descriptorId);
+    ctx.status = 202;
+    ctx.set('Location', deploymentLocation(record.id, ns));
+    ctx.body = record;
+  });
+
+  router.get('/deployments', async (ctx) => {
+    const ns = requireNamespace(ctx);
+    const app = queryParam(ctx, 'appname');
+    const limit = positiveIntParam(ctx, 'limit', 10_000);
+    const records = (await deps.deployments.list(ns, app ? normaliseAppName(app) : undefined)).map((d) => d.value);
+    ctx.body = limit === undefined ? records : app ? records.slice(0, limit) : limitPerApp(records, limit);
+  });
+
+  router.get('/deployments/:id', async (ctx) => {
+    const { found } = await load(ctx);
+    ctx.set('ETag', etagOf(found.revision));
+    ctx.body = found.value;
+  });
+
+  router.get('/deployments/:id/logs', async (ctx) => {
+    const { ns, id } = await load(ctx);
+    const { events } = await deps.deployments.events(ns, id);
+    ctx.type = 'text/plain; charset=utf-8';
+    ctx.body = events.filter((e) => e.type === 'log').map((e) => `${e.time} ${e.type === 'log' ? e.message : ''}\n`).join('');
+  });
+
+  router.get('/deployments/:id/events', async (ctx) => {
+    const { ns, id } = await load(ctx);
+    const after = queryParam(ctx, 'after');
+    if (after !== undefined && !/^[0-9]{1,12}$/.test(after)) throw badRequest('query parameter "after" must be a sequence number');
+    ctx.body = (await deps.deployments.events(ns, id, after ? Number(after) : 0)).events;
+  });
+
+  router.get('/deployments/:id/healthcheckdata', async (ctx) => {
+    const { ns, id } = await load(ctx);
+    ctx.body = await deps.deployments.listHealth(ns, id);
+  });
+
+  router.put('/deployments/:id', async (ctx) => {
+    const { ns, id } = await load(ctx);
+    const record = await deps.requests.redeploy(ns, id);
+    ctx.status = 202;
+    ctx.set('Location', deploymentLocation(record.id, ns));
+    ctx.body = record;
+  });
+
+  router.delete('/deployments/:id', async (ctx) => {
+    const { ns, id } = await load(ctx);
+    const raw = queryParam(ctx, 'deleteDeployment');
+    const deleteRecord = raw === undefined ? false : booleanParam(ctx, 'deleteDeployment', false);
+    const outcome = await deps.requests.undeploy(ns, id, deleteRecord);
+    ctx.status = 202;
+    if (outcome.kind !== 'deleted') ctx.set('Location', deploymentLocation(id, ns));
+    ctx.body = {
+      status: outcome.kind,
+      message: outcome.kind === 'queued' ? `undeploy of ${id} queued${deleteRecord ? '; the record is deleted afterwards' : ''}`
+        : outcome.kind === 'deleted' ? `deployment ${id} deleted` : outcome.reason,
+      deployment: outcome.record,
+    };
+  });
+
+  router.delete('/deployments', async (ctx) => {
+    const ns = requireNamespace(ctx);
+    const app = normaliseAppName(requireQueryParam(ctx, 'appname'));
+    const undeploy = booleanParam(ctx, 'undeploy', false);
+    const result = await deps.requests.deleteApp(ns, app, undeploy);
+    if (result.undeploying) {
+      ctx.status = 202;
+      ctx.set('Location', deploymentLocation(result.undeploying.id, ns));
+      ctx.body = { deleted: result.deleted, undeploying: result.undeploying.id };
+      return;
+    }
+    ctx.status = 204;
+  });
+
+  return router;
+}

@@ -1,0 +1,81 @@
+import type { V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
+
+/**
+ * The engine's view of one Kubernetes cluster: the few operations it needs, on the few kinds it
+ * manages. src/deployer/kubernetes.ts implements it with @kubernetes/client-node; nothing else
+ * imports the client. "Which cluster" is decided by whoever constructs it, never by the engine.
+ */
+
+export type Kind = 'Deployment' | 'ReplicationController' | 'Service' | 'Ingress' | 'Middleware';
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: V1ObjectMeta;
+  spec?: any;
+  status?: any;
+}
+
+export interface PodProxyRequest {
+  namespace: string;
+  podName: string;
+  port: number;
+  path: string;
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+export interface PodWatch {
+  stop(): void;
+}
+
+export interface Cluster {
+  /** The object, or undefined when it does not exist. */
+  get(kind: Kind, namespace: string, name: string, signal?: AbortSignal): Promise<KubeObject | undefined>;
+  create(kind: Kind, object: KubeObject, signal?: AbortSignal): Promise<KubeObject>;
+  /** Replaces the object; metadata.resourceVersion, when set, must still be current (else 409). */
+  replace(kind: Kind, object: KubeObject, signal?: AbortSignal): Promise<KubeObject>;
+  /** Deletes (foreground for workloads, so their pods go with them); false if it did not exist. */
+  delete(kind: Kind, namespace: string, name: string, signal?: AbortSignal): Promise<boolean>;
+  list(kind: Kind, namespace: string, labelSelector: string, signal?: AbortSignal): Promise<KubeObject[]>;
+  listPods(namespace: string, labelSelector: string, signal?: AbortSignal): Promise<V1Pod[]>;
+  secretExists(namespace: string, name: string, signal?: AbortSignal): Promise<boolean>;
+  /** Calls `onChange` with the full current set of matching pods after every change. */
+  watchPods(namespace: string, labelSelector: string, onChange: (pods: V1Pod[]) => void): Promise<PodWatch>;
+  /** GET through the API server's pod proxy (for health checks when cutover runs outside the cluster). */
+  proxyGet(req: PodProxyRequest): Promise<{ statusCode: number; body: string }>;
+  /** Resolves when the API server answers. */
+  ping(signal?: AbortSignal): Promise<void>;
+}
+
+/** A failure talking to Kubernetes, with what the engine needs to decide. */
+export class KubeError extends Error {
+  constructor(
+    message: string,
+    /** HTTP status, 0 when no answer was received. */
+    readonly status: number,
+    /** Kubernetes Status reason, e.g. AlreadyExists, Conflict, Invalid, Forbidden. */
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'KubeError';
+  }
+
+  /** Worth retrying: no answer, throttled, or a server-side failure. */
+  get retryable(): boolean {
+    return this.status === 0 || this.status === 429 || this.status >= 500;
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  return err instanceof KubeError && err.status === 404;
+}
+
+export function isAlreadyExists(err: unknown): boolean {
+  return err instanceof KubeError && err.status === 409 && err.reason === 'AlreadyExists';
+}
+
+export function isConflict(err: unknown): boolean {
+  return err instanceof KubeError && err.status === 409 && err.reason !== 'AlreadyExists';
+}

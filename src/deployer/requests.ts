@@ -1,0 +1,158 @@
+import { randomUUID } from 'node:crypto';
+import type { Descriptor, Versioned } from '../domain/types.js';
+import type { DeploymentRecord, QueueItem } from '../domain/deployment.js';
+import { AUTO_VERSION, isNumericVersion } from '../domain/names.js';
+import { NotFoundError, RevisionConflictError, StateConflictError } from '../domain/errors.js';
+import type { DescriptorStore } from '../store/descriptors.js';
+import type { DeploymentStore, EventInput } from '../store/deployments.js';
+
+export interface DeploymentRequestsOptions {
+  descriptors: DescriptorStore;
+  deployments: DeploymentStore;
+  now: () => Date;
+  defaultDeadlineSeconds: number;
+}
+
+export type UndeployOutcome =
+  | { kind: 'queued'; record: DeploymentRecord }
+  | { kind: 'deleted'; record: DeploymentRecord }
+  | { kind: 'nothing'; record: DeploymentRecord; reason: string };
+
+/**
+ * What the deployments API asks for, turned into stored records and queued work. Nothing here
+ * touches Kubernetes: the scheduler picks the work up (on this or any other replica).
+ */
+export class DeploymentRequests {
+  constructor(private readonly o: DeploymentRequestsOptions) {}
+
+  /** Starts a deployment of a stored descriptor. */
+  async deployDescriptor(namespace: string, descriptorId: string): Promise<DeploymentRecord> {
+    const found = await this.o.descriptors.get(namespace, descriptorId);
+    if (!found) throw new NotFoundError(`descriptor ${descriptorId} not found in namespace ${namespace}`);
+    return this.start(found.value, {});
+  }
+
+  /** A new deployment from an earlier record's descriptor copy (the rollback path). */
+  async redeploy(namespace: string, deploymentId: string): Promise<DeploymentRecord> {
+    const found = await this.o.deployments.get(namespace, deploymentId);
+    if (!found) throw new NotFoundError(`deployment ${deploymentId} not found in namespace ${namespace}`);
+    return this.start(found.value.descriptor, { redeployOf: deploymentId });
+  }
+
+  /**
+   * Creates the record and its queue item in one transaction, resolving "#" to the next number
+   * after the highest version ever used for the app (the counter moves in the same transaction,
+   * so concurrent requests get distinct versions in arrival order).
+   */
+  private async start(descriptor: Descriptor, extra: { redeployOf?: string }): Promise<DeploymentRecord> {
+    const { deployments, now } = this.o;
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const counter = await deployments.versionCounter(descriptor.namespace, descriptor.appName);
+      let version: string;
+      let nextCounter: number | undefined;
+      if (descriptor.newVersion === AUTO_VERSION) {
+        version = String(counter.value + 1);
+        nextCounter = counter.value + 1;
+      } else {
+        version = descriptor.newVersion;
+        if (isNumericVersion(version) && Number(version) > counter.value) nextCounter = Number(version);
+      }
+      const at = now();
+      const id = randomUUID();
+      const deadlineSeconds = descriptor.deadlineSeconds ?? this.o.defaultDeadlineSeconds;
+      const record: DeploymentRecord = {
+        id, created: at.toISOString(), lastModified: at.toISOString(),
+        namespace: descriptor.namespace, appName: descriptor.appName, version,
+        status: 'DEPLOYING', step: 'queued', descriptor, OldVersion: '',
+        times: { queued: at.toISOString() },
+        deadline: new Date(at.getTime() + deadlineSeconds * 1000).toISOString(),
+        ...(extra.redeployOf ? { redeployOf: extra.redeployOf } : {}),
+      };
+      const ahead = await deployments.queue(descriptor.namespace, descriptor.appName);
+      const events: EventInput[] = [
+        { type: 'log', message: `Deployment ${id} of ${descriptor.appName} version ${version} requested${extra.redeployOf ? ` (redeploy of ${extra.redeployOf})` : ''}; deadline ${deadlineSeconds} s` },
+        { type: 'status', status: 'DEPLOYING', step: 'queued' },
+      ];
+      if (ahead.length > 0) {
+        events.push({ type: 'log', message: `Queued behind ${ahead.length} earlier operation(s) on ${descriptor.appName}: ${ahead.map((q) => `${q.kind} ${q.deploymentId}`).join(', ')}` });
+      }
+      const queueItem: QueueItem = { workId: id, kind: 'deploy', deploymentId: id, enqueued: at.toISOString() };
+      try {
+        const created = await deployments.create({
+          record, queueItem, events,
+          ...(nextCounter !== undefined ? { versionCounter: { value: nextCounter, expectedRevision: counter.revision } } : {}),
+        });
+        return created.value;
+      } catch (err) {
+        if (err instanceof RevisionConflictError) continue; // another request took that number; take the next
+        throw err;
+      }
+    }
+    throw new StateConflictError(`too many concurrent deployments of ${descriptor.appName}; retry`);
+  }
+
+  /**
+   * DELETE /deployments/{id}: queues an undeploy of a DEPLOYED (or still deploying) record, or
+   * deletes a finished record when asked to.
+   */
+  async undeploy(namespace: string, deploymentId: string, deleteRecord: boolean): Promise<UndeployOutcome> {
+    const found = await this.o.deployments.get(namespace, deploymentId);
+    if (!found) throw new NotFoundError(`deployment ${deploymentId} not found in namespace ${namespace}`);
+    const record = found.value;
+    if (record.status === 'DEPLOYED' || record.status === 'DEPLOYING') {
+      await this.queueUndeploy(record, deleteRecord);
+      return { kind: 'queued', record };
+    }
+    if (record.status === 'UNDEPLOYING') {
+      if (deleteRecord) throw new StateConflictError(`deployment ${deploymentId} is being undeployed; delete it once it is UNDEPLOYED`);
+      return { kind: 'nothing', record, reason: 'the deployment is already being undeployed' };
+    }
+    if (deleteRecord) {
+      await this.deleteFinished(found);
+      return { kind: 'deleted', record };
+    }
+    return { kind: 'nothing', record, reason: `the deployment is ${record.status}; nothing to undeploy` };
+  }
+
+  private async queueUndeploy(record: DeploymentRecord, deleteRecord: boolean): Promise<void> {
+    const workId = randomUUID();
+    const ahead = await this.o.deployments.queue(record.namespace, record.appName);
+    await this.o.deployments.enqueue(record.namespace, record.appName, {
+      workId, kind: 'undeploy', deploymentId: record.id, enqueued: this.o.now().toISOString(), ...(deleteRecord ? { deleteRecord } : {}),
+    });
+    const behind = ahead.length > 0 ? ` behind ${ahead.length} earlier operation(s)` : '';
+    await this.o.deployments.appendLog(record.namespace, record.id, `Undeploy requested${deleteRecord ? ' (the record is deleted afterwards)' : ''}; queued${behind}`);
+  }
+
+  private async deleteFinished(found: Versioned<DeploymentRecord>): Promise<void> {
+    const r = found.value;
+    const pending = await this.o.deployments.pendingWorkOf(r.namespace, r.appName, r.id);
+    if (pending.length > 0) throw new StateConflictError(`deployment ${r.id} still has pending work; retry when it is done`);
+    await this.o.deployments.delete(r.namespace, r.appName, r.id);
+  }
+
+  /**
+   * DELETE /deployments/?appname=APP: deletes the app's finished records (FAILURE, UNDEPLOYED);
+   * with `undeploy`, also queues an undeploy of the DEPLOYED one, which deletes it when done.
+   */
+  async deleteApp(namespace: string, appName: string, undeploy: boolean): Promise<{ deleted: number; undeploying?: DeploymentRecord }> {
+    const all = await this.o.deployments.list(namespace, appName);
+    if (all.length === 0) throw new NotFoundError(`no deployments of app "${appName}" in namespace ${namespace}`);
+    let deleted = 0;
+    let undeploying: DeploymentRecord | undefined;
+    for (const found of all) {
+      const r = found.value;
+      if (r.status === 'FAILURE' || r.status === 'UNDEPLOYED') {
+        const pending = await this.o.deployments.pendingWorkOf(namespace, appName, r.id);
+        if (pending.length === 0) {
+          await this.o.deployments.delete(namespace, appName, r.id);
+          deleted++;
+        }
+      } else if (r.status === 'DEPLOYED' && undeploy && !undeploying) {
+        await this.queueUndeploy(r, true);
+        undeploying = r;
+      }
+    }
+    return { deleted, ...(undeploying ? { undeploying } : {}) };
+  }
+}

@@ -1,0 +1,269 @@
+import { getDomain } from 'tldts';
+import type { Descriptor } from '../domain/types.js';
+import { isConflict, type Cluster, type Kind, type KubeObject } from './cluster.js';
+import { mayManageIngress, mayManageStableService, VERSION_ANNOTATION, isManagedByCutover } from './labels.js';
+import { mainIngress, stableService, wwwRedirectIngress } from './manifests.js';
+import type { IngressProfile, TrafficDecorations } from './ingress-profiles.js';
+
+/**
+ * Where traffic for an app comes in, behind one interface: the stable Service (in-cluster
+ * clients) and the Ingress (external clients) today; Gateway API routes can be added as another
+ * target without touching the engine. The engine captures every target, switches them in order,
+ * and restores the captured state if a later one fails, so traffic never stays half-switched.
+ */
+export interface TrafficContext {
+  descriptor: Descriptor;
+  /** The version traffic should go to. */
+  version: string;
+  signal: AbortSignal;
+  log: (line: string) => Promise<void>;
+}
+
+export interface TrafficSnapshot {
+  target: string;
+  objects: Array<{ kind: Kind; name: string; object: KubeObject | undefined }>;
+}
+
+export interface TrafficTarget {
+  readonly name: string;
+  /** The version this target sends traffic to now, if it exists. */
+  currentVersion(descriptor: Descriptor, signal: AbortSignal): Promise<string | undefined>;
+  capture(ctx: TrafficContext): Promise<TrafficSnapshot>;
+  /** Points the target at ctx.version, creating it when absent. Idempotent. */
+  switchTo(ctx: TrafficContext): Promise<void>;
+  restore(ctx: TrafficContext, snapshot: TrafficSnapshot): Promise<void>;
+  /** Removes the target's objects (undeploy). */
+  remove(ctx: TrafficContext): Promise<void>;
+}
+
+/** An object with one of our names exists but was not made by cutover (or Amdatu): we never touch it. */
+export class ForeignObjectError extends Error {
+  constructor(kind: string, namespace: string, name: string) {
+    super(`${kind} ${namespace}/${name} exists but was not created by cutover; it is left alone — rename the app or remove that object`);
+    this.name = 'ForeignObjectError';
+  }
+}
+
+/** Creates or replaces `desired`, keeping fields the API server owns; retries on 409 with a fresh read. */
+async function upsert(cluster: Cluster, kind: Kind, desired: KubeObject, signal: AbortSignal, mayManage: (o: KubeObject) => boolean,
+  merge: (existing: KubeObject, desired: KubeObject) => KubeObject = mergeDefault): Promise<void> {
+  const ns = desired.metadata!.namespace!;
+  const name = desired.metadata!.name!;
+  for (let attempt = 0; ; attempt++) {
+    const existing = await cluster.get(kind, ns, name, signal);
+    if (existing && !mayManage(existing)) throw new ForeignObjectError(kind, ns, name);
+    try {
+      if (!existing) await cluster.create(kind, desired, signal);
+      else await cluster.replace(kind, merge(existing, desired), signal);
+      return;
+    } catch (err) {
+      if ((isConflict(err) || (err as { reason?: string }).reason === 'AlreadyExists') && attempt < 5) continue;
+      throw err;
+    }
+  }
+}
+
+function mergeDefault(existing: KubeObject, desired: KubeObject): KubeObject {
+  return {
+    ...desired,
+    metadata: {
+      ...existing.metadata,
+      labels: { ...(existing.metadata?.labels ?? {}), ...(desired.metadata?.labels ?? {}) },
+      annotations: { ...(existing.metadata?.annotations ?? {}), ...(desired.metadata?.annotations ?? {}) },
+    },
+  };
+}
+
+/** Services keep their cluster IP (immutable) and other allocated fields. */
+function mergeService(existing: KubeObject, desired: KubeObject): KubeObject {
+  const merged = mergeDefault(existing, desired);
+  merged.spec = { ...existing.spec, selector: desired.spec.selector, ports: desired.spec.ports, type: desired.spec.type };
+  return merged;
+}
+
+async function restoreObject(cluster: Cluster, kind: Kind, namespace: string, name: string, previous: KubeObject | undefined, signal: AbortSignal): Promise<void> {
+  if (!previous) {
+    const now = await cluster.get(kind, namespace, name, signal);
+    if (now && isManagedByCutover(now.metadata)) await cluster.delete(kind, namespace, name, signal);
+    return;
+  }
+  for (let attempt = 0; ; attempt++) {
+    const now = await cluster.get(kind, namespace, name, signal);
+    try {
+      if (!now) {
+        const { resourceVersion: _rv, uid: _uid, creationTimestamp: _ct, managedFields: _mf, ...meta } = previous.metadata ?? {};
+        await cluster.create(kind, { ...previous, metadata: meta, status: undefined }, signal);
+      } else {
+        await cluster.replace(kind, { ...previous, metadata: { ...previous.metadata, resourceVersion: now.metadata?.resourceVersion } }, signal);
+      }
+      return;
+    } catch (err) {
+      if (isConflict(err) && attempt < 5) continue;
+      throw err;
+    }
+  }
+}
+
+/** The stable Service `{app}`: its selector's `version` is the switch for in-cluster clients. */
+export class StableServiceTarget implements TrafficTarget {
+  readonly name = 'stable Service';
+
+  constructor(private readonly cluster: Cluster, private readonly profile: IngressProfile) {}
+
+  async currentVersion(d: Descriptor, signal: AbortSignal): Promise<string | undefined> {
+    const svc = await this.cluster.get('Service', d.namespace, d.appName, signal);
+    if (!svc || !mayManageStableService(svc.metadata, d.appName)) return undefined;
+    return svc.spec?.selector?.version;
+  }
+
+  async capture(ctx: TrafficContext): Promise<TrafficSnapshot> {
+    const { namespace, appName } = ctx.descriptor;
+    const svc = await this.cluster.get('Service', namespace, appName, ctx.signal);
+    if (svc && !mayManageStableService(svc.metadata, appName)) throw new ForeignObjectError('Service', namespace, appName);
+    return { target: this.name, objects: [{ kind: 'Service', name: appName, object: svc }] };
+  }
+
+  async switchTo(ctx: TrafficContext): Promise<void> {
+    const d = ctx.descriptor;
+    const desired = stableService(d, ctx.version, this.profile.decorate(d).serviceAnnotations);
+    if (!desired) {
+      await ctx.log('the pods have no ports, so there is no stable Service to switch');
+      return;
+    }
+    await upsert(this.cluster, 'Service', desired, ctx.signal, (o) => mayManageStableService(o.metadata, d.appName), mergeService);
+    await ctx.log(`stable Service ${d.appName} now selects version ${ctx.version}`);
+  }
+
+  async restore(ctx: TrafficContext, snapshot: TrafficSnapshot): Promise<void> {
+    for (const o of snapshot.objects) await restoreObject(this.cluster, o.kind, ctx.descriptor.namespace, o.name, o.object, ctx.signal);
+    const previous = snapshot.objects[0]?.object?.spec?.selector?.version;
+    await ctx.log(previous ? `stable Service ${ctx.descriptor.appName} restored to version ${previous}` : `stable Service ${ctx.descriptor.appName} removed again (it did not exist before)`);
+  }
+
+  async remove(ctx: TrafficContext): Promise<void> {
+    const { namespace, appName } = ctx.descriptor;
+    const svc = await this.cluster.get('Service', namespace, appName, ctx.signal);
+    if (!svc) return;
+    if (!mayManageStableService(svc.metadata, appName)) throw new ForeignObjectError('Service', namespace, appName);
+    await this.cluster.delete('Service', namespace, appName, ctx.signal);
+    await ctx.log(`stable Service ${appName} removed`);
+  }
+}
+
+export interface IngressTargetOptions {
+  defaultIngressClassName?: string;
+}
+
+/** The Ingress `{app}` (and `{app}-www-redirect`): its backend Service is the switch for external clients. */
+export class IngressTarget implements TrafficTarget {
+  readonly name = 'Ingress';
+
+  constructor(private readonly cluster: Cluster, private readonly profile: IngressProfile, private readonly options: IngressTargetOptions) {}
+
+  async currentVersion(d: Descriptor, signal: AbortSignal): Promise<string | undefined> {
+    const ing = await this.cluster.get('Ingress', d.namespace, d.appName, signal);
+    if (!ing || !mayManageIngress(ing.metadata, d.appName)) return undefined;
+    const annotated = ing.metadata?.annotations?.[VERSION_ANNOTATION];
+    if (annotated) return annotated;
+    const backend: string | undefined = ing.spec?.rules?.[0]?.http?.paths?.[0]?.backend?.service?.name;
+    return backend?.startsWith(`${d.appName}-`) ? backend.slice(d.appName.length + 1) : undefined;
+  }
+
+  private names(d: Descriptor): Array<{ kind: Kind; name: string }> {
+    const decorations = this.profile.decorate(d);
+    return [
+      { kind: 'Ingress', name: d.appName },
+      { kind: 'Ingress', name: `${d.appName}-www-redirect` },
+      ...decorations.extraObjects.map((o) => ({ kind: o.kind as Kind, name: o.metadata?.name ?? '' })),
+    ];
+  }
+
+  async capture(ctx: TrafficContext): Promise<TrafficSnapshot> {
+    const d = ctx.descriptor;
+    const objects: TrafficSnapshot['objects'] = [];
+    for (const { kind, name } of this.names(d)) {
+      const object = await this.cluster.get(kind, d.namespace, name, ctx.signal);
+      if (object && !mayManageIngress(object.metadata, d.appName) && !(kind !== 'Ingress' && isManagedByCutover(object.metadata))) {
+        throw new ForeignObjectError(kind, d.namespace, name);
+      }
+      objects.push({ kind, name, object });
+    }
+    return { target: this.name, objects };
+  }
+
+  async switchTo(ctx: TrafficContext): Promise<void> {
+    const d = ctx.descriptor;
+    if (!d.frontend) {
+      // No frontend (any more): no Ingress; remove ours if an earlier version had one.
+      const removed = await this.removeAll(d, ctx.signal);
+      if (removed.length > 0) await ctx.log(`no frontend configured: removed ${removed.join(', ')}`);
+      return;
+    }
+    const decorations: TrafficDecorations = this.profile.decorate(d);
+    for (const note of decorations.notes) await ctx.log(note);
+    const ingressClassName = d.ingressClassName ?? this.options.defaultIngressClassName;
+    const tlsSecretName = await this.findTlsSecret(d, ctx.signal);
+    await ctx.log(tlsSecretName ? `TLS for ${d.frontend} with secret ${tlsSecretName}` : `no TLS secret found for ${d.frontend} (looked for ${this.tlsCandidates(d).join(', ')}); serving plain HTTP`);
+    for (const extra of decorations.extraObjects) {
+      await upsert(this.cluster, extra.kind as Kind, extra, ctx.signal, (o) => isManagedByCutover(o.metadata));
+    }
+    const www = wwwRedirectIngress({ descriptor: d, version: ctx.version, ingressClassName, tlsSecretName, annotations: decorations.wwwIngressAnnotations });
+    if (www) await upsert(this.cluster, 'Ingress', www, ctx.signal, (o) => mayManageIngress(o.metadata, d.appName));
+    else await this.deleteIfOurs('Ingress', d, `${d.appName}-www-redirect`, ctx.signal);
+    const main = mainIngress({ descriptor: d, version: ctx.version, ingressClassName, tlsSecretName, annotations: decorations.ingressAnnotations });
+    if (!main) {
+      await ctx.log('the pods have no ports, so no Ingress is created for the frontend');
+      return;
+    }
+    await upsert(this.cluster, 'Ingress', main, ctx.signal, (o) => mayManageIngress(o.metadata, d.appName));
+    await ctx.log(`Ingress ${d.appName} now routes ${d.frontend} to ${d.appName}-${ctx.version}`);
+  }
+
+  async restore(ctx: TrafficContext, snapshot: TrafficSnapshot): Promise<void> {
+    for (const o of snapshot.objects) await restoreObject(this.cluster, o.kind, ctx.descriptor.namespace, o.name, o.object, ctx.signal);
+    await ctx.log(`Ingress of ${ctx.descriptor.appName} restored to its previous state`);
+  }
+
+  async remove(ctx: TrafficContext): Promise<void> {
+    const removed = await this.removeAll(ctx.descriptor, ctx.signal);
+    if (removed.length > 0) await ctx.log(`removed ${removed.join(', ')}`);
+  }
+
+  private async removeAll(d: Descriptor, signal: AbortSignal): Promise<string[]> {
+    const removed: string[] = [];
+    for (const name of [d.appName, `${d.appName}-www-redirect`]) {
+      if (await this.deleteIfOurs('Ingress', d, name, signal)) removed.push(`Ingress ${name}`);
+    }
+    // Middlewares we may have made for any feature, whether or not the current descriptor uses it.
+    for (const suffix of ['compress', 'headers', 'www-redirect']) {
+      const name = `${d.appName}-${suffix}`;
+      const existing = await this.cluster.get('Middleware', d.namespace, name, signal).catch(() => undefined);
+      if (existing && isManagedByCutover(existing.metadata)) {
+        await this.cluster.delete('Middleware', d.namespace, name, signal);
+        removed.push(`Middleware ${name}`);
+      }
+    }
+    return removed;
+  }
+
+  private async deleteIfOurs(kind: Kind, d: Descriptor, name: string, signal: AbortSignal): Promise<boolean> {
+    const existing = await this.cluster.get(kind, d.namespace, name, signal);
+    if (!existing) return false;
+    if (!mayManageIngress(existing.metadata, d.appName)) throw new ForeignObjectError(kind, d.namespace, name);
+    return this.cluster.delete(kind, d.namespace, name, signal);
+  }
+
+  /** The contract's lookup order: tlsSecretName, a secret named like the host, the registrable domain. */
+  private tlsCandidates(d: Descriptor): string[] {
+    const host = d.frontend!.replace(/^\*\./, '');
+    const domain = getDomain(host) ?? undefined;
+    return [...new Set([d.tlsSecretName, host, domain].filter((x): x is string => !!x))];
+  }
+
+  private async findTlsSecret(d: Descriptor, signal: AbortSignal): Promise<string | undefined> {
+    for (const name of this.tlsCandidates(d)) {
+      if (await this.cluster.secretExists(d.namespace, name, signal)) return name;
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,98 @@
+import type { Descriptor } from './types.js';
+
+export type DeploymentStatus = 'DEPLOYING' | 'DEPLOYED' | 'UNDEPLOYING' | 'UNDEPLOYED' | 'FAILURE';
+
+/** Statuses after which nothing more happens to a record on its own. */
+export const FINAL_STATUSES: ReadonlySet<DeploymentStatus> = new Set(['DEPLOYED', 'FAILURE', 'UNDEPLOYED']);
+
+/**
+ * Steps a deployment goes through, in order; `step` in the record names the current one.
+ * Undeploys use `undeploy-*` steps. Named so logs, the websocket and metrics speak one language.
+ */
+export type DeploymentStep =
+  | 'queued'
+  | 'preparing'
+  | 'creating-resources'
+  | 'waiting-for-pods'
+  | 'health-checking'
+  | 'switching-traffic'
+  | 'deployed'
+  | 'rolling-back'
+  | 'failed'
+  | 'draining'
+  | 'removing'
+  | 'undeployed';
+
+export type WorkKind = 'deploy' | 'undeploy';
+
+/** When each main step was reached (ISO timestamps). */
+export interface StepTimes {
+  queued?: string;
+  started?: string;
+  resourcesCreated?: string;
+  podsReady?: string;
+  healthy?: string;
+  switched?: string;
+  finished?: string;
+  drainStarted?: string;
+  removed?: string;
+}
+
+export interface DeploymentRecord {
+  id: string;
+  created: string;
+  lastModified: string;
+  namespace: string;
+  appName: string;
+  /** The version this deployment brings up (already resolved when the record is created). */
+  version: string;
+  status: DeploymentStatus;
+  step: DeploymentStep;
+  /** The copy of the descriptor this deployment uses (redeploys start from it). */
+  descriptor: Descriptor;
+  /** The version this deployment replaced (Amdatu's capitalised field); "" when none. */
+  OldVersion: string;
+  failureReason?: string;
+  /** Names of environment variables injected from /deployer/environment (values are never returned). */
+  injectedEnvironment?: string[];
+  times: StepTimes;
+  /** Absolute deadline of the current work (deploy or undeploy). */
+  deadline?: string;
+  /** Id of the deployment that replaced this one. */
+  replacedBy?: string;
+  /** Id of the deployment this one replaced (its old version is drained after the switch). */
+  replaces?: string;
+  /** Id of the deployment this one redeploys. */
+  redeployOf?: string;
+  /** Delete the record once its undeploy finished (DELETE …?deleteDeployment=true). */
+  deleteWhenUndeployed?: boolean;
+}
+
+/** A unit of pending work for one app; the app's owner runs them one at a time in arrival order. */
+export interface QueueItem {
+  /** Key of the item; a deploy uses its deployment id, an undeploy a fresh id. */
+  workId: string;
+  kind: WorkKind;
+  deploymentId: string;
+  enqueued: string;
+  /** For undeploys: delete the record when done (DELETE …?deleteDeployment=true). */
+  deleteRecord?: boolean;
+}
+
+/** One line of a deployment's log, or one change of its status/step. */
+export type DeploymentEvent =
+  | { seq: number; time: string; type: 'log'; message: string }
+  | { seq: number; time: string; type: 'status'; status: DeploymentStatus; step: DeploymentStep };
+
+/** The latest health-check answer of one pod. */
+export interface PodHealth {
+  podName: string;
+  healthy: boolean;
+  statusCode?: number;
+  body: string;
+  reason: string;
+  latencyMs: number;
+  checkedAt: string;
+  /** Amdatu-compatible summary string (its clients read `value`). */
+  value: string;
+}

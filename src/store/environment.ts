@@ -1,0 +1,57 @@
+import type { KvStore } from './kv.js';
+import { keys } from './keys.js';
+
+/**
+ * Environment-wide values injected into every deployed container: etcd keys
+ * `/deployer/environment/NAME` (Amdatu-compatible). The variable name is the key's last segment
+ * upper-cased with "-" → "_" (so `my-key` becomes `MY_KEY`).
+ */
+
+export interface EnvironmentEntry {
+  /** The key segment as stored. */
+  key: string;
+  /** The variable name containers see. */
+  name: string;
+  value: string;
+}
+
+export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export function envNameOfKey(key: string): string {
+  return key.toUpperCase().replace(/-/g, '_');
+}
+
+export class EnvironmentStore {
+  constructor(private readonly kv: KvStore) {}
+
+  /** Entries with valid names; `skipped` lists keys that cannot be environment variable names. */
+  async read(): Promise<{ entries: EnvironmentEntry[]; skipped: string[] }> {
+    const prefix = keys.allEnvironment();
+    const { entries } = await this.kv.list(prefix);
+    const out: EnvironmentEntry[] = [];
+    const skipped: string[] = [];
+    for (const e of entries) {
+      const key = e.key.slice(prefix.length);
+      const name = envNameOfKey(key);
+      // Only direct children count (the original read one level); deeper keys are not variables.
+      if (key.includes('/') || !ENV_NAME.test(name)) {
+        skipped.push(key);
+        continue;
+      }
+      out.push({ key, name, value: e.value });
+    }
+    return { entries: out.sort((a, b) => a.name.localeCompare(b.name)), skipped };
+  }
+
+  async set(key: string, value: string): Promise<void> {
+    await this.kv.transact([], [{ type: 'put', key: keys.environment(key), value }]);
+  }
+
+  /** False when there was no such key. */
+  async unset(key: string): Promise<boolean> {
+    const existing = await this.kv.get(keys.environment(key));
+    if (!existing) return false;
+    await this.kv.transact([], [{ type: 'delete', key: keys.environment(key) }]);
+    return true;
+  }
+}
