@@ -1,0 +1,75 @@
+// npm run testbed -- up | down | status
+import { relative } from 'node:path';
+import { REPO_ROOT } from './config.js';
+import { down, status, up } from './testbed.js';
+
+const usage = 'usage: npm run testbed -- up | down [--keep-logs] | status';
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'up': {
+      const t = Date.now();
+      const { state, alreadyUp } = await up();
+      const rel = (f: string) => relative(REPO_ROOT, f) || f;
+      process.stdout.write([
+        alreadyUp ? 'The test bed was already up.' : `The test bed is up (${((Date.now() - t) / 1000).toFixed(1)} s).`,
+        '',
+        'Use it from a shell:',
+        `  set -a; . ${rel(state.envFile)}; set +a      # KUBECONFIG, CUTOVER_TESTBED_* (see docs/testbed.md)`,
+        '  "$CUTOVER_TESTBED_KUBECTL" get nodes',
+        'or from node:  node --env-file=' + rel(state.envFile) + ' ...',
+        '',
+        `  kubeconfig:        ${state.kubeconfig}`,
+        `  API server:        ${state.apiserverUrl}`,
+        `  fake pods socket:  ${state.fakePodsSocket}`,
+        `  logs:              ${rel(state.config.dir)}/logs/`,
+        '  stop with:         npm run testbed -- down',
+        '',
+      ].join('\n'));
+      return 0;
+    }
+    case 'down':
+      await down({ keepLogs: rest.includes('--keep-logs') });
+      return 0;
+    case 'status': {
+      const r = await status();
+      if (!r.state) {
+        process.stdout.write(`The test bed is down${r.netns ? ' (but its network namespace exists: run down)' : ''}.\n`);
+        return 1;
+      }
+      const rows = r.components.map((c) => [
+        c.name,
+        c.pid === undefined ? '-' : String(c.pid),
+        c.running ? 'running' : c.pid === undefined ? 'not started' : 'DEAD',
+        c.rssMiB === undefined ? '-' : `${c.rssMiB} MiB`,
+        c.health === true ? 'ok' : `NOT OK: ${c.health}`,
+        c.endpoint,
+      ]);
+      const header = ['component', 'pid', 'process', 'rss', 'health', 'endpoint'];
+      const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+      const fmt = (row: string[]) => row.map((v, i) => (i === row.length - 1 ? v : v.padEnd(widths[i] ?? 0))).join('  ');
+      const totalRss = r.components.reduce((s, c) => s + (c.rssMiB ?? 0), 0);
+      process.stdout.write([
+        fmt(header),
+        ...rows.map(fmt),
+        `network namespace ${r.state.network?.netns ?? r.state.config.netns}: ${r.netns ? 'present' : 'MISSING'}`,
+        `total rss: ${totalRss} MiB`,
+        r.up ? 'The test bed is up.' : r.state.ready ? 'The test bed is NOT healthy.' : 'The test bed is not (fully) up.',
+        '',
+      ].join('\n'));
+      return r.up ? 0 : 1;
+    }
+    default:
+      process.stderr.write(`${usage}\n`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`testbed: ${err.message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,188 @@
+// The test bed's processes: command lines and readiness checks, in start order. Everything listens on
+// 127.0.0.1 except the fake-pods server, which lives in the pod network namespace.
+import { join } from 'node:path';
+import { NETWORK, TESTBED_SRC, REPO_ROOT, paths, type TestbedConfig } from './config.js';
+import type { BinaryPaths } from './binaries.js';
+import { healthy } from './health.js';
+import { pkiPaths } from './pki.js';
+import { controlRequest } from './fake-pods/protocol.js';
+import { NODE_LEASE_SECONDS } from './kwok.js';
+
+export type ComponentName =
+  | 'etcd'
+  | 'kube-apiserver'
+  | 'kube-controller-manager'
+  | 'kube-scheduler'
+  | 'kwok'
+  | 'fake-pods-server'
+  | 'fake-pods-controller';
+
+export interface Component {
+  name: ComponentName;
+  command: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Health endpoint (shown by `status`). */
+  endpoint: string;
+  /** true when ready, else a short reason. */
+  check(): Promise<string | true>;
+  startTimeoutMs: number;
+}
+
+/** What components() needs; all of it is recorded in state.json. */
+export interface ComponentContext {
+  config: TestbedConfig;
+  bins: BinaryPaths;
+}
+
+// Client QPS well above the defaults (20-50), so that tests creating many pods are not throttled.
+const CLIENT_QPS = '500';
+const CLIENT_BURST = '1000';
+
+export function schedulerConfigPath(dir: string): string {
+  return join(dir, 'kube-scheduler.yaml');
+}
+
+/** The scheduler takes its client settings from a config file (the equivalent flags are deprecated). */
+export function schedulerConfig(kubeconfig: string): string {
+  return [
+    'apiVersion: kubescheduler.config.k8s.io/v1',
+    'kind: KubeSchedulerConfiguration',
+    'clientConnection:',
+    `  kubeconfig: ${JSON.stringify(kubeconfig)}`,
+    `  qps: ${CLIENT_QPS}`,
+    `  burst: ${CLIENT_BURST}`,
+    'leaderElection:',
+    '  leaderElect: false',
+    '',
+  ].join('\n');
+}
+
+export function components(ctx: ComponentContext): Component[] {
+  const { config: cfg, bins } = ctx;
+  const p = paths(cfg.dir);
+  const pki = pkiPaths(p.pki);
+  const port = cfg.ports;
+  const etcdUrl = `http://127.0.0.1:${port.etcdClient}`;
+  const peerUrl = `http://127.0.0.1:${port.etcdPeer}`;
+  const tsx = import.meta.resolve('tsx'); // absolute, so the children do not depend on their cwd
+  const fakePodsStatus = () => controlRequest(p.fakePodsSocket, { type: 'status' }, 2_000);
+
+  return [
+    {
+      name: 'etcd',
+      command: bins.etcd,
+      args: [
+        '--name=testbed', `--data-dir=${p.etcdData}`,
+        `--listen-client-urls=${etcdUrl}`, `--advertise-client-urls=${etcdUrl}`,
+        `--listen-peer-urls=${peerUrl}`, `--initial-advertise-peer-urls=${peerUrl}`,
+        `--initial-cluster=testbed=${peerUrl}`,
+        // Throw-away data: skip fsync (much faster on CI disks) and keep the db small.
+        '--unsafe-no-fsync', '--quota-backend-bytes=2147483648', '--auto-compaction-retention=1',
+      ],
+      endpoint: `${etcdUrl}/health`,
+      check: () => healthy(`${etcdUrl}/health`, {}, /"health":\s*"true"/),
+      startTimeoutMs: 30_000,
+    },
+    {
+      name: 'kube-apiserver',
+      command: bins.kubeApiserver,
+      args: [
+        `--etcd-servers=${etcdUrl}`,
+        '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${port.apiserver}`,
+        `--tls-cert-file=${pki.apiserverCert}`, `--tls-private-key-file=${pki.apiserverKey}`,
+        `--client-ca-file=${pki.caCert}`,
+        '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+        `--service-account-key-file=${pki.serviceAccountPub}`,
+        `--service-account-signing-key-file=${pki.serviceAccountKey}`,
+        `--service-cluster-ip-range=${NETWORK.serviceCidr}`,
+        // RBAC stays on: cutover's least-privilege Role is tested against it.
+        '--authorization-mode=RBAC',
+        // A loopback advertise address cannot go into the `kubernetes` Endpoints; nothing needs them here.
+        '--endpoint-reconciler-type=none',
+        '--allow-privileged=true', '--profiling=false', '--v=1',
+      ],
+      endpoint: `https://127.0.0.1:${port.apiserver}/readyz`,
+      check: () => healthy(`https://127.0.0.1:${port.apiserver}/readyz`, { pki }, /^ok/),
+      startTimeoutMs: 90_000,
+    },
+    {
+      name: 'kube-controller-manager',
+      command: bins.kubeControllerManager,
+      args: [
+        `--kubeconfig=${p.kubeconfig}`,
+        '--bind-address=127.0.0.1', `--secure-port=${port.controllerManager}`,
+        '--leader-elect=false', '--controllers=*',
+        `--service-account-private-key-file=${pki.serviceAccountKey}`, `--root-ca-file=${pki.caCert}`,
+        '--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics',
+        `--kube-api-qps=${CLIENT_QPS}`, `--kube-api-burst=${CLIENT_BURST}`,
+        '--concurrent-deployment-syncs=20', '--concurrent-replicaset-syncs=20', '--concurrent-rc-syncs=20',
+        '--concurrent-service-endpoint-syncs=20',
+        '--v=1',
+      ],
+      endpoint: `https://127.0.0.1:${port.controllerManager}/healthz`,
+      check: () => healthy(`https://127.0.0.1:${port.controllerManager}/healthz`, { insecure: true }, /^ok/),
+      startTimeoutMs: 60_000,
+    },
+    {
+      name: 'kube-scheduler',
+      command: bins.kubeScheduler,
+      args: [
+        `--config=${schedulerConfigPath(cfg.dir)}`,
+        '--bind-address=127.0.0.1', `--secure-port=${port.scheduler}`,
+        '--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics',
+        '--v=1',
+      ],
+      endpoint: `https://127.0.0.1:${port.scheduler}/readyz`,
+      check: () => healthy(`https://127.0.0.1:${port.scheduler}/readyz`, { insecure: true }, /^ok/),
+      startTimeoutMs: 60_000,
+    },
+    {
+      name: 'kwok',
+      command: bins.kwok,
+      args: [
+        `--kubeconfig=${p.kubeconfig}`, `--config=${p.kwokConfig}`,
+        '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+        `--cidr=${NETWORK.podCidr}`, `--node-ip=${NETWORK.netnsAddress}`,
+        `--server-address=127.0.0.1:${port.kwok}`,
+        // Nodes renew a Lease every 10 s (duration/4), which the heartbeat-with-lease stage relies on.
+        `--node-lease-duration-seconds=${NODE_LEASE_SECONDS}`,
+      ],
+      // kwok always reads ~/.kwok/kwok.yaml too; an own work dir keeps a developer's file out.
+      env: { ...process.env, KWOK_WORKDIR: p.kwokHome },
+      endpoint: `http://127.0.0.1:${port.kwok}/healthz`,
+      check: () => healthy(`http://127.0.0.1:${port.kwok}/healthz`, {}, /^ok/),
+      startTimeoutMs: 60_000,
+    },
+    {
+      name: 'fake-pods-server',
+      command: 'ip',
+      args: ['netns', 'exec', cfg.netns, process.execPath, '--import', tsx,
+        join(TESTBED_SRC, 'fake-pods', 'server.ts'), '--socket', p.fakePodsSocket],
+      cwd: REPO_ROOT,
+      endpoint: `unix:${p.fakePodsSocket}`,
+      check: async () => {
+        const r = await fakePodsStatus();
+        return r.type === 'status' || `unexpected reply ${r.type}`;
+      },
+      startTimeoutMs: 30_000,
+    },
+    {
+      name: 'fake-pods-controller',
+      command: process.execPath,
+      args: ['--import', tsx, join(TESTBED_SRC, 'fake-pods', 'controller.ts'),
+        '--server', `https://127.0.0.1:${port.apiserver}`, '--ca', pki.caCert, '--cert', pki.adminCert, '--key', pki.adminKey,
+        '--socket', p.fakePodsSocket],
+      cwd: REPO_ROOT,
+      endpoint: `unix:${p.fakePodsSocket} (syncs)`,
+      // Ready once it has listed the pods and pushed the table at least once.
+      check: async () => {
+        const r = await fakePodsStatus();
+        if (r.type !== 'status') return `unexpected reply ${r.type}`;
+        return r.status.syncs > 0 || 'no pod table pushed yet';
+      },
+      startTimeoutMs: 30_000,
+    },
+  ];
+}

@@ -1,0 +1,168 @@
+// What integration tests import. useTestbed() brings the test bed up when it is not running and, on
+// release, leaves it as it found it: a bed that the harness started is torn down when the last test
+// process using it releases it; a bed started with `npm run testbed -- up` stays up.
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { NETWORK, loadConfig, paths } from './config.js';
+import { describeError, isNotFound, loadKubeConfig } from './kube.js';
+import { isAlive } from './processes.js';
+import { readState } from './state.js';
+import { downLocked, healthyState, upLocked, withTestbedLock, type Log } from './testbed.js';
+import { waitFor, waitUntil } from './wait.js';
+import { controlRequest, type FakePodState } from './fake-pods/protocol.js';
+
+export { loadKubeConfig } from './kube.js';
+export { waitFor, waitUntil } from './wait.js';
+export type { FakePodState } from './fake-pods/protocol.js';
+
+export interface Testbed {
+  kubeconfigPath: string;
+  /** Unix socket of the fake-pods server (listFakePods / waitForFakePods). */
+  fakePodsSocket: string;
+  apiserverUrl: string;
+  /** kubectl built for the test bed (same version as the API server). */
+  kubectl: string;
+  /** Pod IPs come from here (198.18.0.0/16). */
+  podCidr: string;
+  release(): Promise<void>;
+}
+
+export async function useTestbed(opts: { log?: Log } = {}): Promise<Testbed> {
+  const dir = loadConfig().dir;
+  const p = paths(dir);
+  const token = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const state = await withTestbedLock('useTestbed', async () => {
+    const s = (await healthyState()) ?? (await upLocked({ ownedByHarness: true, ...(opts.log ? { log: opts.log } : {}) })).state;
+    await mkdir(p.users, { recursive: true });
+    await writeFile(join(p.users, token), `${process.pid}\n`);
+    return s;
+  });
+  let released = false;
+  return {
+    kubeconfigPath: state.kubeconfig,
+    fakePodsSocket: state.fakePodsSocket,
+    apiserverUrl: state.apiserverUrl,
+    kubectl: state.bins.kubectl,
+    podCidr: NETWORK.podCidr,
+    async release() {
+      if (released) return;
+      released = true;
+      await withTestbedLock('release', async () => {
+        await rm(join(p.users, token), { force: true });
+        const current = await readState(p.state);
+        if (!current?.ownedByHarness) return;
+        if ((await liveUsers(p.users)).length === 0) await downLocked(opts.log ? { log: opts.log } : {});
+      });
+    },
+  };
+}
+
+/** Registered users whose process is still alive (a crashed test leaves a file with a dead pid). */
+async function liveUsers(usersDir: string): Promise<string[]> {
+  const entries = await readdir(usersDir).catch(() => [] as string[]);
+  return entries.filter((e) => isAlive(Number(e.split('-')[0])));
+}
+
+// ---- namespaces ----
+
+export interface TestNamespace {
+  name: string;
+  /** Deletes the namespace and waits until it is gone (all its pods included). */
+  delete(): Promise<void>;
+}
+
+/**
+ * Creates `<prefix>-<random>` and waits for its `default` ServiceAccount: until that exists the
+ * ServiceAccount admission plugin rejects pods in the namespace.
+ */
+export async function createTestNamespace(kc: KubeConfig, prefix: string, timeoutMs = 30_000): Promise<TestNamespace> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const name = `${prefix}-${randomBytes(3).toString('hex')}`.toLowerCase().slice(0, 63);
+  await core.createNamespace({ body: { metadata: { name, labels: { 'cutover.dev/testbed-test': 'true' } } } });
+  await waitUntil(`ServiceAccount ${name}/default`, async () => {
+    await core.readNamespacedServiceAccount({ name: 'default', namespace: name });
+    return true;
+  }, { timeoutMs, intervalMs: 100 });
+  return { name, delete: () => deleteNamespace(kc, name) };
+}
+
+export async function deleteNamespace(kc: KubeConfig, name: string, timeoutMs = 60_000): Promise<void> {
+  const core = kc.makeApiClient(CoreV1Api);
+  try {
+    await core.deleteNamespace({ name });
+  } catch (err) {
+    if (isNotFound(err)) return;
+    throw new Error(`deleting namespace ${name}: ${describeError(err)}`);
+  }
+  await waitUntil(`namespace ${name} to be gone`, async () => {
+    try {
+      const ns = await core.readNamespace({ name });
+      const stuck = ns.status?.conditions?.filter((c) => c.status === 'True').map((c) => c.type) ?? [];
+      return `phase ${ns.status?.phase}${stuck.length ? `, ${stuck.join(',')}` : ''}`;
+    } catch (err) {
+      if (isNotFound(err)) return true;
+      throw err;
+    }
+  }, { timeoutMs, intervalMs: 200 });
+}
+
+// ---- pods ----
+
+export function isPodReady(pod: V1Pod): boolean {
+  return pod.status?.phase === 'Running' &&
+    pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+}
+
+/** Waits until `count` pods matching the selector are Running and Ready; returns them. */
+export async function waitForReadyPods(
+  kc: KubeConfig, namespace: string, labelSelector: string, count: number, timeoutMs = 30_000,
+): Promise<V1Pod[]> {
+  const core = kc.makeApiClient(CoreV1Api);
+  return waitFor(`${count} ready pods (${labelSelector}) in ${namespace}`, async () => {
+    const pods = (await core.listNamespacedPod({ namespace, labelSelector })).items
+      .filter((p) => !p.metadata?.deletionTimestamp);
+    const ready = pods.filter(isPodReady);
+    return ready.length === count && pods.length === count
+      ? { done: true as const, value: ready }
+      : { done: false as const, reason: `${ready.length} ready of ${pods.length} (want ${count})` };
+  }, { timeoutMs, intervalMs: 100 });
+}
+
+/** Polls one pod until `check` returns true (or times out with the last reason it returned). */
+export async function waitForPod(
+  kc: KubeConfig, namespace: string, name: string, what: string, check: (pod: V1Pod) => string | true, timeoutMs = 30_000,
+): Promise<V1Pod> {
+  const core = kc.makeApiClient(CoreV1Api);
+  return waitFor(`pod ${namespace}/${name} ${what}`, async () => {
+    const pod = await core.readNamespacedPod({ name, namespace });
+    const r = check(pod);
+    return r === true ? { done: true as const, value: pod } : { done: false as const, reason: r };
+  }, { timeoutMs, intervalMs: 100 });
+}
+
+// ---- fake pods ----
+
+/** The pods the fake-pods server currently answers for (with per-pod request counters). */
+export async function listFakePods(fakePodsSocket: string): Promise<FakePodState[]> {
+  const r = await controlRequest(fakePodsSocket, { type: 'list' });
+  if (r.type !== 'pods') throw new Error(`fake-pods server: unexpected reply ${JSON.stringify(r)}`);
+  return r.pods;
+}
+
+/**
+ * Waits until the fake-pods server answers for (`serving: true`) or has dropped (`serving: false`) these
+ * IPs. The server learns about pods a few milliseconds after the API server reports them Ready, so a
+ * test that sends traffic right after seeing Ready should wait here first.
+ */
+export async function waitForFakePods(
+  fakePodsSocket: string, ips: string[], opts: { serving?: boolean; timeoutMs?: number } = {},
+): Promise<void> {
+  const serving = opts.serving ?? true;
+  await waitUntil(`fake pods ${serving ? 'serving' : 'to drop'} ${ips.join(', ')}`, async () => {
+    const known = new Set((await listFakePods(fakePodsSocket)).map((p) => p.ip));
+    const wrong = ips.filter((ip) => known.has(ip) !== serving);
+    return wrong.length === 0 || `${serving ? 'not yet served' : 'still served'}: ${wrong.join(', ')}`;
+  }, { timeoutMs: opts.timeoutMs ?? 10_000, intervalMs: 50 });
+}

@@ -1,0 +1,301 @@
+// Bringing the whole test bed up and down, and reporting on it. `up` is idempotent (a healthy bed is left
+// alone, a broken one is removed and rebuilt); `down` stops exactly the processes recorded in state.json
+// and removes the network objects by name, so it also cleans up after a crash.
+import { createServer } from 'node:net';
+import { mkdir, rm, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { NETWORK, loadConfig, lockPath, paths, type Ports, type TestbedConfig } from './config.js';
+import { ensureBinaries, kwokModuleDir } from './binaries.js';
+import { requireRoot, requireTools } from './commands.js';
+import { components, schedulerConfig, schedulerConfigPath, type Component } from './components.js';
+import { fakeNode, writeKwokConfig } from './kwok.js';
+import { describeError, isConflict, loadKubeConfig, waitForNodes } from './kube.js';
+import { withLock } from './lock.js';
+import { netnsExists, netnsPids, setupNetwork, teardownNetwork, type NetworkNames } from './network.js';
+import { createPki, writeKubeconfig } from './pki.js';
+import { isAlive, isRunning, rssKiB, startDetached, stopProcess, type ProcessRecord } from './processes.js';
+import { readState, StateWriter, type TestbedState } from './state.js';
+import { waitUntil } from './wait.js';
+
+export type Log = (line: string) => void;
+const defaultLog: Log = (line) => process.stderr.write(`testbed: ${line}\n`);
+
+const LOCK_TIMEOUT_MS = 60 * 60_000; // may wait for another process's cold build
+const NODES_TIMEOUT_MS = 60_000;
+const SERVICE_ACCOUNT_TIMEOUT_MS = 60_000;
+
+export interface UpOptions {
+  log?: Log;
+  /** Set by the test harness: the bed is torn down when the harness's last user releases it. */
+  ownedByHarness?: boolean;
+}
+
+export interface UpResult {
+  state: TestbedState;
+  alreadyUp: boolean;
+}
+
+/** Serialises up/down/harness bookkeeping across processes. */
+export function withTestbedLock<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  return withLock(lockPath(loadConfig().dir), what, LOCK_TIMEOUT_MS, fn);
+}
+
+export function up(opts: UpOptions = {}): Promise<UpResult> {
+  return withTestbedLock('up', () => upLocked(opts));
+}
+
+export function down(opts: { log?: Log; keepLogs?: boolean } = {}): Promise<void> {
+  return withTestbedLock('down', () => downLocked(opts));
+}
+
+function networkNames(cfg: TestbedConfig): NetworkNames {
+  return { netns: cfg.netns, vethHost: cfg.vethHost, vethPeer: cfg.vethPeer };
+}
+
+/** The recorded bed, when it is complete and every component answers its health check. */
+export async function healthyState(): Promise<TestbedState | undefined> {
+  const state = await readState(paths(loadConfig().dir).state);
+  if (!state?.ready) return undefined;
+  const report = await componentStatus(state);
+  return report.every((c) => c.running && c.health === true) ? state : undefined;
+}
+
+export async function upLocked(opts: UpOptions = {}): Promise<UpResult> {
+  const log = opts.log ?? defaultLog;
+  const cfg = loadConfig();
+  const p = paths(cfg.dir);
+
+  const existing = await readState(p.state);
+  if (existing) {
+    if (await healthyState()) {
+      log(`already up (${existing.apiserverUrl}); nothing to do`);
+      if (opts.ownedByHarness !== true && existing.ownedByHarness) {
+        existing.ownedByHarness = false; // someone brought it up explicitly: it now stays up
+        await new StateWriter(p.state, existing).save();
+      }
+      return { state: existing, alreadyUp: true };
+    }
+    log('found an incomplete or unhealthy test bed; removing it first');
+    await downLocked({ log });
+  } else if (await netnsExists(cfg.netns)) {
+    log(`found leftovers of an earlier run (netns ${cfg.netns}); removing them first`);
+    await downLocked({ log });
+  }
+
+  requireRoot();
+  await requireTools(['ip', 'openssl']);
+  await assertPortsFree(cfg.ports);
+  const started = Date.now();
+  const timings: Record<string, number> = {};
+  const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    const t = Date.now();
+    const r = await fn();
+    timings[name] = Date.now() - t;
+    return r;
+  };
+
+  const bins = await step('binaries', () => ensureBinaries({ log }));
+  const kwokDir = await kwokModuleDir();
+  await mkdir(p.logs, { recursive: true });
+  await mkdir(p.users, { recursive: true });
+  const apiserverUrl = `https://127.0.0.1:${cfg.ports.apiserver}`;
+  const writer = new StateWriter(p.state, {
+    version: 1,
+    createdAt: new Date().toISOString(),
+    ready: false,
+    ownedByHarness: opts.ownedByHarness === true,
+    config: cfg,
+    bins,
+    apiserverUrl,
+    kubeconfig: p.kubeconfig,
+    envFile: p.env,
+    fakePodsSocket: p.fakePodsSocket,
+    processes: [],
+    nodes: [],
+    timings,
+  });
+  const state = writer.state;
+  await writer.save();
+
+  try {
+    await step('files', async () => {
+      const pki = await createPki(p.pki, ['IP:127.0.0.1', 'DNS:localhost', 'DNS:kubernetes', 'DNS:kubernetes.default',
+        'DNS:kubernetes.default.svc', 'DNS:kubernetes.default.svc.cluster.local', 'IP:198.19.0.1']);
+      await writeKubeconfig(p.kubeconfig, apiserverUrl, pki);
+      await writeKwokConfig(p.kwokConfig, kwokDir);
+      await writeFile(schedulerConfigPath(cfg.dir), schedulerConfig(p.kubeconfig));
+    });
+    state.network = networkNames(cfg);
+    await writer.save();
+    await step('network', () => setupNetwork(networkNames(cfg)));
+
+    const byName = new Map(components({ config: cfg, bins }).map((c) => [c.name, c]));
+    const start = (name: Component['name']) => step(name, () => startComponent(byName.get(name)!, p.logs, writer, log));
+    await start('etcd');
+    await start('kube-apiserver');
+    // In parallel; but let every start settle before failing, so the cleanup sees every started process.
+    const settled = await Promise.allSettled([
+      start('kube-controller-manager'),
+      start('kube-scheduler'),
+      start('kwok'),
+      start('fake-pods-server').then(() => start('fake-pods-controller')),
+    ]);
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) throw failed.reason;
+
+    await step('nodes', async () => {
+      const kc = loadKubeConfig(p.kubeconfig);
+      const core = kc.makeApiClient(CoreV1Api);
+      state.nodes = Array.from({ length: cfg.nodeCount }, (_, i) => `kwok-node-${i}`);
+      for (const name of state.nodes) {
+        await core.createNode({ body: fakeNode(name) }).catch((err: unknown) => {
+          if (!isConflict(err)) throw new Error(`creating node ${name}: ${describeError(err)}`);
+        });
+      }
+      await waitForNodes(kc, state.nodes, NODES_TIMEOUT_MS, join(p.logs, 'kwok.log'));
+      await waitUntil('ServiceAccount default/default (created by kube-controller-manager)', async () => {
+        await core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' });
+        return true;
+      }, { timeoutMs: SERVICE_ACCOUNT_TIMEOUT_MS, intervalMs: 200, logFile: join(p.logs, 'kube-controller-manager.log') });
+      log(`nodes ${state.nodes.join(', ')} Ready and untainted; ServiceAccount default/default present`);
+    });
+
+    await writeEnvFile(state);
+    timings.total = Date.now() - started;
+    state.ready = true;
+    await writer.save();
+    log(`up in ${(timings.total / 1000).toFixed(1)} s`);
+    return { state, alreadyUp: false };
+  } catch (err) {
+    log(`up failed: ${(err as Error).message}`);
+    log(`stopping what was started; logs kept in ${p.logs}`);
+    await writer.save().catch(() => undefined);
+    await downLocked({ log, keepLogs: true });
+    throw err;
+  }
+}
+
+async function startComponent(c: Component, logDir: string, writer: StateWriter, log: Log): Promise<ProcessRecord> {
+  const logFile = join(logDir, `${c.name}.log`);
+  const rec = await startDetached({ name: c.name, command: c.command, args: c.args, log: logFile, cwd: c.cwd, env: c.env });
+  writer.state.processes.push(rec);
+  await writer.save();
+  const t = Date.now();
+  await waitUntil(`${c.name} to be ready (${c.endpoint})`, c.check, {
+    timeoutMs: c.startTimeoutMs,
+    intervalMs: 100,
+    logFile,
+    abortIf: () => (isRunning(rec) ? undefined : `${c.name} (pid ${rec.pid}) exited`),
+  });
+  log(`${c.name} ready (pid ${rec.pid}, ${((Date.now() - t) / 1000).toFixed(1)} s)`);
+  return rec;
+}
+
+async function assertPortsFree(ports: Ports): Promise<void> {
+  const envNames: Record<keyof Ports, string> = {
+    etcdClient: 'CUTOVER_TESTBED_ETCD_PORT',
+    etcdPeer: 'CUTOVER_TESTBED_ETCD_PEER_PORT',
+    apiserver: 'CUTOVER_TESTBED_APISERVER_PORT',
+    controllerManager: 'CUTOVER_TESTBED_KCM_PORT',
+    scheduler: 'CUTOVER_TESTBED_SCHEDULER_PORT',
+    kwok: 'CUTOVER_TESTBED_KWOK_PORT',
+  };
+  const busy: string[] = [];
+  for (const [key, port] of Object.entries(ports) as [keyof Ports, number][]) {
+    const free = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen({ host: '127.0.0.1', port, exclusive: true }, () => s.close(() => resolve(true)));
+    });
+    if (!free) busy.push(`127.0.0.1:${port} (set ${envNames[key]} to use another port)`);
+  }
+  if (busy.length) throw new Error(`ports in use: ${busy.join(', ')}`);
+}
+
+async function writeEnvFile(state: TestbedState): Promise<void> {
+  const lines = [
+    '# Written by `npm run testbed -- up`. Use: set -a; . .testbed/env; set +a   (or node --env-file=.testbed/env)',
+    `KUBECONFIG=${state.kubeconfig}`,
+    `CUTOVER_TESTBED_APISERVER=${state.apiserverUrl}`,
+    `CUTOVER_TESTBED_KUBECTL=${state.bins.kubectl}`,
+    `CUTOVER_TESTBED_ETCD_BIN=${state.bins.etcd}`,
+    `CUTOVER_TESTBED_FAKE_PODS_SOCKET=${state.fakePodsSocket}`,
+    `CUTOVER_TESTBED_POD_CIDR=${NETWORK.podCidr}`,
+    `CUTOVER_TESTBED_SERVICE_CIDR=${NETWORK.serviceCidr}`,
+    `CUTOVER_TESTBED_NODE_NAMES=${state.nodes.join(',')}`,
+    '',
+  ];
+  await writeFile(state.envFile, lines.join('\n'));
+}
+
+export async function downLocked(opts: { log?: Log; keepLogs?: boolean } = {}): Promise<void> {
+  const log = opts.log ?? defaultLog;
+  const cfg = loadConfig();
+  const p = paths(cfg.dir);
+  const state = await readState(p.state);
+  // Reverse start order: clients before the API server, the API server before etcd.
+  for (const rec of [...(state?.processes ?? [])].reverse()) {
+    const how = await stopProcess(rec);
+    if (how !== 'not running') log(`stopped ${rec.name} (pid ${rec.pid}, ${how})`);
+  }
+  const names = state?.network ?? networkNames(cfg);
+  // Anything still inside our namespace was started by us (only the fake-pods server lives there).
+  for (const pid of await netnsPids(names.netns)) {
+    if (!isAlive(pid)) continue;
+    const how = await stopProcess({ name: `process in netns ${names.netns}`, pid, startTime: '', command: [], log: '' });
+    log(`stopped leftover pid ${pid} in netns ${names.netns} (${how})`);
+  }
+  for (const what of await teardownNetwork(names)) log(`removed ${what}`);
+  await rm(p.fakePodsSocket, { force: true });
+  if (opts.keepLogs) {
+    for (const entry of await readdir(cfg.dir).catch(() => [] as string[])) {
+      if (entry !== 'logs') await rm(join(cfg.dir, entry), { recursive: true, force: true });
+    }
+  } else {
+    await rm(cfg.dir, { recursive: true, force: true });
+  }
+  log(state ? 'down' : 'down (there was no state file; removed leftovers by name)');
+}
+
+export interface ComponentStatus {
+  name: string;
+  pid: number | undefined;
+  running: boolean;
+  endpoint: string;
+  health: string | true;
+  rssMiB: number | undefined;
+}
+
+export async function componentStatus(state: TestbedState): Promise<ComponentStatus[]> {
+  const comps = components({ config: state.config, bins: state.bins });
+  return Promise.all(comps.map(async (c) => {
+    const rec = state.processes.find((r) => r.name === c.name);
+    const running = rec !== undefined && isRunning(rec);
+    const rss = running ? rssKiB(rec.pid) : undefined;
+    return {
+      name: c.name,
+      pid: rec?.pid,
+      running,
+      endpoint: c.endpoint,
+      health: running ? await c.check().catch((e: Error) => e.message) : 'not running',
+      rssMiB: rss === undefined ? undefined : Math.round(rss / 1024),
+    };
+  }));
+}
+
+export interface StatusReport {
+  state: TestbedState | undefined;
+  components: ComponentStatus[];
+  netns: boolean;
+  up: boolean;
+}
+
+export async function status(): Promise<StatusReport> {
+  const cfg = loadConfig();
+  const state = await readState(paths(cfg.dir).state);
+  const comps = state ? await componentStatus(state) : [];
+  const netns = await netnsExists(state?.network?.netns ?? cfg.netns);
+  const up = !!state?.ready && netns && comps.length > 0 && comps.every((c) => c.running && c.health === true);
+  return { state, components: comps, netns, up };
+}
