@@ -1,6 +1,7 @@
 /**
- * `npm start`: runs cutover on this machine with a local etcd it provides itself (built from Go
- * modules on first run, data kept in .local/etcd). Ctrl-C stops both; nothing is left running.
+ * `npm start`: runs cutover on this machine with everything it needs: a local etcd for its data
+ * (built from Go modules on first run, data kept in .local/etcd) and the local Kubernetes test bed
+ * to deploy to (docs/testbed.md). Ctrl-C stops what it started; nothing is left running.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, closeSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { ConfigError, loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { startCutover } from '../src/service.js';
 import { ensureEtcdBinary } from '../test/testbed/binaries.js';
+import { down as testbedDown, up as testbedUp } from '../test/testbed/testbed.js';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const say = (line: string) => process.stderr.write(`cutover-local: ${line}\n`);
@@ -69,6 +71,14 @@ async function main(): Promise<void> {
   }
   const etcdEndpoint = config.etcdEndpoints[0]!;
   const etcd = await startLocalEtcd(etcdEndpoint);
+  let bedStarted = false;
+  if (!config.kubeconfig) {
+    say('bringing up the local Kubernetes test bed (the first run builds it from Go modules: about 10 minutes)…');
+    const bed = await testbedUp({ log: (l) => say(`testbed: ${l}`) });
+    bedStarted = !bed.alreadyUp;
+    config.kubeconfig = bed.state.kubeconfig;
+    say(`deploying to the test bed (kubeconfig ${bed.state.kubeconfig})`);
+  }
   const log = createLogger({ level: config.logLevel });
   const cutover = await startCutover(config, log);
   say(`cutover is running at ${cutover.url}`);
@@ -85,6 +95,7 @@ async function main(): Promise<void> {
       etcd.kill('SIGTERM');
       await gone;
     }
+    if (bedStarted) await testbedDown({ log: (l) => say(`testbed: ${l}`) });
     say('stopped');
     process.exit(0);
   };
