@@ -13,7 +13,10 @@ import type { Cluster, Kind, KubeObject } from './cluster.js';
 import type { EngineEvents } from './events.js';
 import { Journal } from './journal.js';
 import { DEPLOYMENT_ID_ANNOTATION, mayManageVersioned } from './labels.js';
-import { injectedEnvironmentNames, versionedService, versionedWorkload, type DeploymentFacts, type EnvValue } from './manifests.js';
+import {
+  injectedEnvironmentNames, isPlaceholderStableService, placeholderStableService, versionedService, versionedWorkload,
+  type DeploymentFacts, type EnvValue,
+} from './manifests.js';
 import { evaluatePods, type ReadyPod } from './readiness.js';
 import type { IngressProfile } from './ingress-profiles.js';
 import type { TrafficContext, TrafficSnapshot, TrafficTarget } from './traffic.js';
@@ -58,6 +61,13 @@ export class WorkInterrupted extends Error {
 }
 
 const WORKLOAD_KINDS: Kind[] = ['Deployment', 'ReplicationController'];
+
+/** An object a deployment created, with how to recognise it as still its own at cleanup. */
+interface CreatedObject {
+  kind: Kind;
+  name: string;
+  isOurs: (object: KubeObject) => boolean;
+}
 
 /**
  * The blue-green engine. A deployment is a sequence of named steps — preparing, creating
@@ -111,7 +121,7 @@ export class DeploymentEngine {
     const deadlineSignal = AbortSignal.timeout(Math.max(1, deadline - this.deps.now().getTime()));
     const signal = AbortSignal.any([outer, deadlineSignal]);
     const journal = this.journal(found, signal);
-    const created: Array<{ kind: Kind; name: string }> = [];
+    const created: CreatedObject[] = [];
     let switched = false;
 
     try {
@@ -142,15 +152,16 @@ export class DeploymentEngine {
 
       await journal.update((x) => ({ ...x, step: 'switching-traffic', times: { ...x.times, healthy: this.iso() } }));
       const healthyAt = Date.now();
-      await this.switchTraffic(journal, descriptor, record.version, signal);
+      const switchLines = await this.switchTraffic(journal, descriptor, record.version, signal);
       switched = true;
       const overheadMs = Date.now() - healthyAt;
+      const switchedAt = this.iso();
 
       const previous = await this.deployedRecordsOf(descriptor, record.id);
       await journal.update((x) => ({
         ...x, status: 'DEPLOYED', step: 'deployed', failureReason: undefined,
-        replaces: previous[0]?.id, times: { ...x.times, switched: this.iso(), finished: this.iso() },
-      }), [`Traffic switched to version ${record.version} (${overheadMs} ms after the last health check); deployment successful`], { final: true });
+        replaces: previous[0]?.id, times: { ...x.times, switched: switchedAt, finished: this.iso() },
+      }), [...switchLines, `Traffic switched to version ${record.version} (${overheadMs} ms after the last health check); deployment successful`], { final: true });
       this.deps.bus.publish({ type: 'switch', namespace: record.namespace, appName: record.appName, deploymentId: record.id, fromVersion: facts.liveVersion ?? '', toVersion: record.version, overheadMs, at: this.deps.now() });
 
       for (const old of previous) await this.markReplaced(old, journal.record);
@@ -231,25 +242,42 @@ export class DeploymentEngine {
     return all.map((x) => x.value).filter((x) => x.status === 'DEPLOYED' && x.id !== exceptId);
   }
 
-  private async createResources(journal: Journal, facts: DeploymentFacts, created: Array<{ kind: Kind; name: string }>, signal: AbortSignal): Promise<void> {
+  private async createResources(journal: Journal, facts: DeploymentFacts, created: CreatedObject[], signal: AbortSignal): Promise<void> {
     const d = facts.descriptor;
+    const record = journal.record;
+    const ownedByThis = (o: KubeObject) => o.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION] === record.id;
     const workload = versionedWorkload(facts);
     const service = versionedService(facts, this.deps.profile.decorate(d).serviceAnnotations);
     const items: Array<{ kind: Kind; object: KubeObject }> = [{ kind: d.controllerKind, object: workload as KubeObject }];
     if (service) items.push({ kind: 'Service', object: service as KubeObject });
-    for (const { kind, object } of items) {
+    await Promise.all(items.map(async ({ kind, object }) => {
       const name = object.metadata!.name!;
-      created.push({ kind, name });
+      created.push({ kind, name, isOurs: ownedByThis });
       const existing = await this.deps.cluster.get(kind, d.namespace, name, signal);
       if (existing) {
         // Only reachable on resume: prepare() refused objects of other deployments.
         await journal.line(`${kind} ${name} already exists from this deployment; reusing it`);
-        continue;
+        return;
       }
       await this.deps.cluster.create(kind, object, signal);
       await journal.line(`Created ${kind} ${name}${kind === d.controllerKind ? ` with ${d.replicas} replica(s)` : ''}`);
+    }));
+    if (!service) {
+      await journal.line('The pods have no ports: no Services are created (a worker app)');
+      return;
     }
-    if (!service) await journal.line('The pods have no ports: no Services are created (a worker app)');
+    // First deployment: create the stable Service now, selecting no pods yet, so the switch is a
+    // quick selector change (a Service create allocates a cluster IP and can take a second).
+    const placeholder = placeholderStableService(d, record.id);
+    const existingStable = await this.deps.cluster.get('Service', d.namespace, d.appName, signal);
+    const isOurPlaceholder = (o: KubeObject) => ownedByThis(o) && isPlaceholderStableService(o);
+    if (placeholder && (!existingStable || isOurPlaceholder(existingStable))) {
+      created.push({ kind: 'Service', name: d.appName, isOurs: isOurPlaceholder });
+      if (!existingStable) {
+        await this.deps.cluster.create('Service', placeholder as KubeObject, signal);
+        await journal.line(`Created stable Service ${d.appName} (selecting no pods until the switch)`);
+      }
+    }
   }
 
   private async waitForPods(journal: Journal, d: Descriptor, version: string, signal: AbortSignal, timeoutS: number): Promise<ReadyPod[]> {
@@ -316,26 +344,33 @@ export class DeploymentEngine {
     await journal.line(`All ${pods.length} pods of version ${version} are healthy`);
   }
 
-  private async switchTraffic(journal: Journal, d: Descriptor, version: string, signal: AbortSignal): Promise<void> {
-    const ctx: TrafficContext = { descriptor: d, version, signal, log: (line) => journal.line(line) };
+  /**
+   * Switches every traffic target, or none: on a failure the targets already switched are put
+   * back, newest first. Returns the log lines of the switch; the caller stores them with the
+   * status change, so the switch itself waits for no etcd write.
+   */
+  private async switchTraffic(journal: Journal, d: Descriptor, version: string, signal: AbortSignal): Promise<string[]> {
+    const lines: string[] = [];
+    const ctx: TrafficContext = { descriptor: d, version, signal, log: async (line) => { lines.push(line); } };
     const snapshots: Array<{ target: TrafficTarget; snapshot: TrafficSnapshot }> = [];
     for (const target of this.deps.traffic) snapshots.push({ target, snapshot: await target.capture(ctx) });
     const done: typeof snapshots = [];
     try {
       for (const s of snapshots) {
-        await s.target.switchTo(ctx);
+        await s.target.switchTo(ctx, s.snapshot);
         done.push(s);
       }
+      return lines;
     } catch (err) {
-      // Put back what was switched, newest first, so all targets point at one version again.
       const restoreSignal = AbortSignal.timeout(this.deps.config.cleanupTimeoutSeconds * 1000);
       for (const s of done.reverse()) {
         try {
           await s.target.restore({ ...ctx, signal: restoreSignal }, s.snapshot);
         } catch (restoreErr) {
-          await journal.line(`Restoring ${s.target.name} failed: ${(restoreErr as Error).message}`);
+          lines.push(`Restoring ${s.target.name} failed: ${(restoreErr as Error).message}`);
         }
       }
+      for (const line of lines) await journal.line(line).catch(() => undefined);
       throw new DeploymentFailure(`switching traffic failed: ${(err as Error).message}`);
     }
   }
@@ -387,15 +422,15 @@ export class DeploymentEngine {
     return removed;
   }
 
-  private async failDeployment(journal: Journal, record: DeploymentRecord, created: Array<{ kind: Kind; name: string }>, reason: string, workId: string, outer: AbortSignal): Promise<void> {
+  private async failDeployment(journal: Journal, record: DeploymentRecord, created: CreatedObject[], reason: string, workId: string, outer: AbortSignal): Promise<void> {
     const cleanupSignal = AbortSignal.any([outer, AbortSignal.timeout(this.deps.config.cleanupTimeoutSeconds * 1000)]);
     const lines = [`Deployment failed: ${reason}`];
     const removed: string[] = [];
     // Remove only what this deployment created, identified by its deployment-id annotation.
-    for (const { kind, name } of [...created].reverse()) {
+    for (const { kind, name, isOurs } of [...created].reverse()) {
       try {
         const existing = await this.deps.cluster.get(kind, record.namespace, name, cleanupSignal);
-        if (existing?.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION] !== record.id) continue;
+        if (!existing || !isOurs(existing)) continue;
         await this.deps.cluster.delete(kind, record.namespace, name, cleanupSignal);
         removed.push(`${kind} ${name}`);
       } catch (err) {

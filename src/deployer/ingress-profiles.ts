@@ -24,6 +24,8 @@ export interface TrafficDecorations {
 export interface IngressProfile {
   readonly name: string;
   decorate(descriptor: Descriptor): TrafficDecorations;
+  /** Every extra object this profile could have created for the app (for removal). */
+  possibleExtraObjects(descriptor: Descriptor): Array<{ kind: string; name: string }>;
 }
 
 const empty = (): TrafficDecorations => ({ ingressAnnotations: {}, wwwIngressAnnotations: {}, serviceAnnotations: {}, extraObjects: [], notes: [] });
@@ -31,6 +33,7 @@ const empty = (): TrafficDecorations => ({ ingressAnnotations: {}, wwwIngressAnn
 /** Standard Ingress only: features that need controller extensions are reported, not faked. */
 export const genericProfile: IngressProfile = {
   name: 'generic',
+  possibleExtraObjects: () => [],
   decorate(d) {
     const out = empty();
     const unsupported = [
@@ -59,6 +62,7 @@ function escapeRegex(s: string): string {
  */
 export const traefikProfile: IngressProfile = {
   name: 'traefik',
+  possibleExtraObjects: (d) => ['compress', 'headers', 'www-redirect'].map((suffix) => ({ kind: 'Middleware', name: `${d.appName}-${suffix}` })),
   decorate(d) {
     const out = empty();
     const ns = d.namespace;

@@ -2,6 +2,8 @@ import {
   ApiException, AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, NetworkingV1Api, Observable, Watch,
   type ConfigurationOptions, type ObservableMiddleware, type V1Pod,
 } from '@kubernetes/client-node';
+import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +30,29 @@ export function loadKubeConfig(path: string | undefined): KubeConfig {
   else if (process.env['KUBECONFIG'] || existsSync(defaultFile)) kc.loadFromDefault();
   else throw new Error('no Kubernetes cluster configured: set CUTOVER_KUBECONFIG (or KUBECONFIG), or run cutover inside a cluster');
   if (!kc.getCurrentCluster()) throw new Error(`the kubeconfig ${path ?? process.env['KUBECONFIG'] ?? defaultFile} has no current cluster`);
+  return withPooledConnections(kc);
+}
+
+/**
+ * client-node 1.x builds a new https.Agent for every request, so every API call pays a fresh TLS
+ * handshake; under load (20 parallel deployments) that alone cost seconds per switch. Reuse one
+ * keep-alive agent per distinct set of TLS options instead.
+ */
+export function withPooledConnections(kc: KubeConfig): KubeConfig {
+  const target = kc as unknown as { createAgent: (cluster: unknown, options: Record<string, unknown>) => unknown };
+  const original = target.createAgent.bind(kc);
+  const agents = new Map<string, unknown>();
+  target.createAgent = (cluster, options) => {
+    const c = cluster as { server?: string; proxyUrl?: string } | undefined;
+    if (c?.proxyUrl) return original(cluster, options);
+    const key = createHash('sha256').update(JSON.stringify([c?.server, options['ca'], options['cert'], options['key'], options['pfx'], options['rejectUnauthorized'], options['servername']].map((v) => (Buffer.isBuffer(v) ? v.toString('base64') : v ?? null)))).digest('hex');
+    let agent = agents.get(key);
+    if (!agent) {
+      agent = original(cluster, { ...options, keepAlive: true, maxSockets: 32, maxFreeSockets: 8 });
+      agents.set(key, agent);
+    }
+    return agent;
+  };
   return kc;
 }
 
@@ -219,8 +244,11 @@ export class KubernetesCluster implements Cluster {
     for (;;) {
       const timeout = AbortSignal.timeout(this.options.requestTimeoutMs);
       const callSignal = signal ? AbortSignal.any([signal, timeout]) : timeout;
+      const t0 = performance.now();
       try {
-        return await fn(withSignal(callSignal));
+        const result = await fn(withSignal(callSignal));
+        this.options.log.trace({ operation, ms: Math.round(performance.now() - t0) }, 'Kubernetes API call');
+        return result;
       } catch (raw) {
         if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
         const err = toKubeError(operation, raw, timeout.aborted ? this.options.requestTimeoutMs : undefined);

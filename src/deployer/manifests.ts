@@ -141,6 +141,22 @@ export function stableService(descriptor: Descriptor, version: string, extraAnno
   };
 }
 
+/** Selector label of a stable Service that selects no pods yet (created before a first switch). */
+export const NO_VERSION_YET_LABEL = 'cutover.io/no-version-yet';
+
+/** The stable Service of a first deployment before its switch: same ports, selecting nothing. */
+export function placeholderStableService(descriptor: Descriptor, deploymentId: string): V1Service | undefined {
+  const svc = stableService(descriptor, '');
+  if (!svc) return undefined;
+  svc.metadata!.annotations = { [DEPLOYMENT_ID_ANNOTATION]: deploymentId };
+  svc.spec!.selector = { app: descriptor.appName, [NO_VERSION_YET_LABEL]: 'true' };
+  return svc;
+}
+
+export function isPlaceholderStableService(svc: { spec?: { selector?: Record<string, string> } }): boolean {
+  return svc.spec?.selector?.[NO_VERSION_YET_LABEL] === 'true';
+}
+
 /** The port the Ingress routes to: the first one not named `healthcheck` (contract §10.1). */
 export function ingressPort(podspec: PodSpec): number | undefined {
   const ports = podPorts(podspec);

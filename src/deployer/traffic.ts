@@ -1,7 +1,7 @@
 import { getDomain } from 'tldts';
 import type { Descriptor } from '../domain/types.js';
 import { isConflict, type Cluster, type Kind, type KubeObject } from './cluster.js';
-import { mayManageIngress, mayManageStableService, VERSION_ANNOTATION, isManagedByCutover } from './labels.js';
+import { DEPLOYMENT_ID_ANNOTATION, mayManageIngress, mayManageStableService, VERSION_ANNOTATION, isManagedByCutover } from './labels.js';
 import { mainIngress, stableService, wwwRedirectIngress } from './manifests.js';
 import type { IngressProfile, TrafficDecorations } from './ingress-profiles.js';
 
@@ -29,8 +29,8 @@ export interface TrafficTarget {
   /** The version this target sends traffic to now, if it exists. */
   currentVersion(descriptor: Descriptor, signal: AbortSignal): Promise<string | undefined>;
   capture(ctx: TrafficContext): Promise<TrafficSnapshot>;
-  /** Points the target at ctx.version, creating it when absent. Idempotent. */
-  switchTo(ctx: TrafficContext): Promise<void>;
+  /** Points the target at ctx.version, creating it when absent. Idempotent. `snapshot` is what capture() just read. */
+  switchTo(ctx: TrafficContext, snapshot?: TrafficSnapshot): Promise<void>;
   restore(ctx: TrafficContext, snapshot: TrafficSnapshot): Promise<void>;
   /** Removes the target's objects (undeploy). */
   remove(ctx: TrafficContext): Promise<void>;
@@ -44,13 +44,16 @@ export class ForeignObjectError extends Error {
   }
 }
 
-/** Creates or replaces `desired`, keeping fields the API server owns; retries on 409 with a fresh read. */
+/**
+ * Creates or replaces `desired`, keeping fields the API server owns; retries on 409 with a fresh
+ * read. `known` is the object as just read (saves a round trip on the first attempt).
+ */
 async function upsert(cluster: Cluster, kind: Kind, desired: KubeObject, signal: AbortSignal, mayManage: (o: KubeObject) => boolean,
-  merge: (existing: KubeObject, desired: KubeObject) => KubeObject = mergeDefault): Promise<void> {
+  merge: (existing: KubeObject, desired: KubeObject) => KubeObject = mergeDefault, known?: { object: KubeObject | undefined }): Promise<void> {
   const ns = desired.metadata!.namespace!;
   const name = desired.metadata!.name!;
   for (let attempt = 0; ; attempt++) {
-    const existing = await cluster.get(kind, ns, name, signal);
+    const existing = attempt === 0 && known ? known.object : await cluster.get(kind, ns, name, signal);
     if (existing && !mayManage(existing)) throw new ForeignObjectError(kind, ns, name);
     try {
       if (!existing) await cluster.create(kind, desired, signal);
@@ -77,6 +80,8 @@ function mergeDefault(existing: KubeObject, desired: KubeObject): KubeObject {
 /** Services keep their cluster IP (immutable) and other allocated fields. */
 function mergeService(existing: KubeObject, desired: KubeObject): KubeObject {
   const merged = mergeDefault(existing, desired);
+  // A placeholder made by a first deployment carried its id; the live Service belongs to no single deployment.
+  if (merged.metadata?.annotations) delete merged.metadata.annotations[DEPLOYMENT_ID_ANNOTATION];
   merged.spec = { ...existing.spec, selector: desired.spec.selector, ports: desired.spec.ports, type: desired.spec.type };
   return merged;
 }
@@ -123,14 +128,15 @@ export class StableServiceTarget implements TrafficTarget {
     return { target: this.name, objects: [{ kind: 'Service', name: appName, object: svc }] };
   }
 
-  async switchTo(ctx: TrafficContext): Promise<void> {
+  async switchTo(ctx: TrafficContext, snapshot?: TrafficSnapshot): Promise<void> {
     const d = ctx.descriptor;
     const desired = stableService(d, ctx.version, this.profile.decorate(d).serviceAnnotations);
     if (!desired) {
       await ctx.log('the pods have no ports, so there is no stable Service to switch');
       return;
     }
-    await upsert(this.cluster, 'Service', desired, ctx.signal, (o) => mayManageStableService(o.metadata, d.appName), mergeService);
+    const known = snapshot?.objects.find((o) => o.kind === 'Service' && o.name === d.appName);
+    await upsert(this.cluster, 'Service', desired, ctx.signal, (o) => mayManageStableService(o.metadata, d.appName), mergeService, known);
     await ctx.log(`stable Service ${d.appName} now selects version ${ctx.version}`);
   }
 
@@ -191,10 +197,11 @@ export class IngressTarget implements TrafficTarget {
     return { target: this.name, objects };
   }
 
-  async switchTo(ctx: TrafficContext): Promise<void> {
+  async switchTo(ctx: TrafficContext, snapshot?: TrafficSnapshot): Promise<void> {
     const d = ctx.descriptor;
     if (!d.frontend) {
       // No frontend (any more): no Ingress; remove ours if an earlier version had one.
+      if (snapshot && snapshot.objects.every((o) => o.object === undefined)) return;
       const removed = await this.removeAll(d, ctx.signal);
       if (removed.length > 0) await ctx.log(`no frontend configured: removed ${removed.join(', ')}`);
       return;
@@ -208,14 +215,15 @@ export class IngressTarget implements TrafficTarget {
       await upsert(this.cluster, extra.kind as Kind, extra, ctx.signal, (o) => isManagedByCutover(o.metadata));
     }
     const www = wwwRedirectIngress({ descriptor: d, version: ctx.version, ingressClassName, tlsSecretName, annotations: decorations.wwwIngressAnnotations });
-    if (www) await upsert(this.cluster, 'Ingress', www, ctx.signal, (o) => mayManageIngress(o.metadata, d.appName));
+    const knownOf = (name: string) => snapshot?.objects.find((o) => o.kind === 'Ingress' && o.name === name);
+    if (www) await upsert(this.cluster, 'Ingress', www, ctx.signal, (o) => mayManageIngress(o.metadata, d.appName), mergeDefault, knownOf(www.metadata!.name!));
     else await this.deleteIfOurs('Ingress', d, `${d.appName}-www-redirect`, ctx.signal);
     const main = mainIngress({ descriptor: d, version: ctx.version, ingressClassName, tlsSecretName, annotations: decorations.ingressAnnotations });
     if (!main) {
       await ctx.log('the pods have no ports, so no Ingress is created for the frontend');
       return;
     }
-    await upsert(this.cluster, 'Ingress', main, ctx.signal, (o) => mayManageIngress(o.metadata, d.appName));
+    await upsert(this.cluster, 'Ingress', main, ctx.signal, (o) => mayManageIngress(o.metadata, d.appName), mergeDefault, knownOf(d.appName));
     await ctx.log(`Ingress ${d.appName} now routes ${d.frontend} to ${d.appName}-${ctx.version}`);
   }
 
@@ -234,13 +242,12 @@ export class IngressTarget implements TrafficTarget {
     for (const name of [d.appName, `${d.appName}-www-redirect`]) {
       if (await this.deleteIfOurs('Ingress', d, name, signal)) removed.push(`Ingress ${name}`);
     }
-    // Middlewares we may have made for any feature, whether or not the current descriptor uses it.
-    for (const suffix of ['compress', 'headers', 'www-redirect']) {
-      const name = `${d.appName}-${suffix}`;
-      const existing = await this.cluster.get('Middleware', d.namespace, name, signal).catch(() => undefined);
+    // Objects the profile may have made for any feature, whether or not the current descriptor uses it.
+    for (const { kind, name } of this.profile.possibleExtraObjects(d)) {
+      const existing = await this.cluster.get(kind as Kind, d.namespace, name, signal).catch(() => undefined);
       if (existing && isManagedByCutover(existing.metadata)) {
-        await this.cluster.delete('Middleware', d.namespace, name, signal);
-        removed.push(`Middleware ${name}`);
+        await this.cluster.delete(kind as Kind, d.namespace, name, signal);
+        removed.push(`${kind} ${name}`);
       }
     }
     return removed;

@@ -47,9 +47,12 @@ export class CutoverProcess {
         this.output.push(...lines);
       });
     }
-    // "cutover listening" is logged once everything, the scheduler included, has started.
-    await waitFor('cutover to log "cutover listening"', () => {
+    // "cutover listening" is logged once everything, the scheduler included, has started; with a
+    // log level above info, answering /healthz is the best sign available.
+    const quiet = ['warn', 'error', 'fatal'].includes(this.env['CUTOVER_LOG_LEVEL'] ?? '');
+    await waitFor('cutover to start', async () => {
       if (child.exitCode !== null) throw new Error(`cutover exited with ${child.exitCode}: ${this.output.slice(-5).join('\n')}`);
+      if (quiet) return (await fetch(`${this.url}/healthz`)).ok;
       return this.logLines().some((l) => l['msg'] === 'cutover listening' && l['pid'] === child.pid);
     }, { timeoutMs: 30_000, intervalMs: 50 });
   }
