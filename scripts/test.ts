@@ -73,14 +73,28 @@ async function main(): Promise<number> {
     const resultsDir = join(root, '.local');
     mkdirSync(resultsDir, { recursive: true });
     const tap = join(resultsDir, 'test-results.tap');
-    const testCode = await run(process.execPath, [
-      '--import', 'tsx', '--test', '--test-concurrency=2',
-      '--test-reporter=spec', '--test-reporter-destination=stdout',
-      '--test-reporter=tap', `--test-reporter-destination=${tap}`,
-      ...files,
-    ]);
-    summary = readTapSummary(tap);
-    code = testCode !== 0 || summary.tests === 0 || summary.fail > 0 || summary.cancelled > 0 ? 1 : 0;
+    // Files named *.serial.test.ts disturb the shared test bed (outages): they run alone, last.
+    const parallel = files.filter((f) => !f.endsWith('.serial.test.ts'));
+    const serial = files.filter((f) => f.endsWith('.serial.test.ts'));
+    const runFiles = async (list: string[], concurrency: number, tapFile: string): Promise<{ code: number; summary: Summary }> => {
+      const code = await run(process.execPath, [
+        '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`,
+        '--test-reporter=spec', '--test-reporter-destination=stdout',
+        '--test-reporter=tap', `--test-reporter-destination=${tapFile}`,
+        ...list,
+      ]);
+      return { code, summary: readTapSummary(tapFile) };
+    };
+    const results = [];
+    if (parallel.length > 0) results.push(await runFiles(parallel, 2, tap));
+    if (serial.length > 0) {
+      say(`running ${serial.length} serial test file(s) alone`);
+      results.push(await runFiles(serial, 1, tap.replace(/\.tap$/, '-serial.tap')));
+    }
+    summary = results.map((r) => r.summary).reduce((a, b) => ({
+      tests: a.tests + b.tests, pass: a.pass + b.pass, fail: a.fail + b.fail, cancelled: a.cancelled + b.cancelled, skipped: a.skipped + b.skipped, todo: a.todo + b.todo,
+    }));
+    code = results.some((r) => r.code !== 0) || summary.tests === 0 || summary.fail > 0 || summary.cancelled > 0 ? 1 : 0;
   } finally {
     if (!bed.alreadyUp) {
       say('test bed down (this run brought it up)');

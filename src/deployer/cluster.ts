@@ -46,6 +46,8 @@ export interface Cluster {
   proxyGet(req: PodProxyRequest): Promise<{ statusCode: number; body: string }>;
   /** Resolves when the API server answers. */
   ping(signal?: AbortSignal): Promise<void>;
+  /** Ends every call and watch still running (shutdown): nothing retries after this. */
+  close(): void;
 }
 
 /** A failure talking to Kubernetes, with what the engine needs to decide. */

@@ -12,14 +12,16 @@ import {
 import type { Cluster, Kind, KubeObject } from './cluster.js';
 import type { EngineEvents } from './events.js';
 import { Journal } from './journal.js';
-import { DEPLOYMENT_ID_ANNOTATION, mayManageVersioned } from './labels.js';
+import { DEPLOYMENT_ID_ANNOTATION, mayManageStableService, mayManageVersioned } from './labels.js';
 import {
   injectedEnvironmentNames, isPlaceholderStableService, placeholderStableService, versionedService, versionedWorkload,
   type DeploymentFacts, type EnvValue,
 } from './manifests.js';
 import { evaluatePods, type ReadyPod } from './readiness.js';
 import type { IngressProfile } from './ingress-profiles.js';
-import type { TrafficContext, TrafficSnapshot, TrafficTarget } from './traffic.js';
+import { DeploymentFailure, WorkInterrupted } from './errors.js';
+import { noFailpoints, type Failpoints } from './failpoints.js';
+import { ForeignObjectError, type TrafficContext, type TrafficSnapshot, type TrafficTarget } from './traffic.js';
 
 export interface EngineConfig {
   defaultDrainSeconds: number;
@@ -42,32 +44,12 @@ export interface EngineDeps {
   now: () => Date;
   config: EngineConfig;
   replicaId: string;
+  failpoints?: Failpoints;
 }
 
-/** A failure that ends a deployment with FAILURE and this reason (expected, not a bug). */
-export class DeploymentFailure extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DeploymentFailure';
-  }
-}
-
-/** The job was stopped from outside (shutdown, lost ownership); another run resumes it. */
-export class WorkInterrupted extends Error {
-  constructor(reason: string) {
-    super(reason);
-    this.name = 'WorkInterrupted';
-  }
-}
+export { DeploymentFailure, WorkInterrupted } from './errors.js';
 
 const WORKLOAD_KINDS: Kind[] = ['Deployment', 'ReplicationController'];
-
-/** An object a deployment created, with how to recognise it as still its own at cleanup. */
-interface CreatedObject {
-  kind: Kind;
-  name: string;
-  isOurs: (object: KubeObject) => boolean;
-}
 
 /**
  * The blue-green engine. A deployment is a sequence of named steps — preparing, creating
@@ -77,7 +59,11 @@ interface CreatedObject {
  * is never touched; a failure removes only what this deployment created.
  */
 export class DeploymentEngine {
-  constructor(private readonly deps: EngineDeps) {}
+  private readonly failpoints: Failpoints;
+
+  constructor(private readonly deps: EngineDeps) {
+    this.failpoints = deps.failpoints ?? noFailpoints;
+  }
 
   /**
    * Runs one queue item to its end. Deployment failures end as FAILURE records; the promise
@@ -118,17 +104,20 @@ export class DeploymentEngine {
     }
 
     const deadline = Date.parse(record.deadline ?? '') || this.deps.now().getTime() + this.deps.config.defaultDeadlineSeconds * 1000;
+    if (deadline <= this.deps.now().getTime()) {
+      await this.expiredBeforeStart(found, item, outer);
+      return;
+    }
     const deadlineSignal = AbortSignal.timeout(Math.max(1, deadline - this.deps.now().getTime()));
     const signal = AbortSignal.any([outer, deadlineSignal]);
     const journal = this.journal(found, signal);
-    const created: CreatedObject[] = [];
     let switched = false;
 
     try {
       const resumed = record.step !== 'queued';
-      await journal.update((r) => ({ ...r, step: 'preparing', times: { ...r.times, started: r.times.started ?? this.iso() } }), [
+      await journal.update((r) => ({ ...r, step: 'preparing', owner: this.deps.replicaId, times: { ...r.times, started: r.times.started ?? this.iso() } }), [
         resumed
-          ? `Resuming deployment ${r(record)} from step "${record.step}" (replica ${this.deps.replicaId})`
+          ? `Resuming deployment ${r(record)} from step "${record.step}" on replica ${this.deps.replicaId}${record.owner && record.owner !== this.deps.replicaId ? ` (replica ${record.owner} stopped working on it)` : ''}`
           : `Deployment ${r(record)} started on replica ${this.deps.replicaId}`,
       ]);
       const descriptor = this.validatedCopy(record);
@@ -137,7 +126,7 @@ export class DeploymentEngine {
       await journal.update((x) => ({ ...x, step: 'creating-resources', OldVersion: facts.liveVersion ?? '', injectedEnvironment: injectedEnvironmentNames(facts) }), [
         facts.liveVersion ? `Running version is ${facts.liveVersion}; it stays untouched until the new version is healthy` : 'No version of this app is running yet',
       ]);
-      await this.createResources(journal, facts, created, signal);
+      await this.createResources(journal, facts, signal);
 
       await journal.update((x) => ({ ...x, step: 'waiting-for-pods', times: { ...x.times, resourcesCreated: this.iso() } }));
       const healthTimeoutS = descriptor.healthCheckTimeout ?? this.deps.config.defaultHealthCheckTimeoutSeconds;
@@ -148,6 +137,7 @@ export class DeploymentEngine {
       await journal.update((x) => ({ ...x, step: 'health-checking', times: { ...x.times, podsReady: this.iso() } }), [
         `All ${pods.length} pods are ready${checkHealth ? '' : descriptor.useHealthCheck ? '; health check ignored (ignoreHealthCheck)' : '; no health check configured'}`,
       ]);
+      await this.failpoints.hit('before-health-check', signal);
       if (checkHealth) await this.checkHealth(journal, descriptor, record.version, pods, readyBy, healthTimeoutS);
 
       await journal.update((x) => ({ ...x, step: 'switching-traffic', times: { ...x.times, healthy: this.iso() } }));
@@ -168,6 +158,7 @@ export class DeploymentEngine {
       await this.drainReplaced(journal, outer);
       await this.deps.store.dequeue(record.namespace, record.appName, item.workId);
     } catch (err) {
+      if (err instanceof WorkInterrupted) throw err;
       if (outer.aborted) throw new WorkInterrupted(String((outer.reason as Error)?.message ?? outer.reason));
       if (switched) {
         // Traffic is on the new version; only the drain failed. The deployment stands.
@@ -179,8 +170,21 @@ export class DeploymentEngine {
         ? `deadline of ${Math.round((deadline - Date.parse(record.created)) / 1000)} s exceeded during step "${journal.record.step}"`
         : (err as Error).message;
       if (!(err instanceof DeploymentFailure)) this.deps.log.warn({ err, deploymentId: record.id }, 'deployment failed');
-      await this.failDeployment(journal, record, created, reason, item.workId, outer);
+      await this.failDeployment(journal, reason, item.workId, outer);
     }
+  }
+
+  /**
+   * The deadline passed before this run could start: while the deployment was queued, or while
+   * no replica worked on it (its owner died). Nothing new may be started; whatever an earlier run
+   * created is rolled back, so the running version serves as before.
+   */
+  private async expiredBeforeStart(found: { value: DeploymentRecord; revision: string }, item: QueueItem, outer: AbortSignal): Promise<void> {
+    const record = found.value;
+    const journal = this.journal(found, outer);
+    const where = record.step === 'queued' ? 'while waiting in the queue' : `during step "${record.step}" while no replica was working on it${record.owner ? ` (replica ${record.owner} stopped)` : ''}`;
+    await journal.update((x) => ({ ...x, owner: this.deps.replicaId }), [`Deadline passed ${where}; rolling back on replica ${this.deps.replicaId}`]);
+    await this.failDeployment(journal, `deadline passed ${where}; rolled back`, item.workId, outer);
   }
 
   private journal(found: { value: DeploymentRecord; revision: string }, signal: AbortSignal): Journal {
@@ -242,7 +246,7 @@ export class DeploymentEngine {
     return all.map((x) => x.value).filter((x) => x.status === 'DEPLOYED' && x.id !== exceptId);
   }
 
-  private async createResources(journal: Journal, facts: DeploymentFacts, created: CreatedObject[], signal: AbortSignal): Promise<void> {
+  private async createResources(journal: Journal, facts: DeploymentFacts, signal: AbortSignal): Promise<void> {
     const d = facts.descriptor;
     const record = journal.record;
     const ownedByThis = (o: KubeObject) => o.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION] === record.id;
@@ -252,7 +256,6 @@ export class DeploymentEngine {
     if (service) items.push({ kind: 'Service', object: service as KubeObject });
     await Promise.all(items.map(async ({ kind, object }) => {
       const name = object.metadata!.name!;
-      created.push({ kind, name, isOurs: ownedByThis });
       const existing = await this.deps.cluster.get(kind, d.namespace, name, signal);
       if (existing) {
         // Only reachable on resume: prepare() refused objects of other deployments.
@@ -270,13 +273,11 @@ export class DeploymentEngine {
     // quick selector change (a Service create allocates a cluster IP and can take a second).
     const placeholder = placeholderStableService(d, record.id);
     const existingStable = await this.deps.cluster.get('Service', d.namespace, d.appName, signal);
-    const isOurPlaceholder = (o: KubeObject) => ownedByThis(o) && isPlaceholderStableService(o);
-    if (placeholder && (!existingStable || isOurPlaceholder(existingStable))) {
-      created.push({ kind: 'Service', name: d.appName, isOurs: isOurPlaceholder });
-      if (!existingStable) {
-        await this.deps.cluster.create('Service', placeholder as KubeObject, signal);
-        await journal.line(`Created stable Service ${d.appName} (selecting no pods until the switch)`);
-      }
+    if (placeholder && !existingStable) {
+      await this.deps.cluster.create('Service', placeholder as KubeObject, signal);
+      await journal.line(`Created stable Service ${d.appName} (selecting no pods until the switch)`);
+    } else if (existingStable && !ownedByThis(existingStable) && !mayManageStableService(existingStable.metadata, d.appName)) {
+      throw new ForeignObjectError('Service', d.namespace, d.appName);
     }
   }
 
@@ -357,6 +358,7 @@ export class DeploymentEngine {
     const done: typeof snapshots = [];
     try {
       for (const s of snapshots) {
+        if (done.length > 0) await this.failpoints.hit('after-first-traffic-target', signal);
         await s.target.switchTo(ctx, s.snapshot);
         done.push(s);
       }
@@ -379,7 +381,9 @@ export class DeploymentEngine {
     const found = await this.deps.store.get(old.namespace, old.id);
     if (!found || found.value.status !== 'DEPLOYED') return;
     const j = this.journal(found, AbortSignal.timeout(60_000));
-    await j.update((x) => ({ ...x, status: 'UNDEPLOYING', step: 'draining', replacedBy: by.id, times: { ...x.times, drainStarted: this.iso() } }), [
+    const drainS = by.descriptor.drainSeconds ?? this.deps.config.defaultDrainSeconds;
+    const deadline = new Date(Date.now() + (drainS + this.deps.config.defaultDeadlineSeconds) * 1000).toISOString();
+    await j.update((x) => ({ ...x, status: 'UNDEPLOYING', step: 'draining', replacedBy: by.id, deadline, times: { ...x.times, drainStarted: this.iso() } }), [
       `Replaced by deployment ${by.id} (version ${by.version}); version ${old.version} keeps running for the drain delay, then is removed`,
     ], { final: true });
   }
@@ -389,7 +393,7 @@ export class DeploymentEngine {
     const record = journal.record;
     if (!record.replaces) return;
     const found = await this.deps.store.get(record.namespace, record.replaces);
-    if (!found || found.value.status !== 'UNDEPLOYING' || found.value.step !== 'draining') return;
+    if (!found || found.value.status !== 'UNDEPLOYING' || (found.value.step !== 'draining' && found.value.step !== 'removing')) return;
     const old = found.value;
     const oldJournal = this.journal(found, signal);
     const drainS = record.descriptor.drainSeconds ?? this.deps.config.defaultDrainSeconds;
@@ -402,7 +406,8 @@ export class DeploymentEngine {
       await oldJournal.update((x) => ({ ...x, status: 'DEPLOYED', step: 'deployed' }), ['Version is live again; not removing it'], { final: true });
       return;
     }
-    await oldJournal.update((x) => ({ ...x, step: 'removing' }));
+    await this.failpoints.hit('before-drain-removal', signal);
+    await oldJournal.update((x) => ({ ...x, step: 'removing', owner: this.deps.replicaId }));
     const removed = await this.removeVersion(old.descriptor, old.version, signal);
     await oldJournal.update((x) => ({ ...x, status: 'UNDEPLOYED', step: 'undeployed', times: { ...x.times, removed: this.iso() } }), [
       removed.length > 0 ? `Removed ${removed.join(', ')}` : 'Nothing left to remove', `Version ${old.version} undeployed (replaced by ${record.id})`,
@@ -422,26 +427,84 @@ export class DeploymentEngine {
     return removed;
   }
 
-  private async failDeployment(journal: Journal, record: DeploymentRecord, created: CreatedObject[], reason: string, workId: string, outer: AbortSignal): Promise<void> {
+  /**
+   * Ends a deployment as FAILURE after putting things back: traffic that points at this version
+   * (only possible after a crash mid-switch) goes back to the version that ran before, and every
+   * object carrying this deployment's id is removed. FAILURE is written only once that is done,
+   * or — if the cleanup cannot finish within its bound — with a reason saying what is left to
+   * the reconciler, so no record stays DEPLOYING past its deadline.
+   */
+  private async failDeployment(journal: Journal, reason: string, workId: string, outer: AbortSignal): Promise<void> {
+    const record = journal.record;
     const cleanupSignal = AbortSignal.any([outer, AbortSignal.timeout(this.deps.config.cleanupTimeoutSeconds * 1000)]);
     const lines = [`Deployment failed: ${reason}`];
+    let incomplete = false;
+    try {
+      lines.push(...await this.restoreTrafficFrom(record, cleanupSignal));
+    } catch (err) {
+      incomplete = true;
+      lines.push(`Could not restore traffic: ${(err as Error).message}`);
+    }
     const removed: string[] = [];
-    // Remove only what this deployment created, identified by its deployment-id annotation.
-    for (const { kind, name, isOurs } of [...created].reverse()) {
+    for (const { kind, name, isOurs } of this.objectsOf(record)) {
       try {
         const existing = await this.deps.cluster.get(kind, record.namespace, name, cleanupSignal);
         if (!existing || !isOurs(existing)) continue;
         await this.deps.cluster.delete(kind, record.namespace, name, cleanupSignal);
         removed.push(`${kind} ${name}`);
       } catch (err) {
+        incomplete = true;
         lines.push(`Could not remove ${kind} ${name}: ${(err as Error).message} (the reconciler will)`);
       }
     }
     if (outer.aborted) throw new WorkInterrupted('stopped during cleanup');
-    lines.push(removed.length > 0 ? `Removed ${removed.join(', ')}; the running version was not touched` : 'Nothing to remove; the running version was not touched');
+    lines.push(removed.length > 0 ? `Removed ${removed.join(', ')}` : 'Nothing of this deployment to remove');
+    lines.push(record.OldVersion ? `Version ${record.OldVersion} keeps running` : 'No other version was running');
     await journal.update((x) => ({
-      ...x, status: 'FAILURE', step: 'failed', failureReason: reason, times: { ...x.times, finished: this.iso() },
+      ...x, status: 'FAILURE', step: 'failed', failureReason: incomplete ? `${reason} (cleanup incomplete; the reconciler removes the rest)` : reason,
+      times: { ...x.times, finished: this.iso() },
     }), lines, { dequeue: workId, final: true });
+  }
+
+  /** The versioned objects (and a first deployment's placeholder Service) a deployment creates. */
+  private objectsOf(record: DeploymentRecord): Array<{ kind: Kind; name: string; isOurs: (o: KubeObject) => boolean }> {
+    const name = versionedName(record.appName, record.version);
+    const ours = (o: KubeObject) => o.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION] === record.id;
+    return [
+      { kind: 'Service', name: record.appName, isOurs: (o) => ours(o) && isPlaceholderStableService(o) },
+      { kind: 'Service', name, isOurs: ours },
+      ...WORKLOAD_KINDS.map((kind) => ({ kind, name, isOurs: ours })),
+    ];
+  }
+
+  /**
+   * Traffic targets that point at this deployment's version are switched back to the version
+   * that ran before (when its workload still exists), or removed when there was none.
+   */
+  private async restoreTrafficFrom(record: DeploymentRecord, signal: AbortSignal): Promise<string[]> {
+    const lines: string[] = [];
+    const previous = record.OldVersion || undefined;
+    const previousRecord = previous ? (await this.deps.store.list(record.namespace, record.appName)).map((x) => x.value)
+      .find((x) => x.version === previous && x.status === 'DEPLOYED') : undefined;
+    const previousRunning = previous ? await this.workloadExists(record.descriptor, previous, signal) : false;
+    for (const target of [...this.deps.traffic].reverse()) {
+      const current = await target.currentVersion(record.descriptor, signal);
+      if (current !== record.version) continue;
+      if (previous && previousRunning) {
+        const ctx: TrafficContext = { descriptor: previousRecord?.descriptor ?? record.descriptor, version: previous, signal, log: async (l) => { lines.push(l); } };
+        await target.switchTo(ctx);
+        lines.push(`${target.name} switched back to version ${previous}`);
+      } else {
+        await target.remove({ descriptor: record.descriptor, version: record.version, signal, log: async (l) => { lines.push(l); } });
+      }
+    }
+    return lines;
+  }
+
+  private async workloadExists(d: Descriptor, version: string, signal: AbortSignal): Promise<boolean> {
+    const name = versionedName(d.appName, version);
+    for (const kind of WORKLOAD_KINDS) if (await this.deps.cluster.get(kind, d.namespace, name, signal)) return true;
+    return false;
   }
 
   // --- undeploy ------------------------------------------------------------------------------
@@ -460,9 +523,12 @@ export class DeploymentEngine {
       return;
     }
     try {
-      await journal.update((x) => ({ ...x, status: 'UNDEPLOYING', step: 'removing', deadline: new Date(Date.now() + deadlineMs).toISOString() }), [
-        `Undeploying version ${record.version} of ${record.appName}`,
-      ]);
+      const resumed = record.status === 'UNDEPLOYING';
+      await journal.update((x) => ({
+        ...x, status: 'UNDEPLOYING', step: 'removing', owner: this.deps.replicaId,
+        deadline: resumed && x.deadline ? x.deadline : new Date(Date.now() + deadlineMs).toISOString(),
+      }), [resumed ? `Resuming the undeploy of version ${record.version} on replica ${this.deps.replicaId}` : `Undeploying version ${record.version} of ${record.appName}`]);
+      await this.failpoints.hit('before-undeploy-removal', signal);
       const d = record.descriptor;
       const ctx: TrafficContext = { descriptor: d, version: record.version, signal, log: (line) => journal.line(line) };
       // Traffic objects go only if they still point at this version (never remove a newer one).
@@ -478,6 +544,7 @@ export class DeploymentEngine {
       ], { dequeue: item.workId, final: true });
       if (item.deleteRecord || record.deleteWhenUndeployed) await this.deps.store.delete(record.namespace, record.appName, record.id);
     } catch (err) {
+      if (err instanceof WorkInterrupted) throw err;
       if (outer.aborted) throw new WorkInterrupted('stopped');
       await journal.update((x) => ({ ...x, status: 'FAILURE', step: 'failed', failureReason: `undeploy failed: ${(err as Error).message}` }), [
         `Undeploy failed: ${(err as Error).message}`,

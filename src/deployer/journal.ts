@@ -5,6 +5,7 @@ import type { DeploymentStore, EventInput } from '../store/deployments.js';
 import { StoreUnavailableError } from '../store/kv.js';
 import type { EngineEvents } from './events.js';
 import type { Logger } from '../log.js';
+import { WorkInterrupted } from './errors.js';
 
 const FINAL_WRITE_PATIENCE_MS = 5 * 60_000;
 
@@ -57,7 +58,12 @@ export class Journal {
       } catch (err) {
         if (err instanceof RevisionConflictError && attempt < 5) {
           const fresh = await this.retrying(() => this.store.get(before.namespace, before.id), final);
-          if (!fresh) throw new Error(`deployment ${before.id} was deleted while it was being worked on`);
+          if (!fresh) throw new WorkInterrupted(`deployment ${before.id} was deleted while it was being worked on`);
+          // Someone else moved the record on (another replica took over, or its deadline was
+          // enforced): this run must stop rather than write over their decision.
+          if (fresh.value.status !== before.status || (fresh.value.owner ?? '') !== (before.owner ?? '')) {
+            throw new WorkInterrupted(`deployment ${before.id} was changed elsewhere (now ${fresh.value.status}${fresh.value.owner ? ` on ${fresh.value.owner}` : ''})`);
+          }
           this.current = fresh;
           continue;
         }

@@ -64,6 +64,8 @@ export class KubernetesCluster implements Cluster {
   private readonly apps: AppsV1Api;
   private readonly networking: NetworkingV1Api;
   private readonly custom: CustomObjectsApi;
+  /** Aborted by close(): calls without a caller's signal still end at shutdown. */
+  private readonly lifetime = new AbortController();
 
   constructor(private readonly options: KubernetesClusterOptions) {
     this.core = options.kubeConfig.makeApiClient(CoreV1Api);
@@ -176,7 +178,7 @@ export class KubernetesCluster implements Cluster {
 
     // List, then watch from the list's resourceVersion; on any end or error, list again.
     const cycle = async (): Promise<void> => {
-      while (!stopped) {
+      while (!stopped && !this.lifetime.signal.aborted) {
         try {
           const list = await this.call('list Pod', undefined, (o) => this.core.listNamespacedPod({ namespace, labelSelector }, o));
           pods.clear();
@@ -202,7 +204,7 @@ export class KubernetesCluster implements Cluster {
         } catch (err) {
           this.options.log.debug({ err: (err as Error).message, namespace, labelSelector }, 'pod watch failed; retrying');
         }
-        if (stopped) return;
+        if (stopped || this.lifetime.signal.aborted) return;
         await new Promise((r) => setTimeout(r, backoffMs));
         backoffMs = Math.min(backoffMs * 2, 5000);
       }
@@ -233,13 +235,19 @@ export class KubernetesCluster implements Cluster {
     }
   }
 
+  close(): void {
+    this.lifetime.abort(new Error('the Kubernetes client is closed'));
+  }
+
   async ping(signal?: AbortSignal): Promise<void> {
     await this.call('get version', signal, (o) => this.core.getAPIResources(o), 0);
   }
 
   /** Runs one API call with a timeout, retrying transient failures until `signal` or the budget ends. */
-  private async call<T>(operation: string, signal: AbortSignal | undefined, fn: (o: ConfigurationOptions<ObservableMiddleware>) => Promise<T>, budgetMs = this.options.retryBudgetMs): Promise<T> {
+  private async call<T>(operation: string, callerSignal: AbortSignal | undefined, fn: (o: ConfigurationOptions<ObservableMiddleware>) => Promise<T>, budgetMs = this.options.retryBudgetMs): Promise<T> {
     const started = Date.now();
+    const hasDeadline = callerSignal !== undefined;
+    const signal = callerSignal ? AbortSignal.any([callerSignal, this.lifetime.signal]) : this.lifetime.signal;
     let delay = 200;
     for (;;) {
       const timeout = AbortSignal.timeout(this.options.requestTimeoutMs);
@@ -253,7 +261,7 @@ export class KubernetesCluster implements Cluster {
         if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
         const err = toKubeError(operation, raw, timeout.aborted ? this.options.requestTimeoutMs : undefined);
         this.options.onError?.(operation, err);
-        const outOfBudget = !signal && Date.now() - started + delay > budgetMs;
+        const outOfBudget = !hasDeadline && Date.now() - started + delay > budgetMs;
         if (!err.retryable || outOfBudget) throw err;
         this.options.log.warn({ operation, status: err.status, err: err.message, retryInMs: delay }, 'Kubernetes API call failed; retrying');
         await sleep(delay, signal);

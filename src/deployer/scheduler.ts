@@ -2,7 +2,8 @@ import type { KvStore, Lease, WatchHandle } from '../store/kv.js';
 import { keys } from '../store/keys.js';
 import type { DeploymentStore } from '../store/deployments.js';
 import type { Logger } from '../log.js';
-import { WorkInterrupted, type DeploymentEngine } from './engine.js';
+import type { DeploymentEngine } from './engine.js';
+import { WorkInterrupted } from './errors.js';
 
 export interface SchedulerOptions {
   kv: KvStore;
@@ -84,8 +85,36 @@ export class Scheduler {
     if (this.stopping) return;
     try {
       for (const app of await this.options.store.appsWithWork()) this.schedule(app.namespace, app.appName);
+      for (const id of this.runs.keys()) {
+        const [namespace, appName] = id.split('/') as [string, string];
+        await this.expireQueued(namespace, appName);
+      }
     } catch (err) {
       this.options.log.debug({ err: (err as Error).message }, 'queue resync failed; retrying at the next interval');
+    }
+  }
+
+  /**
+   * Deployments waiting behind a long one must not outlive their deadline in the queue: the
+   * owner ends them as FAILURE (record and queue item in one transaction; a concurrent start of
+   * the same item loses the compare-and-swap, or wins it and this one does).
+   */
+  private async expireQueued(namespace: string, appName: string): Promise<void> {
+    const { store } = this.options;
+    const waiting = (await store.queue(namespace, appName)).slice(1);
+    const now = Date.now();
+    for (const item of waiting) {
+      if (item.kind !== 'deploy') continue;
+      const found = await store.get(namespace, item.deploymentId);
+      const r = found?.value;
+      if (!found || !r || r.status !== 'DEPLOYING' || r.step !== 'queued' || !r.deadline || Date.parse(r.deadline) > now) continue;
+      const reason = 'deadline passed while waiting in the queue';
+      await store.update({
+        record: { ...r, status: 'FAILURE', step: 'failed', failureReason: reason, lastModified: new Date().toISOString(), times: { ...r.times, finished: new Date().toISOString() } },
+        expectedRevision: found.revision,
+        events: [{ type: 'log', message: `Deployment failed: ${reason}; nothing was created` }, { type: 'status', status: 'FAILURE', step: 'failed' }],
+        dequeue: item.workId,
+      }).catch(() => undefined);
     }
   }
 

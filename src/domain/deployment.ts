@@ -64,6 +64,8 @@ export interface DeploymentRecord {
   replaces?: string;
   /** Id of the deployment this one redeploys. */
   redeployOf?: string;
+  /** The cutover replica that last worked on this record (diagnostics, and takeover detection). */
+  owner?: string;
   /** Delete the record once its undeploy finished (DELETE …?deleteDeployment=true). */
   deleteWhenUndeployed?: boolean;
 }

@@ -39,6 +39,19 @@ export interface AppRef {
 }
 
 /**
+ * Two writers appending to one log at the same time race for the next sequence number; the
+ * loser retries. A jittered pause keeps a writer with a long backlog from starving the other.
+ */
+const MAX_APPEND_ATTEMPTS = 200;
+function contentionPause(attempt: number): Promise<void> {
+  if (attempt < 2) return Promise.resolve();
+  return new Promise((r) => setTimeout(r, Math.random() * 2 ** Math.min(attempt, 6)));
+}
+
+/** Events read per etcd range request. */
+const EVENT_PAGE = 1000;
+
+/**
  * Deployment records with their event log, health data, the per-app version counter and the
  * per-app work queue. Multi-key changes are single etcd transactions.
  */
@@ -132,7 +145,8 @@ export class DeploymentStore {
           throw new RevisionConflictError(`deployment ${record.id} changed concurrently`, current?.modRevision);
         }
         this.nextSeq.delete(recordKey); // another writer took our sequence numbers
-        if (attempt > 20) throw new Error(`could not append events to deployment ${record.id}`);
+        if (attempt >= MAX_APPEND_ATTEMPTS) throw new Error(`could not append events to deployment ${record.id}`);
+        await contentionPause(attempt);
       }
     });
   }
@@ -164,25 +178,38 @@ export class DeploymentStore {
           this.nextSeq.set(recordKey, seq + 1);
           return seq;
         }
-        this.nextSeq.delete(recordKey);
-        if (attempt > 20) throw new Error(`could not append to the log of deployment ${id}`);
+        this.nextSeq.delete(recordKey); // another writer took this sequence number
+        if (attempt >= MAX_APPEND_ATTEMPTS) throw new Error(`could not append to the log of deployment ${id}`);
+        await contentionPause(attempt);
       }
     });
   }
 
-  /** Events in order, optionally only those after `afterSeq`; `revision` is where a watch continues. */
+  /**
+   * Events in order, optionally only those after `afterSeq`; `revision` is where a watch
+   * continues. Read in pages at one revision, so a long log is neither one huge response nor
+   * torn by concurrent writes.
+   */
   async events(namespace: string, id: string, afterSeq = 0): Promise<{ events: DeploymentEvent[]; revision: string }> {
-    const { entries, revision } = await this.kv.list(keys.eventsOf(namespace, id));
+    const prefix = keys.eventsOf(namespace, id);
     const events: DeploymentEvent[] = [];
-    for (const e of entries) {
-      if (seqOfEventKey(e.key) <= afterSeq) continue;
-      try {
-        events.push(parseRecord<DeploymentEvent>(e));
-      } catch {
-        // a foreign value under our prefix is skipped rather than breaking the log
+    let fromKey = keys.event(namespace, id, afterSeq + 1);
+    let atRevision: string | undefined;
+    for (;;) {
+      const page = await this.kv.list(prefix, { fromKey, limit: EVENT_PAGE, ...(atRevision ? { atRevision } : {}) });
+      atRevision ??= page.revision;
+      for (const e of page.entries) {
+        if (seqOfEventKey(e.key) <= afterSeq) continue;
+        try {
+          events.push(parseRecord<DeploymentEvent>(e));
+        } catch {
+          // a foreign value under our prefix is skipped rather than breaking the log
+        }
       }
+      const last = page.entries[page.entries.length - 1];
+      if (page.entries.length < EVENT_PAGE || !last) return { events, revision: atRevision };
+      fromKey = `${last.key}\0`;
     }
-    return { events, revision };
   }
 
   // --- health data ---------------------------------------------------------------------------

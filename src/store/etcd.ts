@@ -1,4 +1,4 @@
-import { Etcd3, isRecoverableError, type IKeyValue, type IOperation, type Namespace } from 'etcd3';
+import { Etcd3, Range, isRecoverableError, type IKeyValue, type IOperation, type Namespace } from 'etcd3';
 import { noop } from 'cockatiel';
 import type {
   Guard, KvEntry, KvOp, KvStore, Lease, ListOptions, ListResult, TxnResult, WatchCallbacks, WatchEvent, WatchHandle,
@@ -11,6 +11,8 @@ export interface EtcdStoreOptions {
   prefix: string;
   /** Deadline of every unary call. */
   timeoutMs: number;
+  /** Told about every call that failed because etcd was unreachable or too slow (metrics). */
+  onUnavailable?: (operation: string) => void;
 }
 
 /**
@@ -23,10 +25,12 @@ export class EtcdStore implements KvStore {
   private readonly client: Etcd3;
   private readonly ns: Namespace;
   private readonly timeoutMs: number;
+  private readonly onUnavailable: (operation: string) => void;
   private closed = false;
 
   constructor(options: EtcdStoreOptions) {
     this.timeoutMs = options.timeoutMs;
+    this.onUnavailable = options.onUnavailable ?? (() => {});
     this.client = new Etcd3({
       hosts: options.endpoints,
       dialTimeout: options.timeoutMs,
@@ -36,20 +40,24 @@ export class EtcdStore implements KvStore {
         // Reconnect promptly after an etcd restart instead of grpc's default backoff of up to 120 s.
         'grpc.initial_reconnect_backoff_ms': 200,
         'grpc.max_reconnect_backoff_ms': 2000,
+        // A long deployment log read in one range can exceed grpc's 4 MiB default.
+        'grpc.max_receive_message_length': 64 * 1024 * 1024,
       },
     });
     this.ns = this.client.namespace(options.prefix);
   }
 
   async get(key: string): Promise<KvEntry | undefined> {
-    const res = await this.call(() => this.ns.get(key).exec());
+    const res = await this.call(() => this.ns.get(key).exec(), 'get');
     const kv = res.kvs[0];
     return kv ? toEntry(kv) : undefined;
   }
 
   async list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
     const res = await this.call(() => {
-      let q = this.ns.getAll().prefix(prefix);
+      let q = options.fromKey !== undefined
+        ? this.ns.getAll().inRange(new Range(options.fromKey, Range.prefix(prefix).end))
+        : this.ns.getAll().prefix(prefix);
       if (options.limit !== undefined) q = q.limit(options.limit);
       const order = options.order === 'desc' ? 'Descend' : 'Ascend';
       if (options.sortBy === 'create') q = q.sort('Create', order);
@@ -57,12 +65,12 @@ export class EtcdStore implements KvStore {
       if (options.minCreateRevision !== undefined) q = q.minCreateRevision(options.minCreateRevision);
       if (options.atRevision !== undefined) q = q.revision(options.atRevision);
       return q.exec();
-    });
+    }, 'list');
     return { entries: res.kvs.map(toEntry), revision: String(res.header.revision) };
   }
 
   async count(prefix: string): Promise<number> {
-    return this.call(() => this.ns.getAll().prefix(prefix).count());
+    return this.call(() => this.ns.getAll().prefix(prefix).count(), 'count');
   }
 
   async transact(guards: Guard[], ops: KvOp[]): Promise<TxnResult> {
@@ -72,14 +80,14 @@ export class EtcdStore implements KvStore {
       let txn = first ? this.ns.if(first.key, 'Mod', '==', first.modRevision) : this.ns.if('txn-unconditional', 'Mod', '>', -1);
       for (const g of guards.slice(1)) txn = txn.and(g.key, 'Mod', '==', g.modRevision);
       return txn.then(...ops.map((op) => this.toRequestOp(op))).commit();
-    });
+    }, 'transact');
     return { succeeded: res.succeeded, revision: String(res.header.revision) };
   }
 
   async watch(prefix: string, fromRevision: string | undefined, callbacks: WatchCallbacks): Promise<WatchHandle> {
     let builder = this.ns.watch().prefix(prefix);
     if (fromRevision !== undefined) builder = builder.startRevision(fromRevision);
-    const watcher = await this.call(() => builder.create());
+    const watcher = await this.call(() => builder.create(), 'watch');
     let ended = false;
     watcher.on('data', (res) => {
       if (ended || res.events.length === 0) return;
@@ -107,7 +115,7 @@ export class EtcdStore implements KvStore {
 
   async grantLease(ttlSeconds: number): Promise<Lease> {
     const lease = this.ns.lease(ttlSeconds, { autoKeepAlive: true });
-    const id = await this.call(() => lease.grant());
+    const id = await this.call(() => lease.grant(), 'lease');
     return {
       id,
       onLost: (listener) => lease.on('lost', (err) => listener(err)),
@@ -118,7 +126,7 @@ export class EtcdStore implements KvStore {
   }
 
   async ping(): Promise<void> {
-    await this.call(() => this.ns.get('health-probe').exec());
+    await this.call(() => this.ns.get('health-probe').exec(), 'ping');
   }
 
   async close(): Promise<void> {
@@ -142,11 +150,13 @@ export class EtcdStore implements KvStore {
   }
 
   /** Runs one etcd call and turns connectivity failures into StoreUnavailableError. */
-  private async call<T>(fn: () => Promise<T>): Promise<T> {
+  private async call<T>(fn: () => Promise<T>, operation = 'call'): Promise<T> {
     try {
       return await fn();
     } catch (err) {
-      throw toStoreError(err);
+      const mapped = toStoreError(err);
+      if (mapped instanceof StoreUnavailableError) this.onUnavailable(operation);
+      throw mapped;
     }
   }
 }

@@ -37,6 +37,8 @@ export interface ListOptions {
   minCreateRevision?: string;
   /** Read at this revision (consistent snapshot); default: latest. */
   atRevision?: string;
+  /** Start at this key (inclusive) instead of the prefix's first key; for paging. */
+  fromKey?: string;
 }
 
 export interface ListResult {

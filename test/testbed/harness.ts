@@ -166,3 +166,8 @@ export async function waitForFakePods(
     return wrong.length === 0 || `${serving ? 'not yet served' : 'still served'}: ${wrong.join(', ')}`;
   }, { timeoutMs: opts.timeoutMs ?? 10_000, intervalMs: 50 });
 }
+
+// ---- outages ----
+
+export { stopComponent, startStoppedComponent } from './testbed.js';
+export type { ComponentName } from './components.js';

@@ -8,7 +8,7 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { NETWORK, loadConfig, lockPath, paths, type Ports, type TestbedConfig } from './config.js';
 import { ensureBinaries, kwokModuleDir } from './binaries.js';
 import { requireRoot, requireTools } from './commands.js';
-import { components, schedulerConfig, schedulerConfigPath, type Component } from './components.js';
+import { components, schedulerConfig, schedulerConfigPath, type Component, type ComponentName } from './components.js';
 import { fakeNode, writeKwokConfig } from './kwok.js';
 import { describeError, isConflict, loadKubeConfig, waitForNodes } from './kube.js';
 import { withLock } from './lock.js';
@@ -298,4 +298,38 @@ export async function status(): Promise<StatusReport> {
   const netns = await netnsExists(state?.network?.netns ?? cfg.netns);
   const up = !!state?.ready && netns && comps.length > 0 && comps.every((c) => c.running && c.health === true);
   return { state, components: comps, netns, up };
+}
+
+/**
+ * Stops one component of a running test bed (e.g. the API server, for outage tests). The bed is
+ * unhealthy until startStoppedComponent() brings the component back; `down` still cleans up.
+ */
+export async function stopComponent(name: ComponentName, opts: { log?: Log } = {}): Promise<void> {
+  const log = opts.log ?? defaultLog;
+  await withTestbedLock(`stop ${name}`, async () => {
+    const p = paths(loadConfig().dir);
+    const state = await readState(p.state);
+    if (!state) throw new Error('the test bed is down');
+    const rec = state.processes.find((r) => r.name === name && isRunning(r));
+    if (!rec) throw new Error(`${name} is not running`);
+    const how = await stopProcess(rec);
+    const writer = new StateWriter(p.state, state);
+    writer.state.processes = state.processes.filter((r) => r !== rec);
+    await writer.save();
+    log(`stopped ${name} (pid ${rec.pid}, ${how})`);
+  });
+}
+
+/** Starts a component that stopComponent() stopped, with the same flags, and waits until it is ready. */
+export async function startStoppedComponent(name: ComponentName, opts: { log?: Log } = {}): Promise<void> {
+  const log = opts.log ?? defaultLog;
+  await withTestbedLock(`start ${name}`, async () => {
+    const p = paths(loadConfig().dir);
+    const state = await readState(p.state);
+    if (!state) throw new Error('the test bed is down');
+    if (state.processes.some((r) => r.name === name && isRunning(r))) return;
+    const component = components({ config: state.config, bins: state.bins }).find((c) => c.name === name);
+    if (!component) throw new Error(`unknown component ${name}`);
+    await startComponent(component, p.logs, new StateWriter(p.state, state), log);
+  });
 }
