@@ -11,6 +11,8 @@ export interface SettingSpec {
   schema: Joi.Schema;
   /** Shown in the docs; the schema's own default is what applies. */
   defaultText: string;
+  /** The value is a secret: never echoed in error messages. */
+  secret?: boolean;
 }
 
 const listOfUrls = Joi.string()
@@ -33,6 +35,48 @@ const listOfUrls = Joi.string()
 
 const port = Joi.number().integer().min(0).max(65535);
 
+const onOff = Joi.string().trim().lowercase().valid('on', 'off');
+
+/** Comma-separated non-empty items (JWT audiences, algorithms). */
+const listOfStrings = Joi.string().trim().custom((value: string, helpers) => {
+  const items = value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  return items.length === 0 ? helpers.error('any.invalid') : items;
+}).messages({ 'any.invalid': '{{#label}} must be a comma-separated list' });
+
+const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519', 'HS256', 'HS384', 'HS512'];
+const listOfJwtAlgorithms = listOfStrings.custom((items: string[], helpers) => {
+  return items.every((a) => JWT_ALGORITHMS.includes(a)) ? items : helpers.error('any.invalid');
+}).messages({ 'any.invalid': `{{#label}} must be a comma-separated list of ${JWT_ALGORITHMS.join(', ')} ("none" is never accepted)` });
+
+/** A secret given directly: checked for presence only here, its format at start-up (messages never echo it). */
+const secretText = Joi.string().trim().allow('');
+const filePath = Joi.string().trim().allow('');
+
+/** Comma-separated browser origins (scheme://host[:port]) or "*"; stored in canonical form (URL.origin). */
+const listOfOrigins = Joi.string()
+  .trim()
+  .allow('')
+  .custom((value: string, helpers) => {
+    const origins: string[] = [];
+    for (const item of value.split(',').map((s) => s.trim()).filter((s) => s.length > 0)) {
+      if (item === '*') {
+        origins.push('*');
+        continue;
+      }
+      let url: URL;
+      try {
+        url = new URL(item);
+      } catch {
+        return helpers.error('any.invalid');
+      }
+      const isOrigin = (url.protocol === 'http:' || url.protocol === 'https:') && url.pathname === '/' && !url.search && !url.hash && !url.username && !url.password;
+      if (!isOrigin) return helpers.error('any.invalid');
+      origins.push(url.origin);
+    }
+    return origins;
+  })
+  .messages({ 'any.invalid': '{{#label}} must be a comma-separated list of origins like https://ui.example.com (scheme, host, optional port; no path), or *' });
+
 export const settings = {
   port: {
     env: 'CUTOVER_PORT',
@@ -45,6 +89,24 @@ export const settings = {
     description: 'Address to listen on. Use 0.0.0.0 inside a container.',
     schema: Joi.string().trim().hostname().default('127.0.0.1'),
     defaultText: '127.0.0.1',
+  },
+  allowedOrigins: {
+    env: 'CUTOVER_ALLOWED_ORIGINS',
+    description: 'Browser origins, besides the same origin, that may use the REST API (CORS) and the log websocket: comma-separated, e.g. https://ui.example.com, or * for any. Clients that send no Origin (CLIs) are always allowed.',
+    schema: listOfOrigins.default([]),
+    defaultText: '(same origin only)',
+  },
+  wsHeartbeatSeconds: {
+    env: 'CUTOVER_WS_HEARTBEAT_SECONDS',
+    description: 'Interval of websocket pings; a connection that has not answered the previous ping by the next one is dropped.',
+    schema: Joi.number().integer().min(1).max(3600).default(30),
+    defaultText: '30',
+  },
+  wsMaxBufferedBytes: {
+    env: 'CUTOVER_WS_MAX_BUFFERED_BYTES',
+    description: 'Per log websocket: the most data buffered for the client, and how far (bytes) it may fall behind the live log before it is closed with 1013 (it resumes with from=).',
+    schema: Joi.number().integer().min(1024).max(256 * 1024 * 1024).default(1024 * 1024),
+    defaultText: '1048576',
   },
   etcdEndpoints: {
     env: 'CUTOVER_ETCD_ENDPOINTS',
@@ -149,6 +211,134 @@ export const settings = {
     schema: Joi.number().integer().min(2).max(300).default(10),
     defaultText: '10',
   },
+  reconcileIntervalSeconds: {
+    env: 'CUTOVER_RECONCILE_INTERVAL_SECONDS',
+    description: 'How often the reconciler looks for cutover-made Kubernetes objects that no record accounts for, and for records stuck without pending work.',
+    schema: Joi.number().integer().min(5).max(86400).default(60),
+    defaultText: '60',
+  },
+  reconcileMinAgeSeconds: {
+    env: 'CUTOVER_RECONCILE_MIN_AGE_SECONDS',
+    description: 'Objects younger than this are never removed by the reconciler (a deployment may be creating them).',
+    schema: Joi.number().integer().min(0).max(86400).default(120),
+    defaultText: '120',
+  },
+  failpoints: {
+    env: 'CUTOVER_FAILPOINTS',
+    description: 'For tests only: pause the engine at named points, e.g. "after-first-traffic-target=pause:8000" (see src/deployer/failpoints.ts).',
+    schema: Joi.string().trim().allow('').pattern(/^([a-z-]+=pause:\d{1,7})(,[a-z-]+=pause:\d{1,7})*$/),
+    defaultText: '',
+  },
+  auth: {
+    env: 'CUTOVER_AUTH',
+    description: 'Authentication of API callers (docs/security.md). "off" lets every caller in as an administrator and logs a warning at start-up: for local experiments only.',
+    schema: onOff.default('on'),
+    defaultText: 'on',
+  },
+  apiKeys: {
+    env: 'CUTOVER_API_KEYS',
+    description: 'Accept HMAC-signed requests made with API keys (pipelines). Needs a key-encryption key; cutover refuses to start when it is on without one.',
+    schema: onOff.default('on'),
+    defaultText: 'on',
+  },
+  keyEncryptionKey: {
+    env: 'CUTOVER_KEY_ENCRYPTION_KEY',
+    description: 'Key-encryption key of the API key secrets stored in etcd: 32 bytes as base64 or 64 hex digits (openssl rand -base64 32). Several, comma-separated: the first encrypts, all decrypt (rotation). Prefer the _FILE variant.',
+    schema: secretText,
+    defaultText: '',
+    secret: true,
+  },
+  keyEncryptionKeyFile: {
+    env: 'CUTOVER_KEY_ENCRYPTION_KEY_FILE',
+    description: 'File holding the key-encryption key(s), one per line (e.g. a mounted Kubernetes Secret). Use this or CUTOVER_KEY_ENCRYPTION_KEY.',
+    schema: filePath,
+    defaultText: '',
+  },
+  jwtJwksUrl: {
+    env: 'CUTOVER_JWT_JWKS_URL',
+    description: 'Accept bearer JWTs signed by a key from this JWKS URL (e.g. https://idp.example.com/.well-known/jwks.json). One of the three JWT key sources.',
+    schema: Joi.string().trim().allow('').uri({ scheme: ['http', 'https'] }),
+    defaultText: '',
+  },
+  jwtPublicKeyFile: {
+    env: 'CUTOVER_JWT_PUBLIC_KEY_FILE',
+    description: 'Accept bearer JWTs signed with the private half of this PEM public key (RSA, EC or Ed25519). One of the three JWT key sources.',
+    schema: filePath,
+    defaultText: '',
+  },
+  jwtSecret: {
+    env: 'CUTOVER_JWT_SECRET',
+    description: 'Accept bearer JWTs with an HMAC (HS256) signature made with this shared secret, at least 32 bytes. One of the three JWT key sources; prefer the _FILE variant.',
+    schema: secretText,
+    defaultText: '',
+    secret: true,
+  },
+  jwtSecretFile: {
+    env: 'CUTOVER_JWT_SECRET_FILE',
+    description: 'File holding the shared JWT secret (see CUTOVER_JWT_SECRET).',
+    schema: filePath,
+    defaultText: '',
+  },
+  jwtIssuer: {
+    env: 'CUTOVER_JWT_ISSUER',
+    description: 'Required "iss" of bearer JWTs (required when a JWT key source is set).',
+    schema: Joi.string().trim().allow('').max(1024),
+    defaultText: '',
+  },
+  jwtAudience: {
+    env: 'CUTOVER_JWT_AUDIENCE',
+    description: 'Accepted "aud" values of bearer JWTs, comma-separated (required when a JWT key source is set).',
+    schema: listOfStrings,
+    defaultText: '',
+  },
+  jwtAlgorithms: {
+    env: 'CUTOVER_JWT_ALGORITHMS',
+    description: 'Accepted JWT "alg" values, comma-separated; "none" is never accepted. They must fit the key source (HS* for a secret, the others for keys).',
+    schema: listOfJwtAlgorithms,
+    defaultText: '(RS256,PS256,ES256,EdDSA; HS256 with a secret)',
+  },
+  jwtNamespacesClaim: {
+    env: 'CUTOVER_JWT_NAMESPACES_CLAIM',
+    description: 'JWT claim with the namespaces the caller may use: an array, or a string separated by spaces or commas; "*" makes an administrator.',
+    schema: Joi.string().trim().max(256).default('namespaces'),
+    defaultText: 'namespaces',
+  },
+  jwtIdentityClaim: {
+    env: 'CUTOVER_JWT_IDENTITY_CLAIM',
+    description: 'JWT claim naming the caller in the audit trail and logs (e.g. sub, email, preferred_username).',
+    schema: Joi.string().trim().max(256).default('sub'),
+    defaultText: 'sub',
+  },
+  jwtClockToleranceSeconds: {
+    env: 'CUTOVER_JWT_CLOCK_TOLERANCE_SECONDS',
+    description: 'Clock skew allowed when checking the "exp" and "nbf" of bearer JWTs.',
+    schema: Joi.number().integer().min(0).max(300).default(5),
+    defaultText: '5',
+  },
+  authFailuresPerMinute: {
+    env: 'CUTOVER_AUTH_FAILURES_PER_MINUTE',
+    description: 'Failed authentications allowed per client address and minute (token bucket, also the burst); beyond, failures are answered 429 with Retry-After. Requests that authenticate are never limited.',
+    schema: Joi.number().integer().min(1).max(100000).default(30),
+    defaultText: '30',
+  },
+  metricsAuth: {
+    env: 'CUTOVER_METRICS_AUTH',
+    description: '"on": /metrics needs credentials like the API (any authenticated caller). "off": it is open, like /healthz and /readyz.',
+    schema: onOff.default('off'),
+    defaultText: 'off',
+  },
+  hstsMaxAgeSeconds: {
+    env: 'CUTOVER_HSTS_MAX_AGE_SECONDS',
+    description: 'When above 0, responses carry Strict-Transport-Security with this max-age (only when clients reach cutover over HTTPS).',
+    schema: Joi.number().integer().min(0).max(63072000).default(0),
+    defaultText: '0',
+  },
+  auditKeepPerNamespace: {
+    env: 'CUTOVER_AUDIT_KEEP_PER_NAMESPACE',
+    description: 'Audit entries kept per namespace (and for _cluster); older ones are removed as new ones arrive.',
+    schema: Joi.number().integer().min(10).max(1000000).default(1000),
+    defaultText: '1000',
+  },
 } satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof settings;
@@ -156,6 +346,9 @@ export type SettingName = keyof typeof settings;
 export interface Config {
   port: number;
   host: string;
+  allowedOrigins: string[];
+  wsHeartbeatSeconds: number;
+  wsMaxBufferedBytes: number;
   etcdEndpoints: string[];
   etcdPrefix: string;
   etcdTimeoutMs: number;
@@ -173,6 +366,27 @@ export interface Config {
   ingressProfile: 'generic' | 'traefik';
   replicaId?: string;
   leaseTtlSeconds: number;
+  reconcileIntervalSeconds: number;
+  reconcileMinAgeSeconds: number;
+  failpoints?: string;
+  auth: 'on' | 'off';
+  apiKeys: 'on' | 'off';
+  keyEncryptionKey?: string;
+  keyEncryptionKeyFile?: string;
+  jwtJwksUrl?: string;
+  jwtPublicKeyFile?: string;
+  jwtSecret?: string;
+  jwtSecretFile?: string;
+  jwtIssuer?: string;
+  jwtAudience?: string[];
+  jwtAlgorithms?: string[];
+  jwtNamespacesClaim: string;
+  jwtIdentityClaim: string;
+  jwtClockToleranceSeconds: number;
+  authFailuresPerMinute: number;
+  metricsAuth: 'on' | 'off';
+  hstsMaxAgeSeconds: number;
+  auditKeepPerNamespace: number;
 }
 
 export class ConfigError extends Error {
@@ -191,7 +405,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const input = raw === undefined || raw === '' ? undefined : raw;
     const { value, error } = spec.schema.label(spec.env).validate(input, { convert: true });
     if (error) {
-      problems.push(`${spec.env}=${JSON.stringify(raw)}: ${error.details.map((d) => d.message).join('; ')}`);
+      problems.push(`${spec.env}=${spec.secret ? '(secret, not shown)' : JSON.stringify(raw)}: ${error.details.map((d) => d.message).join('; ')}`);
     } else if (value !== undefined && value !== '') {
       result[name] = value;
     }

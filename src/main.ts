@@ -43,7 +43,8 @@ async function main(): Promise<void> {
   try {
     cutover = await startCutover(config, log);
   } catch (err) {
-    if (err instanceof Error && /no Kubernetes cluster configured|has no current cluster/.test(err.message)) {
+    // Settings that are only wrong together (e.g. auth on with nothing to authenticate with) are found at start.
+    if (err instanceof ConfigError || (err instanceof Error && /no Kubernetes cluster configured|has no current cluster/.test(err.message))) {
       process.stderr.write(`cutover: ${err.message}\n`);
       process.exit(2);
     }

@@ -11,6 +11,8 @@ import { startHttpServer, type RunningServer } from './api/server.js';
 import { descriptorRoutes } from './api/routes/descriptors.js';
 import { deploymentRoutes } from './api/routes/deployments.js';
 import { healthRoutes } from './api/routes/health.js';
+import { attachLogStream, type LogStream } from './api/websocket/log-stream.js';
+import { assertNamespaceAllowed } from './auth/caller.js';
 import { KubernetesCluster, loadKubeConfig } from './deployer/kubernetes.js';
 import type { Cluster } from './deployer/cluster.js';
 import { DeploymentEngine } from './deployer/engine.js';
@@ -18,8 +20,18 @@ import { EngineEvents } from './deployer/events.js';
 import { ingressProfiles } from './deployer/ingress-profiles.js';
 import { DeploymentRequests } from './deployer/requests.js';
 import { Scheduler } from './deployer/scheduler.js';
+import { Reconciler } from './deployer/reconciler.js';
+import { CutoverMetrics } from './metrics/metrics.js';
+import { metricsRoutes } from './api/routes/metrics.js';
+import { environmentRoutes } from './api/routes/environment.js';
+import { keys } from './store/keys.js';
+import { parseFailpoints } from './deployer/failpoints.js';
 import { IngressTarget, StableServiceTarget } from './deployer/traffic.js';
 import { ApiServerProxyHealthChecker, DirectHealthChecker, type HealthChecker } from './healthcheck/index.js';
+import { resolveAuthSetup } from './auth/settings.js';
+import { createSecurity } from './auth/security.js';
+import { auditRoutes } from './api/routes/audit.js';
+import { adminKeyRoutes } from './api/routes/admin-keys.js';
 
 /**
  * The composition root: the only place that knows which implementation backs which interface.
@@ -30,6 +42,11 @@ export interface Cutover {
   readonly kv: KvStore;
   readonly events: EngineEvents;
   readonly replicaId: string;
+  /** The log websocket on the API server (watcher and feed counts for metrics and tests). */
+  readonly logStream: LogStream;
+  readonly metrics: CutoverMetrics;
+  /** Runs one reconciliation pass now (tests; the reconciler also runs periodically). */
+  reconcile(): Promise<{ removed: string[]; failedRecords: string[] }>;
   /** Graceful stop: readiness fails, work reaches a safe point or is handed over, the server drains. */
   stop(): Promise<void>;
 }
@@ -41,7 +58,19 @@ export interface CutoverOverrides {
 
 export async function startCutover(config: Config, log: Logger, overrides: CutoverOverrides = {}): Promise<Cutover> {
   const replicaId = config.replicaId || `${os.hostname()}-${process.pid}`;
-  const kv = new EtcdStore({ endpoints: config.etcdEndpoints, prefix: config.etcdPrefix, timeoutMs: config.etcdTimeoutMs });
+  // First: a bad security set-up (e.g. auth on with nothing to authenticate with) stops here, with a ConfigError.
+  const authSetup = resolveAuthSetup(config);
+  let logStream: LogStream | undefined;
+  let kv: EtcdStore;
+  const metrics = new CutoverMetrics({
+    websocketWatchers: () => logStream?.watcherCount() ?? 0,
+    logFeeds: () => logStream?.feedCount() ?? 0,
+    queuedWork: () => kv.count(keys.allQueues()),
+  });
+  kv = new EtcdStore({
+    endpoints: config.etcdEndpoints, prefix: config.etcdPrefix, timeoutMs: config.etcdTimeoutMs,
+    onUnavailable: (operation) => metrics.etcdError(operation),
+  });
   const now = () => new Date();
   let shuttingDown = false;
   const onCorrupt = (key: string, err: Error) => log.warn({ key, err: err.message }, 'skipping unreadable record');
@@ -50,6 +79,8 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
   const deployments = new DeploymentStore(kv, now);
   const environment = new EnvironmentStore(kv);
   const events = new EngineEvents();
+  events.subscribe((e) => metrics.observe(e));
+  const security = createSecurity(authSetup, config, { kv, log, now, onCorrupt, onAuthFailure: (method, limited) => metrics.authFailure(method, limited) });
 
   let cluster: Cluster;
   try {
@@ -58,6 +89,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
       requestTimeoutMs: config.kubeRequestTimeoutMs,
       retryBudgetMs: 60_000,
       log: log.child({ component: 'kubernetes' }),
+      onError: (operation, err) => metrics.kubernetesError(operation, err.status),
     });
   } catch (err) {
     await kv.close();
@@ -72,23 +104,37 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     store: deployments, environment, cluster, profile, healthChecker, bus: events, now, replicaId,
     traffic: [new StableServiceTarget(cluster, profile), new IngressTarget(cluster, profile, { ...(config.ingressClassName ? { defaultIngressClassName: config.ingressClassName } : {}) })],
     log: log.child({ component: 'engine' }),
+    failpoints: parseFailpoints(config.failpoints),
     config: {
       defaultDrainSeconds: config.drainSeconds,
       defaultHealthCheckTimeoutSeconds: config.healthCheckTimeoutSeconds,
       defaultDeadlineSeconds: config.deadlineSeconds,
       healthCheckIntervalMs: config.healthCheckIntervalMs,
-      cleanupTimeoutSeconds: 120,
+      // Keeps "FAILURE within deadline + 1 min" even when the cleanup after a deadline is slow.
+      cleanupTimeoutSeconds: 40,
     },
   });
   const scheduler = new Scheduler({
     kv, store: deployments, engine, replicaId, log: log.child({ component: 'scheduler' }),
     leaseTtlSeconds: config.leaseTtlSeconds, resyncIntervalMs: 5000,
   });
+  const reconciler = new Reconciler({
+    kv, store: deployments, cluster, profile, now, log: log.child({ component: 'reconciler' }),
+    intervalMs: config.reconcileIntervalSeconds * 1000, minAgeMs: config.reconcileMinAgeSeconds * 1000,
+  });
   const requests = new DeploymentRequests({ descriptors, deployments, now, defaultDeadlineSeconds: config.deadlineSeconds });
 
   const app = createApp({
     log,
+    allowedOrigins: config.allowedOrigins,
+    observeRequest: (method, route, status, seconds) => metrics.observeHttp(method, route, status, seconds),
+    authenticator: security.authenticator,
+    openPaths: security.openPaths,
+    audit: security.audit,
+    onAuditWriteFailure: () => metrics.auditWriteFailure(),
+    hstsMaxAgeSeconds: config.hstsMaxAgeSeconds,
     routers: [
+      metricsRoutes(metrics),
       healthRoutes({
         checks: [
           { name: 'etcd', check: () => kv.ping() },
@@ -97,7 +143,10 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
         isShuttingDown: () => shuttingDown,
       }),
       descriptorRoutes({ descriptors, now }),
+      environmentRoutes({ environment }),
       deploymentRoutes({ deployments, requests }),
+      auditRoutes({ audit: security.audit }),
+      adminKeyRoutes({ keys: security.keyAdmin }),
     ],
   });
 
@@ -105,10 +154,17 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
   try {
     server = await startHttpServer(app, config.host, config.port);
     await scheduler.start();
+    reconciler.start();
   } catch (err) {
     await kv.close();
     throw err;
   }
+  logStream = attachLogStream(server.server, {
+    deployments, kv, log, allowedOrigins: config.allowedOrigins,
+    heartbeatMs: config.wsHeartbeatSeconds * 1000, maxBufferedBytes: config.wsMaxBufferedBytes,
+    // Koa's authenticate middleware does not see upgrades: the same check, for the websocket.
+    authorize: async (req, namespace) => assertNamespaceAllowed(await security.authenticator.authenticateRequest(req, undefined), namespace),
+  });
   log.info({ url: server.url, replicaId, etcd: config.etcdEndpoints, prefix: config.etcdPrefix, healthCheckMode: config.healthCheckMode, ingressProfile: profile.name }, 'cutover listening');
 
   let stopping: Promise<void> | undefined;
@@ -117,12 +173,20 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     kv,
     events,
     replicaId,
+    logStream,
+    metrics,
+    reconcile: () => reconciler.runOnce(),
     stop: () => {
       stopping ??= (async () => {
         shuttingDown = true;
+        reconciler.stop();
         const graceMs = config.shutdownGraceSeconds * 1000;
+        // Websockets first (1001, resume hint): server.close() would otherwise wait for them.
+        await logStream.close();
         await Promise.all([server.close(graceMs), scheduler.stop(graceMs)]);
+        cluster.close();
         await healthChecker.close?.();
+        await security.close();
         await kv.close();
         log.info('cutover stopped');
       })();

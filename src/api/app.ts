@@ -1,11 +1,31 @@
 import Koa from 'koa';
 import Router from '@koa/router';
 import type { Logger } from '../log.js';
-import { accessLog, jsonBody, jsonErrors, normalisePath, requestId, type AppState } from './middleware.js';
+import { accessLog, BODY_LIMIT_BYTES, jsonBody, jsonErrors, normalisePath, requestId, type AppState, type RequestObserver } from './middleware.js';
+import { cors } from './cors.js';
+import { OriginPolicy } from './websocket/origins.js';
+import { securityHeaders } from './security-headers.js';
+import { auditTrail } from './audit-trail.js';
+import { authenticate, type Authenticator } from '../auth/middleware.js';
+import type { AuditStore } from '../store/audit.js';
 
 export interface AppOptions {
   log: Logger;
   routers: Array<Router<AppState>>;
+  /** Browser origins allowed besides the same origin (CUTOVER_ALLOWED_ORIGINS); the log websocket uses the same rule. */
+  allowedOrigins?: readonly string[];
+  /** Sees every finished request (metrics). */
+  observeRequest?: RequestObserver;
+  /** Decides who each request comes from (docs/security.md); routes without a caller fail closed. */
+  authenticator: Authenticator;
+  /** Paths served without credentials, as normalised: /healthz, /readyz (and /metrics unless protected). */
+  openPaths: readonly string[];
+  /** Where state-changing calls are recorded. */
+  audit: AuditStore;
+  /** Called when an audit entry could not be stored (metrics). */
+  onAuditWriteFailure?: () => void;
+  /** > 0: send Strict-Transport-Security. */
+  hstsMaxAgeSeconds?: number;
 }
 
 /** The Koa application: cross-cutting middleware in a fixed order, then the routers. */
@@ -16,9 +36,15 @@ export function createApp(options: AppOptions): Koa<AppState> {
   for (const r of options.routers) root.use(r.routes(), r.allowedMethods());
 
   app.use(requestId(options.log));
-  app.use(accessLog());
+  app.use(securityHeaders({ hstsMaxAgeSeconds: options.hstsMaxAgeSeconds ?? 0 }));
+  app.use(accessLog(options.observeRequest));
+  // Outside jsonErrors: records the final status of state-changing calls, failures included.
+  app.use(auditTrail({ store: options.audit, ...(options.onAuditWriteFailure ? { onWriteFailure: options.onAuditWriteFailure } : {}) }));
   app.use(jsonErrors());
+  app.use(cors(new OriginPolicy(options.allowedOrigins ?? [])));
   app.use(normalisePath());
+  // After CORS (preflights carry no credentials) and path normalising, before any body is read.
+  app.use(authenticate(options.authenticator, { openPaths: new Set(options.openPaths), bodyLimitBytes: BODY_LIMIT_BYTES }));
   app.use(jsonBody());
   app.use(root.routes());
   app.use(root.allowedMethods());

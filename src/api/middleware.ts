@@ -3,10 +3,16 @@ import type Koa from 'koa';
 import { bodyParser } from '@koa/bodyparser';
 import type { Logger } from '../log.js';
 import { ApiError, toApiError, type ErrorBody } from './errors.js';
+import type { Caller } from '../auth/caller.js';
+import type { AuditNote } from './audit-trail.js';
 
 export interface AppState {
   requestId: string;
   log: Logger;
+  /** Set by the authenticate middleware on every route but the open ones (health). */
+  caller?: Caller;
+  /** What the handlers learnt for the audit entry of a state-changing call. */
+  audit?: AuditNote;
 }
 
 export type AppContext = Koa.ParameterizedContext<AppState>;
@@ -26,7 +32,10 @@ export function requestId(baseLog: Logger): Koa.Middleware<AppState> {
 }
 
 /** One log line per request, written after the response is decided (errors included). */
-export function accessLog(): Koa.Middleware<AppState> {
+/** Called once per request with its route template (never the raw path: bounded metric labels). */
+export type RequestObserver = (method: string, route: string, status: number, seconds: number) => void;
+
+export function accessLog(observe?: RequestObserver): Koa.Middleware<AppState> {
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
     try {
@@ -43,6 +52,8 @@ export function accessLog(): Koa.Middleware<AppState> {
       };
       if (ctx.status >= 500) ctx.state.log.error(fields, 'request');
       else ctx.state.log.info(fields, 'request');
+      const route = (ctx as unknown as { _matchedRoute?: unknown })._matchedRoute;
+      observe?.(ctx.method, typeof route === 'string' ? route : 'unmatched', ctx.status, durationMs / 1000);
     }
   };
 }
@@ -101,6 +112,9 @@ export function jsonBody(): Koa.Middleware<AppState> {
     jsonStrict: true,
     encoding: 'utf-8',
     onError: (err: Error) => {
+      // A corrupt gzip/deflate/br body is the client's fault (was an internal error, found by the fuzz test).
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      if (/^Z_|^ERR__/.test(code)) throw new ApiError(400, 'bad_request', 'the request body could not be decompressed (Content-Encoding)');
       throw err;
     },
   });

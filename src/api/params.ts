@@ -1,6 +1,8 @@
 import { namespaceSchema } from './validation/descriptor.js';
 import { ApiError, badRequest } from './errors.js';
 import type { AppContext } from './middleware.js';
+import { authorizeNamespace } from '../auth/middleware.js';
+import { noteAudit } from './audit-trail.js';
 
 /** A single-valued query parameter; repeating it is a client error. */
 export function queryParam(ctx: AppContext, name: string): string | undefined {
@@ -15,12 +17,18 @@ export function requireQueryParam(ctx: AppContext, name: string): string {
   return value;
 }
 
-/** The mandatory `namespace` query parameter, validated as a Kubernetes namespace name. */
+/**
+ * The mandatory `namespace` query parameter, validated as a Kubernetes namespace name, that the
+ * caller may use (else 403, before anything is read: nothing leaks about other namespaces). Every
+ * namespaced route gets its authorisation here; the namespace is also noted for the audit entry.
+ */
 export function requireNamespace(ctx: AppContext): string {
   const ns = queryParam(ctx, 'namespace');
   if (ns === undefined || ns === '') throw badRequest('query parameter "namespace" is required');
   const { error } = namespaceSchema.label('namespace').validate(ns);
   if (error) throw badRequest(`query parameter ${error.message}`);
+  authorizeNamespace(ctx, ns);
+  noteAudit(ctx, { namespace: ns });
   return ns;
 }
 

@@ -34,6 +34,18 @@ export const keys = {
   /** Values injected as environment variables into every deployed container (Amdatu-compatible). */
   environment: (name: string) => `environment/${name}`,
   allEnvironment: () => 'environment/',
+
+  /** API keys (secret AES-256-GCM encrypted, never plain); ids are "ck_" + 16 hex digits. */
+  apiKey: (id: string) => `apikeys/${id}`,
+  allApiKeys: () => 'apikeys/',
+
+  /** Signatures already accepted (SHA-256 of key id + signature), by 30-s bucket of their timestamp; swept after the window. */
+  seenSignature: (bucket: string, fingerprint: string) => `auth/seen-signatures/${bucket}/${fingerprint}`,
+  allSeenSignatures: () => 'auth/seen-signatures/',
+
+  /** Audit trail: one entry per state-changing call; ids sort by time. `_cluster` holds key management. */
+  audit: (ns: string, id: string) => `audit/${ns}/${id}`,
+  auditOf: (ns: string) => `audit/${ns}/`,
 } as const;
 
 /** Parses the sequence number at the end of an event key. */

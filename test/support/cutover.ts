@@ -38,6 +38,8 @@ export async function startTestCutover(etcdEndpoint: string, env: Record<string,
     CUTOVER_ETCD_PREFIX: `/test-${randomUUID().slice(0, 8)}/`,
     CUTOVER_SHUTDOWN_GRACE_SECONDS: '2',
     CUTOVER_KUBECONFIG: env['CUTOVER_KUBECONFIG'] ?? unreachableKubeconfig(),
+    // Authentication off unless the test sets CUTOVER_AUTH itself (the security tests do).
+    CUTOVER_AUTH: 'off',
     ...env,
   });
   const { logger, records } = createMemoryLogger('debug');

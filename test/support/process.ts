@@ -16,7 +16,8 @@ export class CutoverProcess {
 
   static async start(env: Record<string, string>): Promise<CutoverProcess> {
     const port = env['CUTOVER_PORT'] ? Number(env['CUTOVER_PORT']) : await freePort();
-    const p = new CutoverProcess(port, { ...env, CUTOVER_PORT: String(port) });
+    // Authentication off unless the test sets CUTOVER_AUTH itself (the security tests do).
+    const p = new CutoverProcess(port, { CUTOVER_AUTH: 'off', ...env, CUTOVER_PORT: String(port) });
     await p.start();
     return p;
   }
@@ -60,6 +61,18 @@ export class CutoverProcess {
   /** Resolves with the exit code once the process has exited. */
   exited(): Promise<number | null> {
     return this.exitCode ?? Promise.resolve(null);
+  }
+
+  /** kill -9, as a crash: no graceful shutdown, nothing released. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGKILL');
+    await this.exited();
+  }
+
+  get running(): boolean {
+    return !!this.child && this.child.exitCode === null && this.child.signalCode === null;
   }
 
   signal(sig: NodeJS.Signals): void {

@@ -6,6 +6,7 @@ import type { DeploymentRequests } from '../../deployer/requests.js';
 import { badRequest, notFound } from '../errors.js';
 import type { AppContext, AppState } from '../middleware.js';
 import { booleanParam, etagOf, idParam, positiveIntParam, queryParam, requireNamespace, requireQueryParam } from '../params.js';
+import { noteAudit } from '../audit-trail.js';
 
 export interface DeploymentRoutesDeps {
   deployments: DeploymentStore;
@@ -30,8 +31,10 @@ export function deploymentRoutes(deps: DeploymentRoutesDeps): Router<AppState> {
   const load = async (ctx: AppContext) => {
     const ns = requireNamespace(ctx);
     const id = idParam(ctx, 'deployment');
+    noteAudit(ctx, { deploymentId: id });
     const found = await deps.deployments.get(ns, id);
     if (!found) throw notFound(`deployment ${id} not found in namespace ${ns}`);
+    noteAudit(ctx, { app: found.value.appName });
     return { ns, id, found };
   };
 
@@ -39,7 +42,9 @@ export function deploymentRoutes(deps: DeploymentRoutesDeps): Router<AppState> {
     const ns = requireNamespace(ctx);
     const descriptorId = requireQueryParam(ctx, 'descriptorId');
     if (!/^[A-Za-z0-9-]{1,128}$/.test(descriptorId)) throw notFound(`descriptor ${JSON.stringify(descriptorId)} not found`);
+    noteAudit(ctx, { descriptorId });
     const record = await deps.requests.deployDescriptor(ns, descriptorId);
+    noteAudit(ctx, { deploymentId: record.id, app: record.appName });
     ctx.status = 202;
     ctx.set('Location', deploymentLocation(record.id, ns));
     ctx.body = record;
@@ -81,6 +86,7 @@ export function deploymentRoutes(deps: DeploymentRoutesDeps): Router<AppState> {
   router.put('/deployments/:id', async (ctx) => {
     const { ns, id } = await load(ctx);
     const record = await deps.requests.redeploy(ns, id);
+    noteAudit(ctx, { deploymentId: record.id, app: record.appName, descriptorId: record.descriptor.id });
     ctx.status = 202;
     ctx.set('Location', deploymentLocation(record.id, ns));
     ctx.body = record;
@@ -90,6 +96,7 @@ export function deploymentRoutes(deps: DeploymentRoutesDeps): Router<AppState> {
     const { ns, id } = await load(ctx);
     const raw = queryParam(ctx, 'deleteDeployment');
     const deleteRecord = raw === undefined ? false : booleanParam(ctx, 'deleteDeployment', false);
+    if (deleteRecord) noteAudit(ctx, { action: 'deployment.undeploy-and-delete' });
     const outcome = await deps.requests.undeploy(ns, id, deleteRecord);
     ctx.status = 202;
     if (outcome.kind !== 'deleted') ctx.set('Location', deploymentLocation(id, ns));
@@ -104,6 +111,7 @@ export function deploymentRoutes(deps: DeploymentRoutesDeps): Router<AppState> {
   router.delete('/deployments', async (ctx) => {
     const ns = requireNamespace(ctx);
     const app = normaliseAppName(requireQueryParam(ctx, 'appname'));
+    noteAudit(ctx, { app });
     const undeploy = booleanParam(ctx, 'undeploy', false);
     const result = await deps.requests.deleteApp(ns, app, undeploy);
     if (result.undeploying) {

@@ -10,6 +10,7 @@ import {
   booleanParam, etagOf, idParam, ifMatchRevision, objectBody, queryParam, requireNamespace, requireQueryParam,
 } from '../params.js';
 import { validateDescriptor, type ValidationProblem } from '../validation/descriptor.js';
+import { appNameForAudit, noteAudit } from '../audit-trail.js';
 
 export interface DescriptorRoutesDeps {
   descriptors: DescriptorStore;
@@ -52,11 +53,13 @@ export function descriptorRoutes(deps: DescriptorRoutesDeps): Router<AppState> {
     const ns = requireNamespace(ctx);
     const body = objectBody(ctx);
     checkBodyNamespace(body, ns);
+    noteAudit(ctx, { app: appNameForAudit(body['appName']) });
     if (body['id'] !== undefined) throw badRequest('"id" must not be set when creating a descriptor; the server assigns it');
     const result = validateDescriptor({ ...body, namespace: ns });
     if (!result.ok) throw validationFailed(result.problems);
     const now = deps.now().toISOString();
     const id = randomUUID();
+    noteAudit(ctx, { descriptorId: id });
     const stored = await deps.descriptors.create(toStoredDescriptor(result.value, id, ns, now, now));
     ctx.status = 201;
     ctx.set('Location', descriptorLocation(id, ns));
@@ -90,8 +93,10 @@ export function descriptorRoutes(deps: DescriptorRoutesDeps): Router<AppState> {
       throw badRequest(`descriptor id ${JSON.stringify(body['id'])} does not match the id in the path "${id}"`);
     }
     const result = validateDescriptor({ ...body, namespace: ns, id });
+    noteAudit(ctx, { descriptorId: id });
     const existing = await deps.descriptors.get(ns, id);
     if (!existing) throw notFound(`descriptor ${id} not found in namespace ${ns}`);
+    noteAudit(ctx, { app: existing.value.appName });
     if (!result.ok) throw validationFailed(result.problems);
     if (result.value.appName !== existing.value.appName) {
       throw badRequest(`appName cannot change (stored: "${existing.value.appName}", sent: "${result.value.appName}"); create a new descriptor instead`);
@@ -116,8 +121,10 @@ export function descriptorRoutes(deps: DescriptorRoutesDeps): Router<AppState> {
     const ns = requireNamespace(ctx);
     const id = idParam(ctx, 'descriptor');
     const ifMatch = ifMatchRevision(ctx);
+    noteAudit(ctx, { descriptorId: id });
     const existing = await deps.descriptors.get(ns, id);
     if (!existing) throw notFound(`descriptor ${id} not found in namespace ${ns}`);
+    noteAudit(ctx, { app: existing.value.appName });
     if (ifMatch !== undefined && ifMatch !== existing.revision) {
       throw new ApiError(412, 'precondition_failed', `descriptor ${id} has changed since revision ${ifMatch}; read it again`);
     }
@@ -136,6 +143,7 @@ export function descriptorRoutes(deps: DescriptorRoutesDeps): Router<AppState> {
   router.delete('/descriptors', async (ctx) => {
     const ns = requireNamespace(ctx);
     const app = normaliseAppName(requireQueryParam(ctx, 'appname'));
+    noteAudit(ctx, { app });
     const keepLatest = booleanParam(ctx, 'keepLatest', true);
     const list = await deps.descriptors.list(ns, app);
     if (list.length === 0) throw notFound(`no descriptors for app "${app}" in namespace ${ns}`);

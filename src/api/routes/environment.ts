@@ -1,0 +1,58 @@
+import Router from '@koa/router';
+import { CLUSTER_AUDIT_NAMESPACE } from '../../auth/caller.js';
+import { requireAdministrator } from '../../auth/middleware.js';
+import { ENV_NAME, envNameOfKey, type EnvironmentStore } from '../../store/environment.js';
+import { noteAudit } from '../audit-trail.js';
+import { badRequest, notFound } from '../errors.js';
+import type { AppContext, AppState } from '../middleware.js';
+import { objectBody } from '../params.js';
+
+/** A key as the original deployer stored it: the variable name in lower or upper case, "-" for "_". */
+const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_-]{0,252}$/;
+const MAX_VALUE_BYTES = 64 * 1024;
+
+function keyParam(ctx: AppContext): string {
+  const key = (ctx.params as Record<string, string>)['key'] ?? '';
+  if (!ENV_KEY.test(key) || !ENV_NAME.test(envNameOfKey(key))) {
+    throw badRequest(`"${key.slice(0, 64)}" is not a valid key: letters, digits, "_" and "-", starting with a letter or "_" (it becomes the variable ${envNameOfKey(key.slice(0, 64))})`);
+  }
+  return key;
+}
+
+/**
+ * The values injected into every deployed container (`/deployer/environment/NAME` in etcd), for
+ * administrators (namespaces "*"); changes are audited under `_cluster`. They apply to deployments
+ * started afterwards.
+ */
+export function environmentRoutes(deps: { environment: EnvironmentStore }): Router<AppState> {
+  const router = new Router<AppState>();
+
+  router.get('/environment', async (ctx) => {
+    requireAdministrator(ctx);
+    ctx.body = (await deps.environment.read()).entries;
+  });
+
+  router.put('/environment/:key', async (ctx) => {
+    requireAdministrator(ctx);
+    noteAudit(ctx, { namespace: CLUSTER_AUDIT_NAMESPACE, action: 'environment-set' });
+    const key = keyParam(ctx);
+    const body = objectBody(ctx);
+    const unknown = Object.keys(body).filter((k) => k !== 'value');
+    if (unknown.length > 0) throw badRequest(`unknown fields: ${unknown.join(', ')} (the body is {"value": "..."})`);
+    const value = body['value'];
+    if (typeof value !== 'string') throw badRequest('"value" must be a string');
+    if (Buffer.byteLength(value) > MAX_VALUE_BYTES) throw badRequest(`"value" is longer than ${MAX_VALUE_BYTES} bytes`);
+    await deps.environment.set(key, value);
+    ctx.status = 204;
+  });
+
+  router.delete('/environment/:key', async (ctx) => {
+    requireAdministrator(ctx);
+    noteAudit(ctx, { namespace: CLUSTER_AUDIT_NAMESPACE, action: 'environment-unset' });
+    const key = keyParam(ctx);
+    if (!(await deps.environment.unset(key))) throw notFound(`no environment value "${key}"`);
+    ctx.status = 204;
+  });
+
+  return router;
+}
