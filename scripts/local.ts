@@ -4,13 +4,15 @@
  * to deploy to (docs/testbed.md). Ctrl-C stops what it started; nothing is left running.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, closeSync } from 'node:fs';
+import { createWriteStream, mkdirSync, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { startCutover } from '../src/service.js';
 import { ensureEtcdBinary } from '../test/testbed/binaries.js';
+import { loadKubeConfig } from '../src/deployer/kubernetes.js';
+import { runDemo } from './demo.js';
 import { down as testbedDown, up as testbedUp } from '../test/testbed/testbed.js';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
@@ -46,7 +48,7 @@ async function startLocalEtcd(endpoint: string): Promise<ChildProcess | undefine
     `--listen-client-urls=http://127.0.0.1:${clientPort}`, `--advertise-client-urls=http://127.0.0.1:${clientPort}`,
     `--listen-peer-urls=${peer}`, `--initial-advertise-peer-urls=${peer}`, `--initial-cluster=cutover-local=${peer}`,
     '--log-level=warn',
-  ], { stdio: ['ignore', logFd, logFd] });
+  ], { stdio: ['ignore', logFd, logFd], detached: true }); // own process group: Ctrl-C reaches us, and we stop etcd last
   closeSync(logFd);
   const deadline = Date.now() + 30_000;
   while (!(await etcdAnswers(endpoint))) {
@@ -61,7 +63,8 @@ async function startLocalEtcd(endpoint: string): Promise<ChildProcess | undefine
 async function main(): Promise<void> {
   let config;
   try {
-    config = loadConfig();
+    // The local quickstart runs without authentication unless CUTOVER_AUTH is set (cutover logs a warning).
+    config = loadConfig({ CUTOVER_AUTH: 'off', ...process.env });
   } catch (err) {
     if (err instanceof ConfigError) {
       say(err.message);
@@ -79,18 +82,30 @@ async function main(): Promise<void> {
     config.kubeconfig = bed.state.kubeconfig;
     say(`deploying to the test bed (kubeconfig ${bed.state.kubeconfig})`);
   }
-  const log = createLogger({ level: config.logLevel });
+  // The demo keeps the terminal for the story; cutover's JSON log goes to a file.
+  const demo = process.argv.includes('--demo');
+  const logFile = join(root, '.local', 'cutover.log');
+  mkdirSync(join(root, '.local'), { recursive: true });
+  const log = createLogger({ level: config.logLevel, ...(demo ? { stream: createWriteStream(logFile, { flags: 'a' }) } : {}) });
+  if (demo) say(`cutover's log: ${logFile}`);
   const cutover = await startCutover(config, log);
   say(`cutover is running at ${cutover.url}`);
-  say(`try:  curl -s '${cutover.url}/descriptors/?namespace=default'`);
-  say('stop with Ctrl-C');
+  if (demo) {
+    await runDemo(cutover.url, loadKubeConfig(config.kubeconfig), say).catch((err: Error) => say(`demo failed: ${err.message}`));
+  }
+  say('');
+  say(`API:      ${cutover.url}/deployments/?namespace=demo   (all routes: README.md)`);
+  say(`API docs: ${cutover.url}/docs`);
+  say(`metrics:  ${cutover.url}/metrics`);
+  say(`logs:     ws://${cutover.url.replace(/^http:\/\//, '')}/stream/deployments/<id>/logs?namespace=demo`);
+  say('stop everything with Ctrl-C (cutover, its etcd, and the test bed if this run started it)');
 
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     await cutover.stop();
-    if (etcd && etcd.exitCode === null) {
+    if (etcd && etcd.exitCode === null && etcd.signalCode === null) {
       const gone = new Promise((r) => etcd.once('exit', r));
       etcd.kill('SIGTERM');
       await gone;

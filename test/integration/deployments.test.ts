@@ -6,7 +6,7 @@ import { ClusterView, DeployClient, FINAL, fakeAppDescriptor } from '../support/
 import { request } from '../support/http.js';
 import { waitFor } from '../support/wait.js';
 import { createTestNamespace, loadKubeConfig, useTestbed, type Testbed, type TestNamespace } from '../testbed/harness.js';
-import type { KubeConfig } from '@kubernetes/client-node';
+import { ApiextensionsV1Api, type KubeConfig } from '@kubernetes/client-node';
 
 /**
  * The blue-green engine against the real test bed: a real API server, controllers and kwok
@@ -134,7 +134,9 @@ describe('blue-green deployments on the test bed', { concurrency: 3 }, () => {
     assert.deepEqual(await cluster.workloads(ns, 'shop'), []);
     assert.deepEqual(await cluster.services(ns), []);
     assert.deepEqual(await cluster.ingresses(ns), []);
-    assert.match(await api.logs(ns, failed.id), /Removed .*Service shop-1.*Deployment shop-1; the running version was not touched/);
+    const failedLog = await api.logs(ns, failed.id);
+    assert.match(failedLog, /Removed Service shop, Service shop-1, Deployment shop-1/);
+    assert.match(failedLog, /No other version was running/);
   });
 
   it('deploys an unhealthy version with ignoreHealthCheck, and without health check at all', async () => {
@@ -270,6 +272,93 @@ describe('blue-green deployments on the test bed', { concurrency: 3 }, () => {
     }
   });
 
+  it('uses a TLS secret found by the contract\'s lookup order, and plain HTTP without one', async () => {
+    const ns = await namespace('tls');
+    const core = kc.makeApiClient((await import('@kubernetes/client-node')).CoreV1Api);
+    // No secret named like the host, but one named like the registrable domain.
+    await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'example.co.uk' }, type: 'Opaque', stringData: { 'tls.crt': 'x', 'tls.key': 'y' } } });
+    const d = await api.deploy(ns, { frontend: 'shop.example.co.uk', useHealthCheck: false });
+    assert.equal(d.status, 'DEPLOYED', d.failureReason);
+    assert.deepEqual(JSON.parse(JSON.stringify((await cluster.ingress(ns, 'shop'))?.spec?.tls)), [{ hosts: ['shop.example.co.uk'], secretName: 'example.co.uk' }]);
+    const plain = await api.deploy(ns, { appName: 'plain', frontend: 'plain.example.test', useHealthCheck: false });
+    assert.equal(plain.status, 'DEPLOYED', plain.failureReason);
+    assert.equal((await cluster.ingress(ns, 'plain'))?.spec?.tls, undefined);
+    assert.match(await api.logs(ns, plain.id), /no TLS secret found for plain\.example\.test .*serving plain HTTP/);
+  });
+
+  it('with the traefik profile creates Middlewares and annotations for compression, headers, stickiness and the www redirect', async () => {
+    const ns = await namespace('traefik');
+    await ensureTraefikMiddlewareCrd(kc);
+    const traefik = await startTestCutover(etcd.endpoint, {
+      CUTOVER_KUBECONFIG: testbed.kubeconfigPath, CUTOVER_INGRESS_PROFILE: 'traefik', CUTOVER_DRAIN_SECONDS: '1', CUTOVER_HEALTHCHECK_INTERVAL_MS: '200',
+    });
+    try {
+      const client = new DeployClient(traefik.url);
+      const d = await client.deploy(ns, {
+        useHealthCheck: false, frontend: 'shop.example.test', redirectWww: true, useCompression: true, useStickySessions: true,
+        additionHttpHeaders: [{ Header: 'X-Frame-Options', Value: 'DENY' }],
+      });
+      assert.equal(d.status, 'DEPLOYED', d.failureReason);
+      const custom = kc.makeApiClient((await import('@kubernetes/client-node')).CustomObjectsApi);
+      const list = await custom.listNamespacedCustomObject({ group: 'traefik.io', version: 'v1alpha1', namespace: ns, plural: 'middlewares' }) as { items: Array<{ metadata: { name: string }; spec: unknown }> };
+      assert.deepEqual(list.items.map((m) => m.metadata.name).sort(), ['shop-compress', 'shop-headers', 'shop-www-redirect']);
+      const ingress = await cluster.ingress(ns, 'shop');
+      assert.equal(ingress?.metadata?.annotations?.['traefik.ingress.kubernetes.io/router.middlewares'], `${ns}-shop-compress@kubernetescrd,${ns}-shop-headers@kubernetescrd`);
+      const www = await cluster.ingress(ns, 'shop-www-redirect');
+      assert.equal(www?.spec?.rules?.[0]?.host, 'www.shop.example.test');
+      assert.equal(www?.metadata?.annotations?.['traefik.ingress.kubernetes.io/router.middlewares'], `${ns}-shop-www-redirect@kubernetescrd`);
+      assert.equal((await cluster.service(ns, 'shop-1'))?.metadata?.annotations?.['traefik.ingress.kubernetes.io/service.sticky.cookie'], 'true');
+      // Undeploy removes the Middlewares too.
+      await request(`${traefik.url}/deployments/${d.id}/?namespace=${ns}`, { method: 'DELETE' });
+      assert.equal((await client.waitForStatus(ns, d.id, new Set(['UNDEPLOYED', 'FAILURE']))).status, 'UNDEPLOYED');
+      const after = await custom.listNamespacedCustomObject({ group: 'traefik.io', version: 'v1alpha1', namespace: ns, plural: 'middlewares' }) as { items: unknown[] };
+      assert.equal(after.items.length, 0);
+      assert.deepEqual(await cluster.ingresses(ns), []);
+    } finally {
+      await traefik.stop();
+    }
+  });
+
+  it('bulk-deletes an app\'s finished records and, with undeploy=true, undeploys and deletes the live one', async () => {
+    const ns = await namespace('bulkdelete');
+    const v1 = await api.deploy(ns, { useHealthCheck: false });
+    const failed = await api.deploy(ns, { podBehaviour: 'crashloop' });
+    assert.equal(failed.status, 'FAILURE');
+    const v2 = await api.deploy(ns, { useHealthCheck: false });
+    assert.equal(v2.status, 'DEPLOYED');
+    await api.waitForStatus(ns, v1.id, new Set(['UNDEPLOYED']), 30_000);
+    const keep = await request(`${cutover.url}/deployments/?namespace=${ns}&appname=shop`, { method: 'DELETE' });
+    assert.equal(keep.status, 204);
+    assert.deepEqual((await request(`${cutover.url}/deployments/?namespace=${ns}`)).body.map((d: { id: string }) => d.id), [v2.id]);
+    const all = await request(`${cutover.url}/deployments/?namespace=${ns}&appname=shop&undeploy=true`, { method: 'DELETE' });
+    assert.equal(all.status, 202);
+    assert.equal(all.headers.get('location'), `/deployments/${v2.id}/?namespace=${ns}`);
+    await waitFor('the live record to be undeployed and deleted', async () => (await request(`${cutover.url}/deployments/${v2.id}/?namespace=${ns}`)).status === 404, { timeoutMs: 30_000, intervalMs: 200 });
+    await cluster.waitForWorkloads(ns, 'shop', []);
+    assert.equal((await request(`${cutover.url}/deployments/?namespace=${ns}&appname=shop`, { method: 'DELETE' })).status, 404);
+  });
+
+  it('exposes Prometheus metrics about deployments, health checks and API requests, never with ids as labels', async () => {
+    const ns = await namespace('metrics');
+    const ok = await api.deploy(ns, {});
+    assert.equal(ok.status, 'DEPLOYED', ok.failureReason);
+    const failed = await api.deploy(ns, { health: 'probe-false', healthCheckTimeout: 2 });
+    assert.equal(failed.status, 'FAILURE');
+    const res = await request(`${cutover.url}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+    const text = res.text;
+    assert.match(text, new RegExp(`cutover_deployments_total\\{namespace="${ns}",app="shop",outcome="succeeded"\\} 1\\b`));
+    assert.match(text, new RegExp(`cutover_deployments_total\\{namespace="${ns}",app="shop",outcome="failed"\\} 1\\b`));
+    assert.match(text, /cutover_switch_overhead_seconds_count [1-9]/);
+    assert.match(text, /cutover_deployment_step_duration_seconds_count\{step="waiting_for_pods"\} [1-9]/);
+    assert.match(text, /cutover_healthcheck_requests_total\{result="unhealthy"\} [1-9]/);
+    assert.match(text, /cutover_http_request_duration_seconds_count\{method="GET",route="\/deployments\/:id",status="200"\} [1-9]/);
+    assert.match(text, /cutover_work_in_flight\{kind="deploy"\} \d/);
+    assert.match(text, /cutover_process_resident_memory_bytes \d/);
+    assert.equal(text.includes(ok.id), false, 'no deployment id in any label');
+  });
+
   it('keeps the original API contract: 404 for unknown descriptors, [] for empty lists, limit and redeploy', async () => {
     const ns = await namespace('contract');
     const none = await request(`${cutover.url}/deployments/?namespace=${ns}&descriptorId=00000000-0000-4000-8000-000000000000`, { method: 'POST' });
@@ -292,3 +381,32 @@ describe('blue-green deployments on the test bed', { concurrency: 3 }, () => {
     assert.ok(FINAL.has(redeployed.status));
   });
 });
+
+/**
+ * The Traefik Middleware CRD, reduced to what the API server needs to store our objects (the
+ * test bed runs no Traefik; the real CRD ships with Traefik's Helm chart).
+ */
+async function ensureTraefikMiddlewareCrd(kc: KubeConfig): Promise<void> {
+  const api = kc.makeApiClient(ApiextensionsV1Api);
+  const name = 'middlewares.traefik.io';
+  try {
+    await api.readCustomResourceDefinition({ name });
+    return;
+  } catch {
+    // not there yet
+  }
+  await api.createCustomResourceDefinition({
+    body: {
+      metadata: { name },
+      spec: {
+        group: 'traefik.io', scope: 'Namespaced',
+        names: { kind: 'Middleware', listKind: 'MiddlewareList', plural: 'middlewares', singular: 'middleware' },
+        versions: [{ name: 'v1alpha1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', properties: { spec: { type: 'object', x_kubernetes_preserve_unknown_fields: true } } } } }],
+      },
+    },
+  }).catch(() => undefined);
+  await waitFor('the Middleware CRD to be established', async () => {
+    const crd = await api.readCustomResourceDefinition({ name });
+    return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
+  }, { timeoutMs: 30_000, intervalMs: 200 });
+}

@@ -1,0 +1,28 @@
+# cutover: multi-stage image. Build with dev dependencies, run with production dependencies only.
+#   docker build -t cutover .        (see docs/image.md)
+# The commands are the same scripts CI runs (test/integration/image.test.ts checks that).
+
+FROM node:20.20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+FROM node:20.20-bookworm-slim
+ENV NODE_ENV=production \
+    CUTOVER_HOST=0.0.0.0 \
+    CUTOVER_PORT=8000
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+# The node image's unprivileged user (uid 1000); the cluster manifests also run as non-root.
+USER node
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.CUTOVER_PORT || 8000) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# main.js handles SIGTERM: stops taking work, hands it over, closes websockets, exits.
+STOPSIGNAL SIGTERM
+CMD ["node", "dist/src/main.js"]

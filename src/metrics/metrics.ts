@@ -1,0 +1,167 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { EngineEvent } from '../deployer/events.js';
+import type { DeploymentRecord } from '../domain/deployment.js';
+
+/**
+ * cutover's Prometheus metrics (docs/metrics.md lists every one). The engine's state changes
+ * arrive as events from the bus, so nothing in the engine knows about metrics. Labels are bounded:
+ * namespace, app, outcome, step, route templates, status codes — never a deployment id.
+ */
+
+export type Outcome = 'succeeded' | 'failed' | 'rolled_back' | 'replaced' | 'undeployed';
+
+const DURATION_BUCKETS = [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200];
+const FAST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export interface GaugeSources {
+  websocketWatchers?: () => number;
+  logFeeds?: () => number;
+  queuedWork?: () => Promise<number>;
+}
+
+export class CutoverMetrics {
+  readonly registry = new Registry();
+  private readonly deployments: Counter<'namespace' | 'app' | 'outcome'>;
+  private readonly deploymentDuration: Histogram<'outcome'>;
+  private readonly stepDuration: Histogram<'step'>;
+  private readonly switchOverhead: Histogram;
+  private readonly inFlight: Gauge<'kind'>;
+  private readonly healthChecks: Counter<'result'>;
+  private readonly healthCheckLatency: Histogram;
+  private readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
+  private readonly etcdErrors: Counter<'operation'>;
+  private readonly kubeErrors: Counter<'operation' | 'status'>;
+  private readonly authFailures: Counter<'method' | 'limited'>;
+  private readonly auditFailures: Counter;
+
+  constructor(sources: GaugeSources = {}) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'cutover_' });
+    this.deployments = new Counter({
+      name: 'cutover_deployments_total', help: 'Deployments that ended, by outcome (succeeded, failed, rolled_back; replaced and undeployed for versions taken out of service).',
+      labelNames: ['namespace', 'app', 'outcome'], registers,
+    });
+    this.deploymentDuration = new Histogram({
+      name: 'cutover_deployment_duration_seconds', help: 'Time from the deployment request to its outcome.',
+      labelNames: ['outcome'], buckets: DURATION_BUCKETS, registers,
+    });
+    this.stepDuration = new Histogram({
+      name: 'cutover_deployment_step_duration_seconds', help: 'Time spent in each step of successful deployments (waiting_for_pods, health_checking, switching_traffic) and of drains (draining).',
+      labelNames: ['step'], buckets: [0.05, 0.1, 0.25, 0.5, ...DURATION_BUCKETS], registers,
+    });
+    this.switchOverhead = new Histogram({
+      name: 'cutover_switch_overhead_seconds', help: "cutover's own time from the last healthy pod to traffic switched.",
+      buckets: FAST_BUCKETS, registers,
+    });
+    this.inFlight = new Gauge({ name: 'cutover_work_in_flight', help: 'Deploys and undeploys this replica is running now.', labelNames: ['kind'], registers });
+    new Gauge({
+      name: 'cutover_work_queued', help: 'Deploys and undeploys waiting in the queues of all apps (all replicas; read from etcd).', registers,
+      async collect() {
+        if (sources.queuedWork) this.set(await sources.queuedWork().catch(() => Number.NaN));
+      },
+    });
+    this.healthChecks = new Counter({ name: 'cutover_healthcheck_requests_total', help: 'App health-check requests to pods, by result (healthy, unhealthy).', labelNames: ['result'], registers });
+    this.healthCheckLatency = new Histogram({ name: 'cutover_healthcheck_duration_seconds', help: 'Latency of app health-check requests.', buckets: FAST_BUCKETS, registers });
+    this.httpDuration = new Histogram({
+      name: 'cutover_http_request_duration_seconds', help: 'REST API requests, by method, route template and status code.',
+      labelNames: ['method', 'route', 'status'], buckets: FAST_BUCKETS, registers,
+    });
+    new Gauge({
+      name: 'cutover_websocket_watchers', help: 'Websocket clients following deployment logs on this replica.', registers,
+      collect() {
+        if (sources.websocketWatchers) this.set(sources.websocketWatchers());
+      },
+    });
+    new Gauge({
+      name: 'cutover_log_feeds', help: 'etcd watches this replica holds for log streaming (one per followed deployment).', registers,
+      collect() {
+        if (sources.logFeeds) this.set(sources.logFeeds());
+      },
+    });
+    this.etcdErrors = new Counter({ name: 'cutover_etcd_errors_total', help: 'etcd calls that failed because etcd was unreachable or too slow.', labelNames: ['operation'], registers });
+    this.authFailures = new Counter({ name: 'cutover_auth_failures_total', help: 'Refused authentications, by method (jwt, api-key, none) and whether the caller was rate limited.', labelNames: ['method', 'limited'], registers });
+    this.auditFailures = new Counter({ name: 'cutover_audit_write_failures_total', help: 'Audit entries that could not be stored (the operation itself stood; the entry is in the log).', registers });
+    this.kubeErrors = new Counter({ name: 'cutover_kubernetes_errors_total', help: 'Failed Kubernetes API calls, by operation and HTTP status (0 = no answer).', labelNames: ['operation', 'status'], registers });
+  }
+
+  /** Feeds the metrics from the engine's events. */
+  observe(event: EngineEvent): void {
+    switch (event.type) {
+      case 'transition':
+        this.observeTransition(event.record, event.previousStatus);
+        return;
+      case 'health':
+        this.healthChecks.inc({ result: event.health.healthy ? 'healthy' : 'unhealthy' });
+        this.healthCheckLatency.observe(event.health.latencyMs / 1000);
+        return;
+      case 'work-started':
+        this.inFlight.inc({ kind: event.kind });
+        return;
+      case 'work-finished':
+        this.inFlight.dec({ kind: event.kind });
+        return;
+      case 'switch':
+        this.switchOverhead.observe(event.overheadMs / 1000);
+        return;
+      default:
+    }
+  }
+
+  private observeTransition(r: DeploymentRecord, previous: DeploymentRecord['status']): void {
+    const outcome = outcomeOf(r, previous);
+    if (!outcome) return;
+    this.deployments.inc({ namespace: r.namespace, app: r.appName, outcome });
+    const seconds = (from?: string, to?: string) => (from && to ? (Date.parse(to) - Date.parse(from)) / 1000 : undefined);
+    if (outcome === 'succeeded' || outcome === 'failed' || outcome === 'rolled_back') {
+      const total = seconds(r.created, r.times.finished ?? r.lastModified);
+      if (total !== undefined) this.deploymentDuration.observe({ outcome }, total);
+    }
+    if (outcome === 'succeeded') {
+      for (const [step, from, to] of [
+        ['waiting_for_pods', r.times.resourcesCreated, r.times.podsReady],
+        ['health_checking', r.times.podsReady, r.times.healthy],
+        ['switching_traffic', r.times.healthy, r.times.switched],
+      ] as const) {
+        const s = seconds(from, to);
+        if (s !== undefined && s >= 0) this.stepDuration.observe({ step }, s);
+      }
+    }
+    if (r.status === 'UNDEPLOYED' && r.replacedBy) {
+      const s = seconds(r.times.drainStarted, r.times.removed);
+      if (s !== undefined && s >= 0) this.stepDuration.observe({ step: 'draining' }, s);
+    }
+  }
+
+  observeHttp(method: string, route: string, status: number, seconds: number): void {
+    this.httpDuration.observe({ method, route, status: String(status) }, seconds);
+  }
+
+  etcdError(operation: string): void {
+    this.etcdErrors.inc({ operation });
+  }
+
+  kubernetesError(operation: string, status: number): void {
+    this.kubeErrors.inc({ operation, status: String(status) });
+  }
+
+  authFailure(method: string, limited: boolean): void {
+    this.authFailures.inc({ method, limited: String(limited) });
+  }
+
+  auditWriteFailure(): void {
+    this.auditFailures.inc();
+  }
+
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
+
+/** The outcome a status change means, if it ends something. */
+export function outcomeOf(r: DeploymentRecord, previous: DeploymentRecord['status']): Outcome | undefined {
+  if (previous === 'DEPLOYING' && r.status === 'DEPLOYED') return 'succeeded';
+  if (previous === 'DEPLOYING' && r.status === 'FAILURE') return /rolled back|switching traffic failed/.test(r.failureReason ?? '') ? 'rolled_back' : 'failed';
+  if (previous === 'DEPLOYED' && r.status === 'UNDEPLOYING' && r.replacedBy) return 'replaced';
+  if (previous === 'UNDEPLOYING' && r.status === 'UNDEPLOYED' && !r.replacedBy) return 'undeployed';
+  return undefined;
+}

@@ -1,0 +1,91 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { TestEtcd } from '../support/etcd.js';
+import { unreachableKubeconfig } from '../support/cutover.js';
+import { freePort } from '../support/ports.js';
+import { waitFor } from '../support/wait.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const run = promisify(execFile);
+
+/**
+ * Our machines cannot run `docker build`, so this checks that the Dockerfile uses exactly the
+ * scripts CI runs, and that the build it describes produces a cutover that starts and stops.
+ */
+describe('container image', () => {
+  const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string>; engines: { node: string } };
+  const stages = dockerfile.split(/^FROM /m).slice(1);
+
+  it('builds with dev dependencies and runs with production dependencies only, as a non-root user', () => {
+    assert.equal(stages.length, 2, 'two stages');
+    const [build, runtime] = stages as [string, string];
+    assert.match(build, /^RUN npm ci --no-audit --no-fund$/m);
+    assert.match(build, /^RUN npm run build$/m);
+    assert.match(runtime, /^RUN npm ci --omit=dev/m);
+    assert.match(runtime, /^COPY --from=build \/app\/dist \.\/dist$/m);
+    assert.match(runtime, /^USER node$/m);
+    assert.match(runtime, /CUTOVER_HOST=0\.0\.0\.0/);
+    assert.match(runtime, /^HEALTHCHECK[\s\S]*\/healthz/m);
+    assert.match(runtime, /^STOPSIGNAL SIGTERM$/m);
+    for (const s of stages) assert.match(s, /^node:20\.20-bookworm-slim/, 'the Node version of package.json engines');
+    assert.match(pkg.engines.node, /20/);
+  });
+
+  it('uses the same build and start commands as package.json and CI', () => {
+    assert.equal(pkg.scripts['build'], 'tsc -p tsconfig.build.json');
+    const cmd = /^CMD (\[.*\])$/m.exec(dockerfile)?.[1];
+    assert.deepEqual(JSON.parse(cmd ?? '[]'), pkg.scripts['serve']!.split(' '));
+    assert.match(readFileSync(join(root, '.ci/run'), 'utf8'), /npm ci --no-audit --no-fund/);
+  });
+
+  describe('the built service', () => {
+    let etcd: TestEtcd;
+    let outDir: string;
+    before(async () => {
+      etcd = await TestEtcd.create();
+      // Inside the repository, so the compiled files resolve node_modules as in the image.
+      mkdirSync(join(root, '.local'), { recursive: true });
+      outDir = mkdtempSync(join(root, '.local', 'build-'));
+      // The build of the Dockerfile, into a scratch directory instead of dist/.
+      await run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', outDir], { cwd: root });
+    });
+    after(async () => {
+      await etcd?.destroy();
+      if (outDir) rmSync(outDir, { recursive: true, force: true });
+    });
+
+    it('starts with `node dist/src/main.js`, answers /healthz, and exits 0 on SIGTERM', async () => {
+      const port = await freePort();
+      const child = spawn(process.execPath, [join(outDir, 'src/main.js')], {
+        cwd: root,
+        env: { ...process.env, CUTOVER_PORT: String(port), CUTOVER_ETCD_ENDPOINTS: etcd.endpoint, CUTOVER_KUBECONFIG: unreachableKubeconfig(), CUTOVER_AUTH: 'off' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      const exited = once(child, 'exit');
+      try {
+        await waitFor('the built cutover to answer /healthz', async () => {
+          if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}: ${output}`);
+          return (await fetch(`http://127.0.0.1:${port}/healthz`)).ok;
+        }, { timeoutMs: 20_000, intervalMs: 100 });
+        const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1]);
+        console.log(`# compiled cutover RSS after start: ${Math.round(rssKiB / 1024)} MiB`);
+        child.kill('SIGTERM');
+        const [code] = await exited;
+        assert.equal(code, 0, output);
+        assert.match(output, /"msg":"cutover stopped"/);
+      } finally {
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+    });
+  });
+});

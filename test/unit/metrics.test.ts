@@ -1,0 +1,42 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { CutoverMetrics, outcomeOf } from '../../src/metrics/metrics.js';
+import type { DeploymentRecord } from '../../src/domain/deployment.js';
+
+const rec = (o: Partial<DeploymentRecord>) => ({ namespace: 'ns', appName: 'app', created: '2026-01-01T00:00:00Z', times: {}, ...o }) as DeploymentRecord;
+
+describe('metrics', () => {
+  it('maps status changes to outcomes', () => {
+    assert.equal(outcomeOf(rec({ status: 'DEPLOYED' }), 'DEPLOYING'), 'succeeded');
+    assert.equal(outcomeOf(rec({ status: 'FAILURE', failureReason: 'not healthy' }), 'DEPLOYING'), 'failed');
+    assert.equal(outcomeOf(rec({ status: 'FAILURE', failureReason: 'deadline passed …; rolled back' }), 'DEPLOYING'), 'rolled_back');
+    assert.equal(outcomeOf(rec({ status: 'UNDEPLOYING', replacedBy: 'x' }), 'DEPLOYED'), 'replaced');
+    assert.equal(outcomeOf(rec({ status: 'UNDEPLOYED' }), 'UNDEPLOYING'), 'undeployed');
+    assert.equal(outcomeOf(rec({ status: 'UNDEPLOYED', replacedBy: 'x' }), 'UNDEPLOYING'), undefined, 'a drained version was already counted as replaced');
+    assert.equal(outcomeOf(rec({ status: 'DEPLOYING' }), 'DEPLOYING'), undefined);
+  });
+
+  it('records step durations of a successful deployment from its step times', async () => {
+    const m = new CutoverMetrics();
+    m.observe({
+      type: 'transition', previousStatus: 'DEPLOYING', previousStep: 'switching-traffic', at: new Date(),
+      record: rec({ status: 'DEPLOYED', times: { resourcesCreated: '2026-01-01T00:00:01Z', podsReady: '2026-01-01T00:00:04Z', healthy: '2026-01-01T00:00:05Z', switched: '2026-01-01T00:00:05.100Z', finished: '2026-01-01T00:00:05.2Z' } }),
+    });
+    const text = (await m.render()).body;
+    assert.match(text, /cutover_deployments_total\{namespace="ns",app="app",outcome="succeeded"\} 1/);
+    assert.match(text, /cutover_deployment_step_duration_seconds_sum\{step="waiting_for_pods"\} 3\b/);
+    assert.match(text, /cutover_deployment_step_duration_seconds_sum\{step="switching_traffic"\} 0\.1\b/);
+    assert.match(text, /cutover_deployment_duration_seconds_sum\{outcome="succeeded"\} 5\.2\b/);
+  });
+});
+
+describe('docs/metrics.md', () => {
+  it('lists every metric cutover registers', async () => {
+    const { readFileSync } = await import('node:fs');
+    const doc = readFileSync(new URL('../../docs/metrics.md', import.meta.url), 'utf8');
+    const names = (await new CutoverMetrics().registry.getMetricsAsJSON()).map((m) => m.name);
+    const own = names.filter((n) => !/^cutover_(process|nodejs)_/.test(n));
+    assert.ok(own.length >= 12);
+    for (const name of own) assert.ok(doc.includes(`\`${name}\``), `${name} is not documented in docs/metrics.md`);
+  });
+});
