@@ -23,6 +23,8 @@ import { Scheduler } from './deployer/scheduler.js';
 import { Reconciler } from './deployer/reconciler.js';
 import { CutoverMetrics } from './metrics/metrics.js';
 import { metricsRoutes } from './api/routes/metrics.js';
+import { docsRoutes } from './api/routes/docs.js';
+import { CUTOVER_VERSION } from './version.js';
 import { environmentRoutes } from './api/routes/environment.js';
 import { keys } from './store/keys.js';
 import { parseFailpoints } from './deployer/failpoints.js';
@@ -45,6 +47,8 @@ export interface Cutover {
   /** The log websocket on the API server (watcher and feed counts for metrics and tests). */
   readonly logStream: LogStream;
   readonly metrics: CutoverMetrics;
+  /** Every REST route (method and Koa path), for the OpenAPI coverage test. */
+  routes(): Array<{ method: string; path: string }>;
   /** Runs one reconciliation pass now (tests; the reconciler also runs periodically). */
   reconcile(): Promise<{ removed: string[]; failedRecords: string[] }>;
   /** Graceful stop: readiness fails, work reaches a safe point or is handed over, the server drains. */
@@ -124,6 +128,22 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
   });
   const requests = new DeploymentRequests({ descriptors, deployments, now, defaultDeadlineSeconds: config.deadlineSeconds });
 
+  const routers = [
+    metricsRoutes(metrics),
+    docsRoutes(CUTOVER_VERSION),
+    healthRoutes({
+      checks: [
+        { name: 'etcd', check: () => kv.ping() },
+        { name: 'kubernetes', check: () => cluster.ping(AbortSignal.timeout(3000)) },
+      ],
+      isShuttingDown: () => shuttingDown,
+    }),
+    descriptorRoutes({ descriptors, now }),
+    environmentRoutes({ environment }),
+    deploymentRoutes({ deployments, requests }),
+    auditRoutes({ audit: security.audit }),
+    adminKeyRoutes({ keys: security.keyAdmin }),
+  ];
   const app = createApp({
     log,
     allowedOrigins: config.allowedOrigins,
@@ -133,21 +153,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     audit: security.audit,
     onAuditWriteFailure: () => metrics.auditWriteFailure(),
     hstsMaxAgeSeconds: config.hstsMaxAgeSeconds,
-    routers: [
-      metricsRoutes(metrics),
-      healthRoutes({
-        checks: [
-          { name: 'etcd', check: () => kv.ping() },
-          { name: 'kubernetes', check: () => cluster.ping(AbortSignal.timeout(3000)) },
-        ],
-        isShuttingDown: () => shuttingDown,
-      }),
-      descriptorRoutes({ descriptors, now }),
-      environmentRoutes({ environment }),
-      deploymentRoutes({ deployments, requests }),
-      auditRoutes({ audit: security.audit }),
-      adminKeyRoutes({ keys: security.keyAdmin }),
-    ],
+    routers,
   });
 
   let server: RunningServer;
@@ -175,6 +181,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     replicaId,
     logStream,
     metrics,
+    routes: () => routers.flatMap((r) => r.stack.flatMap((layer) => layer.methods.filter((m) => m !== 'HEAD').map((method) => ({ method, path: String(layer.path) })))),
     reconcile: () => reconciler.runOnce(),
     stop: () => {
       stopping ??= (async () => {

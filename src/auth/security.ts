@@ -1,3 +1,4 @@
+import { DOCS_PATHS } from '../api/routes/docs.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { KvStore } from '../store/kv.js';
@@ -29,7 +30,8 @@ export interface SecurityDeps {
   onAuthFailure?: (method: 'jwt' | 'api-key' | 'none', limited: boolean) => void;
 }
 
-export const ALWAYS_OPEN_PATHS = ['/healthz', '/readyz'];
+/** Probes and the API's own documentation (nothing secret) need no credentials. */
+export const ALWAYS_OPEN_PATHS = ['/healthz', '/readyz', ...DOCS_PATHS];
 export const METRICS_PATH = '/metrics';
 
 /** Builds authentication, the replay cache, key management and the audit store from a checked set-up. */

@@ -6,10 +6,10 @@ import { noteAudit } from '../audit-trail.js';
 import { badRequest, notFound } from '../errors.js';
 import type { AppContext, AppState } from '../middleware.js';
 import { objectBody } from '../params.js';
+import { environmentValueSchema } from '../validation/environment.js';
 
 /** A key as the original deployer stored it: the variable name in lower or upper case, "-" for "_". */
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_-]{0,252}$/;
-const MAX_VALUE_BYTES = 64 * 1024;
 
 function keyParam(ctx: AppContext): string {
   const key = (ctx.params as Record<string, string>)['key'] ?? '';
@@ -36,13 +36,9 @@ export function environmentRoutes(deps: { environment: EnvironmentStore }): Rout
     requireAdministrator(ctx);
     noteAudit(ctx, { namespace: CLUSTER_AUDIT_NAMESPACE, action: 'environment-set' });
     const key = keyParam(ctx);
-    const body = objectBody(ctx);
-    const unknown = Object.keys(body).filter((k) => k !== 'value');
-    if (unknown.length > 0) throw badRequest(`unknown fields: ${unknown.join(', ')} (the body is {"value": "..."})`);
-    const value = body['value'];
-    if (typeof value !== 'string') throw badRequest('"value" must be a string');
-    if (Buffer.byteLength(value) > MAX_VALUE_BYTES) throw badRequest(`"value" is longer than ${MAX_VALUE_BYTES} bytes`);
-    await deps.environment.set(key, value);
+    const { value, error } = environmentValueSchema.validate(objectBody(ctx), { abortEarly: false });
+    if (error) throw badRequest(`invalid body: ${error.details.map((d) => d.message).join('; ')} (the body is {"value": "..."})`);
+    await deps.environment.set(key, (value as { value: string }).value);
     ctx.status = 204;
   });
 

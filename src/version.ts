@@ -1,0 +1,2 @@
+/** cutover's version (a unit test keeps it equal to package.json's). */
+export const CUTOVER_VERSION = '0.1.0';
