@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Descriptor } from '../domain/types.js';
 import type { DeploymentRecord, PodHealth, QueueItem } from '../domain/deployment.js';
@@ -570,21 +571,9 @@ export function toPodHealth(result: HealthResult): PodHealth {
   };
 }
 
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (ms <= 0) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) {
-      reject(new WorkInterrupted('stopped'));
-      return;
-    }
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new WorkInterrupted('stopped'));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
+async function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0) return;
+  await sleep(ms, undefined, { signal }).catch(() => {
+    throw new WorkInterrupted('stopped');
   });
 }

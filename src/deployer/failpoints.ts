@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
 /**
  * Failpoints: named places in the engine where a test can make cutover pause, so that a crash or
  * an outage can be placed exactly there (between switching the stable Service and the Ingress,
@@ -33,13 +35,7 @@ export function parseFailpoints(spec: string | undefined): Failpoints {
     hit: (name, signal) => {
       const ms = pauses.get(name);
       if (ms === undefined) return Promise.resolve();
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(resolve, ms);
-        signal?.addEventListener('abort', () => {
-          clearTimeout(timer);
-          reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
-        }, { once: true });
-      });
+      return sleep(ms, undefined, signal ? { signal } : {});
     },
   };
 }

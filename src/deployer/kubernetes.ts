@@ -3,6 +3,7 @@ import {
   type ConfigurationOptions, type ObservableMiddleware, type V1Pod,
 } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -264,7 +265,7 @@ export class KubernetesCluster implements Cluster {
         const outOfBudget = !hasDeadline && Date.now() - started + delay > budgetMs;
         if (!err.retryable || outOfBudget) throw err;
         this.options.log.warn({ operation, status: err.status, err: err.message, retryInMs: delay }, 'Kubernetes API call failed; retrying');
-        await sleep(delay, signal);
+        await sleep(delay, undefined, { signal });
         delay = Math.min(delay * 2, 5000);
       }
     }
@@ -299,14 +300,4 @@ function toKubeError(operation: string, err: unknown, timedOutAfterMs: number | 
   }
   const text = timedOutAfterMs !== undefined ? `no answer within ${timedOutAfterMs} ms` : (err as Error)?.message ?? String(err);
   return new KubeError(`${operation}: ${text}`, 0, 'Unavailable', { cause: err });
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(timer);
-      reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
-    }, { once: true });
-  });
 }

@@ -1,4 +1,4 @@
-import type { Descriptor } from './types.js';
+import type { Descriptor, HealthResult } from './types.js';
 
 export type DeploymentStatus = 'DEPLOYING' | 'DEPLOYED' | 'UNDEPLOYING' | 'UNDEPLOYED' | 'FAILURE';
 
@@ -86,15 +86,8 @@ export type DeploymentEvent =
   | { seq: number; time: string; type: 'log'; message: string }
   | { seq: number; time: string; type: 'status'; status: DeploymentStatus; step: DeploymentStep };
 
-/** The latest health-check answer of one pod. */
-export interface PodHealth {
-  podName: string;
-  healthy: boolean;
-  statusCode?: number;
-  body: string;
-  reason: string;
-  latencyMs: number;
-  checkedAt: string;
+/** The latest health-check answer of one pod, as stored and returned by /healthcheckdata. */
+export interface PodHealth extends HealthResult {
   /** Amdatu-compatible summary string (its clients read `value`). */
   value: string;
 }

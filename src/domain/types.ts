@@ -86,3 +86,18 @@ export interface Versioned<T> {
   /** etcd mod revision; used as the ETag and for compare-and-swap updates. */
   revision: string;
 }
+
+/** One health-check answer of one pod (src/healthcheck produces them). */
+export interface HealthResult {
+  podName: string;
+  healthy: boolean;
+  /** Absent when no HTTP answer was received. */
+  statusCode?: number;
+  /** Short excerpt of the answer body (at most 256 characters, control characters replaced); '' if none. */
+  body: string;
+  /** One-line human explanation: 'healthy', 'status 503', 'body is not JSON', 'connection refused', … */
+  reason: string;
+  latencyMs: number;
+  /** ISO timestamp of when the check finished. */
+  checkedAt: string;
+}

@@ -15,19 +15,9 @@ export interface HealthTarget {
   path: string;
 }
 
-export interface HealthResult {
-  podName: string;
-  healthy: boolean;
-  /** Absent when no HTTP answer was received. */
-  statusCode?: number;
-  /** Short excerpt of the answer body (at most 256 characters, control characters replaced); '' if none. */
-  body: string;
-  /** One-line human explanation: 'healthy', 'status 503', 'body is not JSON', 'connection refused', … */
-  reason: string;
-  latencyMs: number;
-  /** ISO timestamp of when the check finished. */
-  checkedAt: string;
-}
+import type { HealthResult } from '../domain/types.js';
+
+export type { HealthResult };
 
 export interface HealthChecker {
   /** Never rejects for pod problems (they become unhealthy results); rejects only with the signal's reason when aborted. */

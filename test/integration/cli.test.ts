@@ -10,12 +10,12 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { TestEtcd } from '../support/etcd.js';
 import { startTestCutover, type TestCutover } from '../support/cutover.js';
 import { CutoverProcess } from '../support/process.js';
+import { startBedFixture, type BedFixture } from '../support/bed.js';
 import { ClusterView, fakeAppDescriptor, type AppSpec } from '../support/deploy.js';
 import { request } from '../support/http.js';
 import { freePort } from '../support/ports.js';
 import { authEnv, authSecrets, createKey, hsToken, type ApiKey } from '../support/security.js';
 import { waitFor } from '../support/wait.js';
-import { createTestNamespace, loadKubeConfig, useTestbed, type Testbed, type TestNamespace } from '../testbed/harness.js';
 import { ExitCode } from '../../src/cli/exit-codes.js';
 
 /**
@@ -82,38 +82,21 @@ function loggedMessages(stdout: string): string[] {
 const serverLogMessages = (text: string) => text.split('\n').filter(Boolean).map((l) => l.slice(l.indexOf(' ') + 1));
 
 describe('cutover CLI on the test bed', { concurrency: 4 }, () => {
-  let testbed: Testbed;
+  let bed: BedFixture;
   let kc: KubeConfig;
   let etcd: TestEtcd;
   let cutover: TestCutover;
   let cluster: ClusterView;
-  const namespaces: TestNamespace[] = [];
+  const namespace = (prefix: string) => bed.namespace(prefix);
 
   before(async () => {
-    testbed = await useTestbed();
-    kc = loadKubeConfig(testbed.kubeconfigPath);
-    etcd = await TestEtcd.create();
-    cutover = await startTestCutover(etcd.endpoint, {
-      CUTOVER_KUBECONFIG: testbed.kubeconfigPath,
-      CUTOVER_DRAIN_SECONDS: '1',
-      CUTOVER_HEALTHCHECK_INTERVAL_MS: '200',
-      CUTOVER_HEALTHCHECK_TIMEOUT_SECONDS: '30',
-    });
-    cluster = new ClusterView(kc);
+    bed = await startBedFixture();
+    ({ kc, etcd, cutover, cluster } = bed);
   });
 
   after(async () => {
-    await cutover?.stop();
-    await etcd?.destroy();
-    await Promise.all(namespaces.map((n) => n.delete()));
-    await testbed?.release();
+    await bed?.close();
   });
-
-  async function namespace(prefix: string): Promise<string> {
-    const ns = await createTestNamespace(kc, prefix);
-    namespaces.push(ns);
-    return ns.name;
-  }
 
   const cli = (args: string[], options: { stdin?: string; env?: Record<string, string> } = {}) =>
     startCli(args, { CUTOVER_URL: cutover.url, ...options.env }, options.stdin !== undefined ? { stdin: options.stdin } : {}).done;
@@ -306,7 +289,7 @@ describe('cutover CLI on the test bed', { concurrency: 4 }, () => {
     const proc = await CutoverProcess.start({
       CUTOVER_ETCD_ENDPOINTS: etcd.endpoint,
       CUTOVER_ETCD_PREFIX: `/cli-restart-${randomUUID().slice(0, 8)}/`,
-      CUTOVER_KUBECONFIG: testbed.kubeconfigPath,
+      CUTOVER_KUBECONFIG: bed.testbed.kubeconfigPath,
       CUTOVER_DRAIN_SECONDS: '1',
       CUTOVER_HEALTHCHECK_INTERVAL_MS: '200',
       CUTOVER_SHUTDOWN_GRACE_SECONDS: '2',

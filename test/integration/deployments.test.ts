@@ -5,7 +5,8 @@ import { startTestCutover, type TestCutover } from '../support/cutover.js';
 import { ClusterView, DeployClient, FINAL, fakeAppDescriptor } from '../support/deploy.js';
 import { request } from '../support/http.js';
 import { waitFor } from '../support/wait.js';
-import { createTestNamespace, loadKubeConfig, useTestbed, type Testbed, type TestNamespace } from '../testbed/harness.js';
+import type { Testbed } from '../testbed/harness.js';
+import { startBedFixture, type BedFixture } from '../support/bed.js';
 import { ApiextensionsV1Api, type KubeConfig } from '@kubernetes/client-node';
 
 /**
@@ -13,41 +14,23 @@ import { ApiextensionsV1Api, type KubeConfig } from '@kubernetes/client-node';
  * pods whose IPs answer real HTTP. Each test works in its own namespace.
  */
 describe('blue-green deployments on the test bed', { concurrency: 3 }, () => {
+  let bed: BedFixture;
   let testbed: Testbed;
   let kc: KubeConfig;
   let etcd: TestEtcd;
   let cutover: TestCutover;
   let api: DeployClient;
   let cluster: ClusterView;
-  const namespaces: TestNamespace[] = [];
+  const namespace = (prefix: string) => bed.namespace(prefix);
 
   before(async () => {
-    testbed = await useTestbed();
-    kc = loadKubeConfig(testbed.kubeconfigPath);
-    etcd = await TestEtcd.create();
-    cutover = await startTestCutover(etcd.endpoint, {
-      CUTOVER_KUBECONFIG: testbed.kubeconfigPath,
-      CUTOVER_DRAIN_SECONDS: '1',
-      CUTOVER_HEALTHCHECK_INTERVAL_MS: '200',
-      CUTOVER_HEALTHCHECK_TIMEOUT_SECONDS: '30',
-      CUTOVER_INGRESS_CLASS: 'cutover-test',
-    });
-    api = new DeployClient(cutover.url);
-    cluster = new ClusterView(kc);
+    bed = await startBedFixture({ CUTOVER_INGRESS_CLASS: 'cutover-test' });
+    ({ testbed, kc, etcd, cutover, api, cluster } = bed);
   });
 
   after(async () => {
-    await cutover?.stop();
-    await etcd?.destroy();
-    await Promise.all(namespaces.map((n) => n.delete()));
-    await testbed?.release();
+    await bed?.close();
   });
-
-  async function namespace(prefix: string): Promise<string> {
-    const ns = await createTestNamespace(kc, prefix);
-    namespaces.push(ns);
-    return ns.name;
-  }
 
   it('deploys v1 then v2: one workload left, stable Service and Ingress on v2, traffic reaches v2 pods', async () => {
     const ns = await namespace('consecutive');

@@ -1,11 +1,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { KubeConfig } from '@kubernetes/client-node';
-import { TestEtcd } from '../support/etcd.js';
-import { startTestCutover, type TestCutover } from '../support/cutover.js';
+import type { TestCutover } from '../support/cutover.js';
 import { DeployClient, fakeAppDescriptor, type AppSpec } from '../support/deploy.js';
 import { request } from '../support/http.js';
-import { createTestNamespace, loadKubeConfig, useTestbed, type Testbed, type TestNamespace } from '../testbed/harness.js';
+import { startBedFixture, type BedFixture } from '../support/bed.js';
 import { RecordingClient, logLines, streamUrl } from './logstream-support.js';
 
 /**
@@ -13,41 +11,22 @@ import { RecordingClient, logLines, streamUrl } from './logstream-support.js';
  * deployment sees must be exactly GET /deployments/{id}/logs, ending with the outcome.
  */
 describe('log websocket during real deployments', { concurrency: 3 }, () => {
-  let testbed: Testbed;
-  let kc: KubeConfig;
-  let etcd: TestEtcd;
+  let bed: BedFixture;
   let cutover: TestCutover;
   let api: DeployClient;
-  const namespaces: TestNamespace[] = [];
   const clients: RecordingClient[] = [];
+  const namespace = (prefix: string) => bed.namespace(prefix);
 
   before(async () => {
-    testbed = await useTestbed();
-    kc = loadKubeConfig(testbed.kubeconfigPath);
-    etcd = await TestEtcd.create();
-    cutover = await startTestCutover(etcd.endpoint, {
-      CUTOVER_KUBECONFIG: testbed.kubeconfigPath,
-      CUTOVER_DRAIN_SECONDS: '3',
-      CUTOVER_HEALTHCHECK_INTERVAL_MS: '200',
-      CUTOVER_HEALTHCHECK_TIMEOUT_SECONDS: '30',
-      CUTOVER_INGRESS_CLASS: 'cutover-test',
-    });
-    api = new DeployClient(cutover.url);
+    // A drain long enough to watch a replaced version's socket stay open through it.
+    bed = await startBedFixture({ CUTOVER_DRAIN_SECONDS: '3', CUTOVER_INGRESS_CLASS: 'cutover-test' });
+    ({ cutover, api } = bed);
   });
 
   after(async () => {
     for (const c of clients) c.close();
-    await cutover?.stop();
-    await etcd?.destroy();
-    await Promise.all(namespaces.map((n) => n.delete()));
-    await testbed?.release();
+    await bed?.close();
   });
-
-  async function namespace(prefix: string): Promise<string> {
-    const ns = await createTestNamespace(kc, prefix);
-    namespaces.push(ns);
-    return ns.name;
-  }
 
   /** Starts a deployment and connects a text and a json socket to it at once. */
   async function deployWatched(ns: string, spec: AppSpec) {
