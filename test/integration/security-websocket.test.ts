@@ -78,6 +78,29 @@ describe('security: the log websocket', () => {
     client.close();
   });
 
+  it('opens for a browser that offers its token as a subprotocol, selecting the real protocol only', async () => {
+    const { default: WebSocket } = await import('ws');
+    const ws = new WebSocket(url(), ['cutover.logs.v1', `cutover.bearer.${teamA}`]);
+    const first = await new Promise<string>((resolve, reject) => {
+      ws.once('message', (data) => resolve(data.toString()));
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`refused with ${res.statusCode}`)));
+    });
+    assert.equal(ws.protocol, 'cutover.logs.v1', 'the token entry is never echoed');
+    assert.ok(first.length > 0);
+    ws.close();
+    const withoutToken = new WebSocket(url(), ['cutover.logs.v1', 'cutover.bearer.not-a-jwt']);
+    withoutToken.on('error', () => {}); // the refused handshake also surfaces as an error
+    const status = await new Promise<number>((resolve) => {
+      withoutToken.once('unexpected-response', (req, res) => {
+        resolve(res.statusCode ?? 0);
+        req.destroy();
+      });
+      withoutToken.once('open', () => resolve(101));
+    });
+    assert.equal(status, 401);
+  });
+
   it('opens for a signed upgrade request, and refuses its replay', async () => {
     const admin = await hsToken(secrets.jwtSecret, { namespaces: '*' });
     const key = await createKey(cutover.url, admin, 'team-a', ['team-a']);

@@ -1,3 +1,4 @@
+import { BEARER_SUBPROTOCOL_PREFIX } from '../../auth/middleware.js';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import http, { type IncomingMessage } from 'node:http';
@@ -50,6 +51,9 @@ export interface LogStream {
   subscribe(listener: (event: LogStreamEvent) => void): () => void;
 }
 
+/** The subprotocol a browser offers beside its `cutover.bearer.<jwt>` entry. */
+export const LOG_SUBPROTOCOL = 'cutover.logs.v1';
+
 /** The websocket route; paths are normalised first, as the REST API does. */
 const LOG_STREAM_PATH = /^\/stream\/deployments\/([^/]+)\/logs$/;
 const DEPLOYMENT_ID = /^[A-Za-z0-9-]{1,128}$/;
@@ -95,6 +99,11 @@ export function attachLogStream(server: http.Server, deps: LogStreamDeps): LogSt
     perMessageDeflate: false, // per-frame compression would cost CPU per socket; log lines are small
     clientTracking: false, // sessions are tracked here
     closeTimeout: CLOSE_HANDSHAKE_TIMEOUT_MS,
+    // Browsers offer a token as `cutover.bearer.<jwt>` beside a real protocol; never echo the token.
+    handleProtocols: (offered: Set<string>) => {
+      if (offered.has(LOG_SUBPROTOCOL)) return LOG_SUBPROTOCOL;
+      return [...offered].find((p) => !p.startsWith(BEARER_SUBPROTOCOL_PREFIX)) ?? false;
+    },
   };
   const wss = new WebSocketServer(wssOptions);
   wss.on('headers', (headers: string[], req: IncomingMessage) => {
