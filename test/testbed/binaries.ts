@@ -68,6 +68,9 @@ async function checkGo(): Promise<void> {
   }
 }
 
+/** Measured cold build times (docs/testbed.md), for the progress lines. */
+const TYPICAL_COLD_BUILD_S = { etcd: 90, kwok: 165, kubernetes: 540 } as const;
+
 interface Target {
   names: string[];
   build(tmp: string, log: string): Promise<void>;
@@ -117,10 +120,15 @@ async function ensureTargets(which: (keyof typeof TARGETS)[], opts: EnsureOption
       say(`building ${TARGETS[t].names.join(', ')} (${t === 'kubernetes' ? VERSIONS.kubernetes : VERSIONS[t]}); ` +
         `a cold build takes minutes, see ${log}`);
       const started = Date.now();
+      // A cold build is silent for minutes: say every 30 s that it is still going, against the usual time.
+      const ticker = setInterval(() => {
+        say(`still building ${t}: ${Math.round((Date.now() - started) / 1000)} s so far (a cold build usually takes about ${TYPICAL_COLD_BUILD_S[t]} s on 2 cores)`);
+      }, 30_000);
       try {
         await TARGETS[t].build(tmp, log);
         for (const n of TARGETS[t].names) await rename(join(tmp, n), join(dir, n));
       } finally {
+        clearInterval(ticker);
         await rm(tmp, { recursive: true, force: true });
       }
       const secs = Math.round((Date.now() - started) / 1000);
