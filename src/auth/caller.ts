@@ -29,11 +29,6 @@ export function mayUseNamespace(caller: Caller, namespace: string): boolean {
   return caller.namespaces === ALL_NAMESPACES || caller.namespaces.has(namespace);
 }
 
-/** The caller's namespaces as stored or shown: ["*"] or a sorted list. */
-export function namespacesOf(caller: Caller): string[] {
-  return caller.namespaces === ALL_NAMESPACES ? [ALL_NAMESPACES] : [...caller.namespaces].sort();
-}
-
 /** 401: no credentials, or credentials that do not hold. Carries the WWW-Authenticate challenges. */
 export class AuthenticationError extends ApiError {
   constructor(message: string, challenges: string[], readonly reason: string = message) {

@@ -1,4 +1,5 @@
 import type { V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
+import type { ProxyGetRequest } from '../healthcheck/proxy.js';
 
 /**
  * The engine's view of one Kubernetes cluster: the few operations it needs, on the few kinds it
@@ -16,14 +17,8 @@ export interface KubeObject {
   status?: any;
 }
 
-export interface PodProxyRequest {
-  namespace: string;
-  podName: string;
-  port: number;
-  path: string;
-  timeoutMs: number;
-  signal?: AbortSignal;
-}
+/** What the pod-proxy health checker asks the cluster for (its type, so the two cannot drift). */
+export type PodProxyRequest = ProxyGetRequest;
 
 export interface PodWatch {
   stop(): void;

@@ -1,5 +1,5 @@
 import type {
-  V1Container, V1Deployment, V1EnvVar, V1Ingress, V1IngressTLS, V1PodSpec, V1ReplicationController, V1Service, V1ServicePort,
+  V1Deployment, V1EnvVar, V1Ingress, V1IngressTLS, V1PodSpec, V1ReplicationController, V1Service, V1ServicePort,
 } from '@kubernetes/client-node';
 import type { ContainerSpec, Descriptor, PodSpec } from '../domain/types.js';
 import { versionedName } from '../domain/names.js';
@@ -215,14 +215,4 @@ function ingressFor(o: {
       }],
     },
   };
-}
-
-/** The backend Service an Ingress of ours routes to (undefined if it is not of our shape). */
-export function ingressBackendService(ingress: V1Ingress | undefined): string | undefined {
-  return ingress?.spec?.rules?.[0]?.http?.paths?.[0]?.backend?.service?.name;
-}
-
-/** The containers of a workload's pod template (for diagnostics). */
-export function templateContainers(workload: V1Deployment | V1ReplicationController): V1Container[] {
-  return workload.spec?.template?.spec?.containers ?? [];
 }

@@ -1,6 +1,6 @@
 import { getDomain } from 'tldts';
 import type { Descriptor } from '../domain/types.js';
-import { isConflict, type Cluster, type Kind, type KubeObject } from './cluster.js';
+import { isAlreadyExists, isConflict, type Cluster, type Kind, type KubeObject } from './cluster.js';
 import { DEPLOYMENT_ID_ANNOTATION, mayManageIngress, mayManageStableService, VERSION_ANNOTATION, isManagedByCutover } from './labels.js';
 import { mainIngress, stableService, wwwRedirectIngress } from './manifests.js';
 import type { IngressProfile, TrafficDecorations } from './ingress-profiles.js';
@@ -60,7 +60,7 @@ async function upsert(cluster: Cluster, kind: Kind, desired: KubeObject, signal:
       else await cluster.replace(kind, merge(existing, desired), signal);
       return;
     } catch (err) {
-      if ((isConflict(err) || (err as { reason?: string }).reason === 'AlreadyExists') && attempt < 5) continue;
+      if ((isConflict(err) || isAlreadyExists(err)) && attempt < 5) continue;
       throw err;
     }
   }
