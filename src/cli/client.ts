@@ -3,6 +3,7 @@ import {
   CliError, errorFromNetwork, errorFromResponse, isTransientStatus, transienceOfNetworkError, type RequestContext,
 } from './errors.js';
 import { ExitCode } from './exit-codes.js';
+import { withDeadline } from '../lib/deadline.js';
 
 /**
  * The CLI's HTTP client for cutover's REST API: authentication (HMAC-signed requests or a bearer
@@ -182,8 +183,10 @@ export class CutoverClient {
       ...options.headers,
       ...this.authHeaders(method, url, body),
     };
-    const res = await this.fetchImpl(url, { method, headers, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
-    const text = await res.text();
+    const { res, text } = await withDeadline(timeoutMs, undefined, async (signal) => {
+      const res = await this.fetchImpl(url, { method, headers, ...(body !== undefined ? { body } : {}), signal, redirect: 'manual' });
+      return { res, text: await res.text() };
+    });
     let parsed: unknown = text;
     if ((res.headers.get('content-type') ?? '').includes('json') && text.length > 0) {
       try {

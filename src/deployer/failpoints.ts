@@ -1,4 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import { sleep } from '../lib/deadline.js';
 
 /**
  * Failpoints: named places in the engine where a test can make cutover pause, so that a crash or
@@ -35,7 +35,7 @@ export function parseFailpoints(spec: string | undefined): Failpoints {
     hit: (name, signal) => {
       const ms = pauses.get(name);
       if (ms === undefined) return Promise.resolve();
-      return sleep(ms, undefined, signal ? { signal } : {});
+      return sleep(ms, signal);
     },
   };
 }

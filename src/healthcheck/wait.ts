@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { setTimeout as delay } from 'node:timers/promises';
+import { sleep } from '../lib/deadline.js';
 import { toReason } from './evaluate.js';
 import { finishResult } from './result.js';
 import type { HealthCheckType, HealthChecker, HealthResult, HealthTarget } from './types.js';
@@ -63,7 +63,7 @@ async function checkUntilHealthy(target: HealthTarget, opts: WaitUntilAllHealthy
     }
     if (result.healthy) return;
     try {
-      await delay(opts.intervalMs, undefined, { signal });
+      await sleep(opts.intervalMs, signal);
     } catch (err) {
       throw signal.aborted ? signal.reason : err;
     }
