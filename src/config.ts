@@ -211,17 +211,11 @@ export const settings = {
     schema: Joi.number().integer().min(2).max(300).default(10),
     defaultText: '10',
   },
-  reconcileIntervalSeconds: {
-    env: 'CUTOVER_RECONCILE_INTERVAL_SECONDS',
-    description: 'How often the reconciler looks for cutover-made Kubernetes objects that no record accounts for, and for records stuck without pending work.',
-    schema: Joi.number().integer().min(5).max(86400).default(60),
-    defaultText: '60',
-  },
-  reconcileMinAgeSeconds: {
-    env: 'CUTOVER_RECONCILE_MIN_AGE_SECONDS',
-    description: 'Objects younger than this are never removed by the reconciler (a deployment may be creating them).',
-    schema: Joi.number().integer().min(0).max(86400).default(120),
-    defaultText: '120',
+  retainRecords: {
+    env: 'CUTOVER_RETAIN_RECORDS',
+    description: 'Finished deployment records (FAILURE, UNDEPLOYED) kept per app, with their logs and health data; older ones are deleted when the app\'s work is done. The live record is always kept.',
+    schema: Joi.number().integer().min(1).max(100000).default(50),
+    defaultText: '50',
   },
   failpoints: {
     env: 'CUTOVER_FAILPOINTS',
@@ -366,8 +360,7 @@ export interface Config {
   ingressProfile: 'generic' | 'traefik';
   replicaId?: string;
   leaseTtlSeconds: number;
-  reconcileIntervalSeconds: number;
-  reconcileMinAgeSeconds: number;
+  retainRecords: number;
   failpoints?: string;
   auth: 'on' | 'off';
   apiKeys: 'on' | 'off';

@@ -20,7 +20,6 @@ import { EngineEvents } from './deployer/events.js';
 import { ingressProfiles } from './deployer/ingress-profiles.js';
 import { DeploymentRequests } from './deployer/requests.js';
 import { Scheduler } from './deployer/scheduler.js';
-import { Reconciler } from './deployer/reconciler.js';
 import { CutoverMetrics } from './metrics/metrics.js';
 import { metricsRoutes } from './api/routes/metrics.js';
 import { docsRoutes } from './api/routes/docs.js';
@@ -28,6 +27,7 @@ import { CUTOVER_VERSION } from './version.js';
 import { environmentRoutes } from './api/routes/environment.js';
 import { keys } from './store/keys.js';
 import { parseFailpoints } from './deployer/failpoints.js';
+import { withDeadline } from './lib/deadline.js';
 import { IngressTarget, StableServiceTarget } from './deployer/traffic.js';
 import { ApiServerProxyHealthChecker, DirectHealthChecker, type HealthChecker } from './healthcheck/index.js';
 import { resolveAuthSetup } from './auth/settings.js';
@@ -49,8 +49,8 @@ export interface Cutover {
   readonly metrics: CutoverMetrics;
   /** Every REST route (method and Koa path), for the OpenAPI coverage test. */
   routes(): Array<{ method: string; path: string }>;
-  /** Runs one reconciliation pass now (tests; the reconciler also runs periodically). */
-  reconcile(): Promise<{ removed: string[]; failedRecords: string[] }>;
+  /** Asks the app's owner to reconcile its objects and records (tests, operators); it happens asynchronously. */
+  requestReconcile(namespace: string, appName: string): Promise<void>;
   /** Graceful stop: readiness fails, work reaches a safe point or is handed over, the server drains. */
   stop(): Promise<void>;
 }
@@ -77,12 +77,17 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
   });
   const now = () => new Date();
   let shuttingDown = false;
-  const onCorrupt = (key: string, err: Error) => log.warn({ key, err: err.message }, 'skipping unreadable record');
+  const events = new EngineEvents();
+  // Unreadable records are kept, never acted on, and reported: in the log and in /metrics.
+  const onUnreadable = (key: string, where: string) => {
+    log.warn({ key, where }, 'unreadable record: kept as it is and not acted on');
+    events.publish({ type: 'unreadable', key, where, at: now() });
+  };
+  const onCorrupt = (key: string, err: Error) => onUnreadable(key, `a listing (${err.message})`);
 
   const descriptors = new EtcdDescriptorStore(kv, onCorrupt);
   const deployments = new DeploymentStore(kv, now);
   const environment = new EnvironmentStore(kv);
-  const events = new EngineEvents();
   events.subscribe((e) => metrics.observe(e));
   const security = createSecurity(authSetup, config, { kv, log, now, onCorrupt, onAuthFailure: (method, limited) => metrics.authFailure(method, limited) });
 
@@ -105,7 +110,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     ? new ApiServerProxyHealthChecker((req) => cluster.proxyGet(req), { timeoutMs: config.healthCheckRequestTimeoutMs })
     : new DirectHealthChecker({ timeoutMs: config.healthCheckRequestTimeoutMs });
   const engine = new DeploymentEngine({
-    store: deployments, environment, cluster, profile, healthChecker, bus: events, now, replicaId,
+    store: deployments, environment, cluster, profile, healthChecker, bus: events, now, replicaId, onUnreadable,
     traffic: [new StableServiceTarget(cluster, profile), new IngressTarget(cluster, profile, { ...(config.ingressClassName ? { defaultIngressClassName: config.ingressClassName } : {}) })],
     log: log.child({ component: 'engine' }),
     failpoints: parseFailpoints(config.failpoints),
@@ -114,17 +119,14 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
       defaultHealthCheckTimeoutSeconds: config.healthCheckTimeoutSeconds,
       defaultDeadlineSeconds: config.deadlineSeconds,
       healthCheckIntervalMs: config.healthCheckIntervalMs,
-      // Keeps "FAILURE within deadline + 1 min" even when the cleanup after a deadline is slow.
+      // Keeps "FAILURE within deadline + 1 min" (I3) even when the cleanup after a deadline is slow.
       cleanupTimeoutSeconds: 40,
+      retainRecords: config.retainRecords,
     },
   });
   const scheduler = new Scheduler({
-    kv, store: deployments, engine, replicaId, log: log.child({ component: 'scheduler' }),
-    leaseTtlSeconds: config.leaseTtlSeconds, resyncIntervalMs: 5000,
-  });
-  const reconciler = new Reconciler({
-    kv, store: deployments, cluster, profile, now, log: log.child({ component: 'reconciler' }),
-    intervalMs: config.reconcileIntervalSeconds * 1000, minAgeMs: config.reconcileMinAgeSeconds * 1000,
+    kv, store: deployments, engine, bus: events, replicaId, log: log.child({ component: 'scheduler' }),
+    leaseTtlSeconds: config.leaseTtlSeconds,
   });
   const requests = new DeploymentRequests({ descriptors, deployments, now, defaultDeadlineSeconds: config.deadlineSeconds });
 
@@ -134,7 +136,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     healthRoutes({
       checks: [
         { name: 'etcd', check: () => kv.ping() },
-        { name: 'kubernetes', check: () => cluster.ping(AbortSignal.timeout(3000)) },
+        { name: 'kubernetes', check: () => withDeadline(3000, undefined, (signal) => cluster.ping(signal)) },
       ],
       isShuttingDown: () => shuttingDown,
     }),
@@ -158,9 +160,11 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
 
   let server: RunningServer;
   try {
+    const migration = await deployments.migrateLayout();
+    if (migration.migrated) log.info({ records: migration.records, unreadable: migration.unreadable.length, multipleLive: migration.multipleLive }, 'migrated deployment records to the current key layout');
+    for (const key of migration.unreadable) onUnreadable(key, 'the layout migration');
     server = await startHttpServer(app, config.host, config.port);
     await scheduler.start();
-    reconciler.start();
   } catch (err) {
     await kv.close();
     throw err;
@@ -182,11 +186,10 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     logStream,
     metrics,
     routes: () => routers.flatMap((r) => r.stack.flatMap((layer) => layer.methods.filter((m) => m !== 'HEAD').map((method) => ({ method, path: String(layer.path) })))),
-    reconcile: () => reconciler.runOnce(),
+    requestReconcile: (namespace, appName) => deployments.requestReconcile(namespace, appName, 'requested'),
     stop: () => {
       stopping ??= (async () => {
         shuttingDown = true;
-        reconciler.stop();
         const graceMs = config.shutdownGraceSeconds * 1000;
         // Websockets first (1001, resume hint): server.close() would otherwise wait for them.
         await logStream.close();

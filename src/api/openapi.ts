@@ -1,6 +1,6 @@
 import Joi from 'joi';
 import joiToJson from 'joi-to-json';
-import { descriptorSchema, namespaceSchema } from './validation/descriptor.js';
+import { descriptorSchema, namespaceSchema } from '../domain/descriptor-schema.js';
 import { environmentValueSchema } from './validation/environment.js';
 
 /**

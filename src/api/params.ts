@@ -1,4 +1,4 @@
-import { namespaceSchema } from './validation/descriptor.js';
+import { namespaceSchema } from '../domain/descriptor-schema.js';
 import { ApiError, badRequest } from './errors.js';
 import type { AppContext } from './middleware.js';
 import { authorizeNamespace } from '../auth/middleware.js';

@@ -34,6 +34,8 @@ export interface Cluster {
   delete(kind: Kind, namespace: string, name: string, signal?: AbortSignal): Promise<boolean>;
   list(kind: Kind, namespace: string, labelSelector: string, signal?: AbortSignal): Promise<KubeObject[]>;
   listPods(namespace: string, labelSelector: string, signal?: AbortSignal): Promise<V1Pod[]>;
+  /** Addresses of the ready endpoints of a Service, from its EndpointSlices (what routers send traffic to). */
+  readyEndpoints(namespace: string, serviceName: string, signal?: AbortSignal): Promise<string[]>;
   secretExists(namespace: string, name: string, signal?: AbortSignal): Promise<boolean>;
   /** Calls `onChange` with the full current set of matching pods after every change. */
   watchPods(namespace: string, labelSelector: string, onChange: (pods: V1Pod[]) => void): Promise<PodWatch>;

@@ -1,19 +1,39 @@
 import type { Versioned } from '../domain/types.js';
 import type { DeploymentRecord, PodHealth } from '../domain/deployment.js';
-import { RevisionConflictError } from '../domain/errors.js';
-import type { DeploymentStore, EventInput } from '../store/deployments.js';
-import { StoreUnavailableError } from '../store/kv.js';
+import { FenceLostError, RevisionConflictError } from '../domain/errors.js';
+import type { CommitOptions, DeploymentStore, EventInput, LiveChange, RecordChange } from '../store/deployments.js';
+import { StoreUnavailableError, type Guard } from '../store/kv.js';
 import type { EngineEvents } from './events.js';
 import type { Logger } from '../log.js';
 import { WorkInterrupted } from './errors.js';
+import { sleep } from '../lib/deadline.js';
 
 const FINAL_WRITE_PATIENCE_MS = 5 * 60_000;
 
+/** What a journal writes with: the owner's fence, and the signal that ends its patience. */
+export interface JournalScope {
+  /** Ends waiting for etcd (ownership gone, shutdown). Final writes still get their patience. */
+  signal: AbortSignal;
+  fence?: Guard | undefined;
+}
+
+export interface UpdateOptions {
+  /** Ends the work: remove this queue item in the same transaction. */
+  dequeue?: string;
+  /** An outcome: retried for up to FINAL_WRITE_PATIENCE_MS while etcd is unreachable, even after the scope ended. */
+  final?: boolean;
+  live?: Omit<LiveChange, 'namespace' | 'appName'>;
+  /** Ask the owner to reconcile the app's objects (cleanup incomplete). */
+  requestReconcile?: string;
+  /** Another record changed in the same transaction (the replaced deployment, at the switch). */
+  with?: { journal: Journal; change: (r: DeploymentRecord) => DeploymentRecord; lines?: string[] };
+}
+
 /**
  * The engine's pen for one deployment record: every line and every state change is stored
- * (one etcd key per line; record + status event in one transaction) and then published on the
- * bus. While etcd is unreachable, writes wait and retry, so work pauses instead of failing; the
- * job's signal (deadline, shutdown, lost ownership) ends the wait.
+ * (one etcd key per line; record + status event in one transaction, fenced by the app's
+ * ownership) and then published on the bus. While etcd is unreachable, writes wait and retry,
+ * so work pauses instead of failing; the scope's signal (lost ownership, shutdown) ends the wait.
  */
 export class Journal {
   constructor(
@@ -21,7 +41,7 @@ export class Journal {
     private readonly store: DeploymentStore,
     private readonly bus: EngineEvents,
     private readonly log: Logger,
-    private readonly signal: AbortSignal,
+    private readonly scope: JournalScope,
     private readonly now: () => Date,
   ) {}
 
@@ -35,65 +55,84 @@ export class Journal {
 
   async line(message: string): Promise<void> {
     const r = this.record;
-    await this.retrying(() => this.store.appendLog(r.namespace, r.id, message));
+    await this.retrying(() => this.store.appendLog(r.namespace, r.id, message, this.scope.fence));
     this.bus.publish({ type: 'log', namespace: r.namespace, appName: r.appName, deploymentId: r.id, message, at: this.now() });
   }
 
   /**
    * Applies `change` to the record and stores it with `lines` (and a status event when status or
-   * step changed). On a concurrent write the record is re-read and `change` applied again.
+   * step changed). On a concurrent write the record is re-read and `change` applied again —
+   * unless someone else moved it on (status or owner changed): then this run stops.
    */
-  async update(change: (r: DeploymentRecord) => DeploymentRecord, lines: string[] = [], options: { dequeue?: string; final?: boolean } = {}): Promise<DeploymentRecord> {
+  async update(change: (r: DeploymentRecord) => DeploymentRecord, lines: string[] = [], options: UpdateOptions = {}): Promise<DeploymentRecord> {
     const final = options.final ?? false;
+    const other = options.with;
     for (let attempt = 0; ; attempt++) {
       const before = this.current.value;
       const after = { ...change(structuredClone(before)), lastModified: this.now().toISOString() };
-      const events: EventInput[] = lines.map((message) => ({ type: 'log', message }));
-      const transitioned = after.status !== before.status || after.step !== before.step;
-      if (transitioned) events.push({ type: 'status', status: after.status, step: after.step });
+      const changes: RecordChange[] = [{ record: after, expectedRevision: this.current.revision, events: eventsOf(before, after, lines) }];
+      let otherBefore: DeploymentRecord | undefined;
+      let otherAfter: DeploymentRecord | undefined;
+      if (other) {
+        otherBefore = other.journal.current.value;
+        otherAfter = { ...other.change(structuredClone(otherBefore)), lastModified: this.now().toISOString() };
+        changes.push({ record: otherAfter, expectedRevision: other.journal.current.revision, events: eventsOf(otherBefore, otherAfter, other.lines ?? []) });
+      }
+      const commitOptions: CommitOptions = {
+        fence: this.scope.fence,
+        ...(options.dequeue ? { dequeue: { namespace: after.namespace, appName: after.appName, workId: options.dequeue } } : {}),
+        ...(options.live ? { live: { ...options.live, namespace: after.namespace, appName: after.appName } } : {}),
+        ...(options.requestReconcile ? { requestReconcile: { namespace: after.namespace, appName: after.appName, reason: options.requestReconcile } } : {}),
+      };
+      let stored: Array<Versioned<DeploymentRecord>>;
       try {
-        this.current = await this.retrying(() => this.store.update({
-          record: after, expectedRevision: this.current.revision, events, ...(options.dequeue ? { dequeue: options.dequeue } : {}),
-        }), final);
+        stored = await this.retrying(() => this.store.commit(changes, commitOptions), final);
       } catch (err) {
         if (err instanceof RevisionConflictError && attempt < 5) {
-          const fresh = await this.retrying(() => this.store.get(before.namespace, before.id), final);
-          if (!fresh) throw new WorkInterrupted(`deployment ${before.id} was deleted while it was being worked on`);
-          // Someone else moved the record on (another replica took over, or its deadline was
-          // enforced): this run must stop rather than write over their decision.
-          if (fresh.value.status !== before.status || (fresh.value.owner ?? '') !== (before.owner ?? '')) {
-            throw new WorkInterrupted(`deployment ${before.id} was changed elsewhere (now ${fresh.value.status}${fresh.value.owner ? ` on ${fresh.value.owner}` : ''})`);
-          }
-          this.current = fresh;
+          await this.refreshOrStop(before, final);
+          if (other) await other.journal.refreshOrStop(other.journal.current.value, final);
           continue;
         }
         throw err;
       }
-      const at = this.now();
-      for (const message of lines) this.bus.publish({ type: 'log', namespace: after.namespace, appName: after.appName, deploymentId: after.id, message, at });
-      if (transitioned) this.bus.publish({ type: 'transition', record: after, previousStatus: before.status, previousStep: before.step, at });
+      this.current = stored[0]!;
+      this.publish(before, after, lines);
+      if (other && otherBefore && otherAfter) {
+        other.journal.current = stored[1]!;
+        other.journal.publish(otherBefore, otherAfter, other.lines ?? []);
+      }
       return after;
     }
   }
 
   async health(health: PodHealth): Promise<void> {
     const r = this.record;
-    await this.retrying(() => this.store.putHealth(r.namespace, r.id, health));
+    await this.retrying(() => this.store.putHealth(r.namespace, r.id, health, this.scope.fence));
     this.bus.publish({ type: 'health', namespace: r.namespace, appName: r.appName, deploymentId: r.id, health, at: this.now() });
   }
 
-  /** Re-reads the record (after another component may have changed it). */
-  async refresh(): Promise<DeploymentRecord | undefined> {
-    const r = this.record;
-    const fresh = await this.retrying(() => this.store.get(r.namespace, r.id));
-    if (fresh) this.current = fresh;
-    return fresh?.value;
+  private publish(before: DeploymentRecord, after: DeploymentRecord, lines: string[]): void {
+    const at = this.now();
+    for (const message of lines) this.bus.publish({ type: 'log', namespace: after.namespace, appName: after.appName, deploymentId: after.id, message, at });
+    if (after.status !== before.status || after.step !== before.step) {
+      this.bus.publish({ type: 'transition', record: after, previousStatus: before.status, previousStep: before.step, at });
+    }
+  }
+
+  /** After a conflict: continue from the stored record, or stop if someone else decided about it. */
+  private async refreshOrStop(before: DeploymentRecord, final: boolean): Promise<void> {
+    const fresh = await this.retrying(() => this.store.get(before.namespace, before.id), final);
+    if (!fresh) throw new WorkInterrupted(`deployment ${before.id} was deleted while it was being worked on`);
+    if (fresh.value.status !== before.status || (fresh.value.owner ?? '') !== (before.owner ?? '')) {
+      throw new WorkInterrupted(`deployment ${before.id} was changed elsewhere (now ${fresh.value.status}${fresh.value.owner ? ` on ${fresh.value.owner}` : ''})`);
+    }
+    this.current = fresh;
   }
 
   /**
-   * Retries store calls while etcd is unavailable, until the job's signal ends — or, for the
+   * Retries store calls while etcd is unavailable, until the scope's signal ends — or, for the
    * writes that end a job (`final`), for up to FINAL_WRITE_PATIENCE_MS even after it ended, so an
-   * outcome is not lost to a short etcd outage at the deadline.
+   * outcome is not lost to a short etcd outage. A lost fence ends the work at once.
    */
   private async retrying<T>(fn: () => Promise<T>, final = false): Promise<T> {
     let delay = 250;
@@ -103,15 +142,22 @@ export class Journal {
       try {
         return await fn();
       } catch (err) {
+        if (err instanceof FenceLostError) throw new WorkInterrupted(err.message);
         if (!(err instanceof StoreUnavailableError)) throw err;
-        if (final ? Date.now() > giveUpAt : this.signal.aborted) throw err;
+        if (final ? Date.now() > giveUpAt : this.scope.signal.aborted) throw err;
         if (!warned) {
           this.log.warn({ deploymentId: this.record.id, err: err.message }, 'etcd unavailable; deployment paused until it is back');
           warned = true;
         }
-        await new Promise((r) => setTimeout(r, delay));
+        await sleep(delay);
         delay = Math.min(delay * 2, 3000);
       }
     }
   }
+}
+
+function eventsOf(before: DeploymentRecord, after: DeploymentRecord, lines: string[]): EventInput[] {
+  const events: EventInput[] = lines.map((message) => ({ type: 'log', message }));
+  if (after.status !== before.status || after.step !== before.step) events.push({ type: 'status', status: after.status, step: after.step });
+  return events;
 }

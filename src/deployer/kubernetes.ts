@@ -1,15 +1,15 @@
 import {
-  ApiException, AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, NetworkingV1Api, Observable, Watch,
+  ApiException, AppsV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubeConfig, NetworkingV1Api, Observable, Watch,
   type ConfigurationOptions, type ObservableMiddleware, type V1Pod,
 } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { KubeError, type Cluster, type Kind, type KubeObject, type PodProxyRequest, type PodWatch } from './cluster.js';
 import type { Logger } from '../log.js';
+import { Deadline, linkSignals, sleep } from '../lib/deadline.js';
 
 export interface KubernetesClusterOptions {
   kubeConfig: KubeConfig;
@@ -65,6 +65,7 @@ export class KubernetesCluster implements Cluster {
   private readonly apps: AppsV1Api;
   private readonly networking: NetworkingV1Api;
   private readonly custom: CustomObjectsApi;
+  private readonly discovery: DiscoveryV1Api;
   /** Aborted by close(): calls without a caller's signal still end at shutdown. */
   private readonly lifetime = new AbortController();
 
@@ -73,6 +74,7 @@ export class KubernetesCluster implements Cluster {
     this.apps = options.kubeConfig.makeApiClient(AppsV1Api);
     this.networking = options.kubeConfig.makeApiClient(NetworkingV1Api);
     this.custom = options.kubeConfig.makeApiClient(CustomObjectsApi);
+    this.discovery = options.kubeConfig.makeApiClient(DiscoveryV1Api);
   }
 
   async get(kind: Kind, namespace: string, name: string, signal?: AbortSignal): Promise<KubeObject | undefined> {
@@ -159,6 +161,15 @@ export class KubernetesCluster implements Cluster {
     return res.items;
   }
 
+  async readyEndpoints(namespace: string, serviceName: string, signal?: AbortSignal): Promise<string[]> {
+    const res = await this.call('list EndpointSlice', signal, (o) => this.discovery.listNamespacedEndpointSlice({ namespace, labelSelector: `kubernetes.io/service-name=${serviceName}` }, o));
+    const ready = new Set<string>();
+    for (const slice of res.items) {
+      for (const e of slice.endpoints ?? []) if (e.conditions?.ready === true && !e.conditions.terminating) for (const a of e.addresses) ready.add(a);
+    }
+    return [...ready].sort();
+  }
+
   async secretExists(namespace: string, name: string, signal?: AbortSignal): Promise<boolean> {
     try {
       await this.call('get Secret', signal, (o) => this.core.readNamespacedSecret({ name, namespace }, o));
@@ -206,7 +217,7 @@ export class KubernetesCluster implements Cluster {
           this.options.log.debug({ err: (err as Error).message, namespace, labelSelector }, 'pod watch failed; retrying');
         }
         if (stopped || this.lifetime.signal.aborted) return;
-        await new Promise((r) => setTimeout(r, backoffMs));
+        await sleep(backoffMs);
         backoffMs = Math.min(backoffMs * 2, 5000);
       }
     };
@@ -220,7 +231,8 @@ export class KubernetesCluster implements Cluster {
   }
 
   async proxyGet(req: PodProxyRequest): Promise<{ statusCode: number; body: string }> {
-    const signal = req.signal ? AbortSignal.any([req.signal, AbortSignal.timeout(req.timeoutMs)]) : AbortSignal.timeout(req.timeoutMs);
+    const deadline = Deadline.after(req.timeoutMs, req.signal);
+    const signal = deadline.signal;
     try {
       const res = await this.core.connectGetNamespacedPodProxyWithPathWithHttpInfo(
         { name: `${req.podName}:${req.port}`, namespace: req.namespace, path: req.path.replace(/^\/+/, '') },
@@ -233,6 +245,8 @@ export class KubernetesCluster implements Cluster {
       }
       if (signal.aborted) throw new Error(`no answer within ${req.timeoutMs} ms`);
       throw new Error((err as Error).message);
+    } finally {
+      deadline.clear();
     }
   }
 
@@ -248,26 +262,32 @@ export class KubernetesCluster implements Cluster {
   private async call<T>(operation: string, callerSignal: AbortSignal | undefined, fn: (o: ConfigurationOptions<ObservableMiddleware>) => Promise<T>, budgetMs = this.options.retryBudgetMs): Promise<T> {
     const started = Date.now();
     const hasDeadline = callerSignal !== undefined;
-    const signal = callerSignal ? AbortSignal.any([callerSignal, this.lifetime.signal]) : this.lifetime.signal;
+    const link = linkSignals(callerSignal, this.lifetime.signal);
+    const signal = link.signal;
     let delay = 200;
-    for (;;) {
-      const timeout = AbortSignal.timeout(this.options.requestTimeoutMs);
-      const callSignal = signal ? AbortSignal.any([signal, timeout]) : timeout;
-      const t0 = performance.now();
-      try {
-        const result = await fn(withSignal(callSignal));
-        this.options.log.trace({ operation, ms: Math.round(performance.now() - t0) }, 'Kubernetes API call');
-        return result;
-      } catch (raw) {
-        if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
-        const err = toKubeError(operation, raw, timeout.aborted ? this.options.requestTimeoutMs : undefined);
-        this.options.onError?.(operation, err);
-        const outOfBudget = !hasDeadline && Date.now() - started + delay > budgetMs;
-        if (!err.retryable || outOfBudget) throw err;
-        this.options.log.warn({ operation, status: err.status, err: err.message, retryInMs: delay }, 'Kubernetes API call failed; retrying');
-        await sleep(delay, undefined, { signal });
-        delay = Math.min(delay * 2, 5000);
+    try {
+      for (;;) {
+        const timeout = Deadline.after(this.options.requestTimeoutMs, signal);
+        const t0 = performance.now();
+        try {
+          const result = await fn(withSignal(timeout.signal));
+          this.options.log.trace({ operation, ms: Math.round(performance.now() - t0) }, 'Kubernetes API call');
+          return result;
+        } catch (raw) {
+          if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
+          const err = toKubeError(operation, raw, timeout.expired ? this.options.requestTimeoutMs : undefined);
+          this.options.onError?.(operation, err);
+          const outOfBudget = !hasDeadline && Date.now() - started + delay > budgetMs;
+          if (!err.retryable || outOfBudget) throw err;
+          this.options.log.warn({ operation, status: err.status, err: err.message, retryInMs: delay }, 'Kubernetes API call failed; retrying');
+          await sleep(delay, signal);
+          delay = Math.min(delay * 2, 5000);
+        } finally {
+          timeout.clear();
+        }
       }
+    } finally {
+      link.dispose();
     }
   }
 }

@@ -6,6 +6,11 @@
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY_VALUE = 'cutover';
+/**
+ * On versioned objects: the deployment that created them. On traffic objects (stable Service,
+ * Ingress, routes): the deployment that last pointed them somewhere. Failure paths change or
+ * delete only objects carrying their own deployment's id (invariant I2).
+ */
 export const DEPLOYMENT_ID_ANNOTATION = 'cutover.io/deployment-id';
 export const VERSION_ANNOTATION = 'cutover.io/version';
 
@@ -69,4 +74,14 @@ export function mayManageStableService(meta: ObjectMetaLike | undefined, app: st
 
 export function mayManageIngress(meta: ObjectMetaLike | undefined, app: string): boolean {
   return (isManagedByCutover(meta) && meta?.labels?.['app'] === app) || isAmdatuIngress(meta, app);
+}
+
+/** The deployment id an object carries, if any. */
+export function deploymentIdOf(meta: ObjectMetaLike | undefined): string | undefined {
+  return meta?.annotations?.[DEPLOYMENT_ID_ANNOTATION];
+}
+
+/** The one "is this object ours" check of a deployment: it carries the deployment's id. */
+export function carriesDeployment(meta: ObjectMetaLike | undefined, deploymentId: string): boolean {
+  return deploymentIdOf(meta) === deploymentId;
 }

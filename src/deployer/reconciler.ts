@@ -1,148 +1,160 @@
 import type { DeploymentRecord } from '../domain/deployment.js';
-import type { DeploymentStore } from '../store/deployments.js';
-import type { KvStore } from '../store/kv.js';
-import { keys } from '../store/keys.js';
+import { FINAL_STATUSES } from '../domain/deployment.js';
+import type { Versioned } from '../domain/types.js';
 import type { Logger } from '../log.js';
+import { Deadline } from '../lib/deadline.js';
 import type { Cluster, Kind, KubeObject } from './cluster.js';
-import type { IngressProfile } from './ingress-profiles.js';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, isManagedByCutover } from './labels.js';
-import { isPlaceholderStableService } from './manifests.js';
-
-export interface ReconcilerOptions {
-  kv: KvStore;
-  store: DeploymentStore;
-  cluster: Cluster;
-  profile: IngressProfile;
-  log: Logger;
-  now: () => Date;
-  /** How often a pass runs. */
-  intervalMs: number;
-  /** Objects younger than this are left alone (a deployment may be creating them right now). */
-  minAgeMs: number;
-}
+import type { EngineDeps } from './context.js';
+import { WorkInterrupted } from './errors.js';
+import { Journal } from './journal.js';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, deploymentIdOf, isManagedByCutover } from './labels.js';
+import { writeFailure } from './outcome.js';
+import { FencedCluster, type AppOwnership } from './ownership.js';
+import type { TrafficPointer } from './traffic.js';
 
 export interface ReconcileReport {
   removed: string[];
+  /** cutover-labelled objects no record speaks for: reported, never deleted (no evidence). */
+  unaccounted: string[];
+  /** Records that were in progress with no work pending, now FAILURE. */
   failedRecords: string[];
+  /** Keys of unreadable records: while there are any, nothing of the app is deleted. */
+  unreadable: string[];
+  /** Something could not be done now (the request stays, with a backoff). */
+  incomplete: boolean;
 }
 
-const LIVE: ReadonlySet<string> = new Set(['DEPLOYED', 'UNDEPLOYING']);
-const STUCK_RECORD_MIN_AGE_MS = 30_000;
+/** What the decision needs to know about one object. */
+export interface ObservedObject {
+  kind: Kind;
+  name: string;
+  version: string | undefined;
+  deploymentId: string | undefined;
+}
+
+export interface AppEvidence {
+  records: DeploymentRecord[];
+  /** Where each traffic target points now. */
+  pointers: TrafficPointer[];
+  /** Version of the live deployment (live pointer), if any. */
+  liveVersion: string | undefined;
+}
 
 /**
- * Finds what no record accounts for and removes it: Kubernetes objects labelled as cutover's
- * (never anything else) left behind by a crash between creating an object and recording it, or by
- * a cleanup that could not finish; and records stuck in DEPLOYING/UNDEPLOYING without pending work.
- * Apps that have an owner or queued work are skipped: the engine is responsible for them.
+ * Why an object of an app may be deleted, or undefined when it must stay. Evidence only:
+ * - never an object of a version any traffic target points at, or of the live version (I4);
+ * - only objects carrying the id of a record that says it is finished (FAILURE or UNDEPLOYED);
+ *   an object whose id no record has is *unaccounted* — reported, never deleted;
+ * - traffic objects (no version) only when the app has no live or in-progress record at all.
  */
-export class Reconciler {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<ReconcileReport> | undefined;
-
-  constructor(private readonly o: ReconcilerOptions) {}
-
-  start(): void {
-    const tick = () => {
-      void this.runOnce().catch((err: Error) => this.o.log.warn({ err: err.message }, 'reconciliation pass failed; retrying at the next interval'));
-    };
-    this.timer = setInterval(tick, this.o.intervalMs);
-    this.timer.unref();
-    setTimeout(tick, Math.min(5000, this.o.intervalMs)).unref();
+export function deletionReason(o: ObservedObject, e: AppEvidence): { delete: true; why: string } | { delete: false; unaccounted?: string } {
+  const pointed = new Set(e.pointers.map((p) => p.version).filter((v): v is string => v !== undefined));
+  if (o.version !== undefined && (pointed.has(o.version) || e.liveVersion === o.version)) return { delete: false };
+  if (!o.deploymentId) return { delete: false, unaccounted: `${o.kind} ${o.name} carries no deployment id` };
+  const record = e.records.find((r) => r.id === o.deploymentId);
+  if (!record) return { delete: false, unaccounted: `${o.kind} ${o.name} belongs to deployment ${o.deploymentId}, of which there is no record` };
+  if (record.status !== 'FAILURE' && record.status !== 'UNDEPLOYED') return { delete: false };
+  if (o.version === undefined) {
+    const active = e.liveVersion !== undefined || e.records.some((r) => !FINAL_STATUSES.has(r.status) || r.status === 'DEPLOYED');
+    if (active) return { delete: false };
+    return { delete: true, why: `traffic object of deployment ${record.id} (${record.status}) of an app with nothing live` };
   }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
-  }
-
-  /** One pass; concurrent calls share the pass in progress. */
-  runOnce(): Promise<ReconcileReport> {
-    this.running ??= this.pass().finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
-  }
-
-  private async pass(): Promise<ReconcileReport> {
-    const { store, kv, cluster, log } = this.o;
-    const report: ReconcileReport = { removed: [], failedRecords: [] };
-    const busy = new Set<string>();
-    for (const app of await store.appsWithWork()) busy.add(`${app.namespace}/${app.appName}`);
-    for (const e of (await kv.list(keys.allOwners())).entries) busy.add(e.key.slice(keys.allOwners().length));
-
-    const records = (await store.listAll()).map((r) => r.value);
-    const byApp = new Map<string, DeploymentRecord[]>();
-    for (const r of records) {
-      const id = `${r.namespace}/${r.appName}`;
-      byApp.set(id, [...(byApp.get(id) ?? []), r]);
-    }
-
-    // Records in progress with nobody to progress them.
-    for (const r of records) {
-      if ((r.status === 'DEPLOYING' || r.status === 'UNDEPLOYING') && !busy.has(`${r.namespace}/${r.appName}`)) {
-        // Young records are left alone (one may have been created after `busy` was read), and
-        // the pending work is checked again right before deciding.
-        if (this.o.now().getTime() - Date.parse(r.lastModified) < Math.max(this.o.minAgeMs, STUCK_RECORD_MIN_AGE_MS)) continue;
-        if ((await store.queue(r.namespace, r.appName)).length > 0 || (await kv.get(keys.owner(r.namespace, r.appName)))) continue;
-        const found = await store.get(r.namespace, r.id);
-        if (!found || found.value.status !== r.status || found.value.lastModified !== r.lastModified) continue;
-        try {
-          await store.update({
-            record: { ...found.value, status: 'FAILURE', step: 'failed', failureReason: `no pending work for a ${r.status} record (found by the reconciler)`, lastModified: this.o.now().toISOString() },
-            expectedRevision: found.revision,
-            events: [{ type: 'log', message: `Reconciler: the record was ${r.status} but nothing was working on it; marked FAILURE` }, { type: 'status', status: 'FAILURE', step: 'failed' }],
-          });
-          report.failedRecords.push(r.id);
-          log.warn({ deploymentId: r.id, namespace: r.namespace, app: r.appName }, 'reconciler: marked a record without pending work FAILURE');
-        } catch {
-          // changed meanwhile: someone is working on it after all
-        }
-      }
-    }
-
-    const selector = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
-    const kinds: Kind[] = ['Deployment', 'ReplicationController', 'Service', 'Ingress'];
-    if (this.o.profile.name === 'traefik') kinds.push('Middleware');
-    for (const namespace of new Set(records.map((r) => r.namespace))) {
-      for (const kind of kinds) {
-        let objects: KubeObject[];
-        try {
-          objects = await cluster.list(kind, namespace, selector);
-        } catch (err) {
-          if (kind === 'Middleware') continue; // the CRD may not be installed
-          throw err;
-        }
-        for (const object of objects) {
-          const app = object.metadata?.labels?.['app'];
-          if (!app || busy.has(`${namespace}/${app}`) || !isManagedByCutover(object.metadata)) continue;
-          const age = this.o.now().getTime() - new Date(object.metadata?.creationTimestamp ?? 0).getTime();
-          if (age < this.o.minAgeMs || object.metadata?.deletionTimestamp) continue;
-          const why = orphanReason(kind, object, byApp.get(`${namespace}/${app}`) ?? []);
-          if (!why) continue;
-          const name = object.metadata?.name ?? '';
-          // Re-check right before deleting: work may have started since the pass began.
-          if ((await store.queue(namespace, app)).length > 0 || (await kv.get(keys.owner(namespace, app)))) continue;
-          await cluster.delete(kind, namespace, name);
-          report.removed.push(`${kind} ${namespace}/${name}`);
-          log.warn({ kind, namespace, name, reason: why }, 'reconciler: removed an object no record accounts for');
-        }
-      }
-    }
-    return report;
-  }
+  return { delete: true, why: `its deployment ${record.id} is ${record.status}` };
 }
 
-/** Why this cutover-labelled object is an orphan, or undefined when a record accounts for it. */
-export function orphanReason(kind: Kind, object: KubeObject, records: DeploymentRecord[]): string | undefined {
-  const live = records.filter((r) => LIVE.has(r.status));
-  const version = object.metadata?.labels?.['version'];
-  if (kind === 'Deployment' || kind === 'ReplicationController' || (kind === 'Service' && version !== undefined)) {
-    if (version === undefined) return undefined;
-    return live.some((r) => r.version === version) ? undefined : `no DEPLOYED or UNDEPLOYING record has version ${version}`;
+export interface ReconcileScope {
+  deps: EngineDeps;
+  ownership: AppOwnership;
+  log: Logger;
+}
+
+/**
+ * Reconciles one app, run by its owner when a reconcile request is due (a cleanup could not
+ * finish, or data from an older layout needs a look): records in progress without pending work
+ * end FAILURE, and the app's cutover-labelled objects that a finished record accounts for — and
+ * that no traffic points at — are removed. Reads only this app's records and objects.
+ */
+export async function reconcileApp(scope: ReconcileScope): Promise<ReconcileReport> {
+  const { deps, ownership } = scope;
+  const { namespace, appName } = ownership;
+  const report: ReconcileReport = { removed: [], unaccounted: [], failedRecords: [], unreadable: [], incomplete: false };
+  const { records, unreadable } = await deps.store.listApp(namespace, appName);
+  if (unreadable.length > 0) {
+    for (const key of unreadable) deps.onUnreadable(key, `a record of ${namespace}/${appName} (nothing of the app is deleted while it is unreadable)`);
+    report.unreadable = unreadable;
+    return report;
   }
-  if (kind === 'Service') {
-    if (isPlaceholderStableService(object)) return 'a first deployment\'s placeholder stable Service without pending work';
-    return live.length > 0 ? undefined : 'stable Service of an app with no live version';
+  const pendingIds = new Set((await deps.store.queue(namespace, appName)).map((q) => q.deploymentId));
+  for (const found of records) {
+    const r = found.value;
+    if (FINAL_STATUSES.has(r.status)) continue;
+    const pending = pendingIds.has(r.id) || (r.replacedBy !== undefined && pendingIds.has(r.replacedBy));
+    if (pending) continue;
+    await endStuck(scope, found);
+    report.failedRecords.push(r.id);
   }
-  // Ingresses and controller objects belong to an app that is live with a frontend.
-  return live.some((r) => r.descriptor.frontend) ? undefined : `${kind} of an app with no live version serving a frontend`;
+  const fresh = report.failedRecords.length > 0 ? (await deps.store.listApp(namespace, appName)).records : records;
+  const cluster = new FencedCluster(deps.cluster, ownership);
+  const bound = Deadline.after(deps.config.cleanupTimeoutSeconds * 1000, ownership.signal);
+  try {
+    const descriptor = fresh[0]?.value.descriptor;
+    const pointers: TrafficPointer[] = [];
+    if (descriptor) for (const t of deps.traffic) { const p = await t.pointer(descriptor, bound.signal); if (p) pointers.push(p); }
+    const live = await deps.store.live(namespace, appName);
+    const evidence: AppEvidence = { records: fresh.map((f) => f.value), pointers, liveVersion: live?.version };
+    for (const { kind, object } of await managedObjects(cluster, deps, namespace, appName, bound.signal)) {
+      if (object.metadata?.deletionTimestamp) continue;
+      const observed: ObservedObject = { kind, name: object.metadata?.name ?? '', version: object.metadata?.labels?.['version'], deploymentId: deploymentIdOf(object.metadata) };
+      const verdict = deletionReason(observed, evidence);
+      if (!verdict.delete) {
+        if (verdict.unaccounted) report.unaccounted.push(verdict.unaccounted);
+        continue;
+      }
+      try {
+        await cluster.delete(kind, namespace, observed.name, bound.signal);
+        report.removed.push(`${kind} ${namespace}/${observed.name}`);
+        scope.log.warn({ kind, namespace, name: observed.name, reason: verdict.why }, 'reconciler: removed an object left behind');
+      } catch (err) {
+        if (err instanceof WorkInterrupted) throw err;
+        report.incomplete = true;
+        scope.log.warn({ kind, namespace, name: observed.name, err: (err as Error).message }, 'reconciler: could not remove an object; trying again later');
+      }
+    }
+  } catch (err) {
+    if (err instanceof WorkInterrupted || ownership.signal.aborted) throw err instanceof WorkInterrupted ? err : new WorkInterrupted('stopped');
+    report.incomplete = true;
+    scope.log.warn({ namespace, app: appName, err: (err as Error).message }, 'reconciler: pass could not finish; trying again later');
+  } finally {
+    bound.clear();
+  }
+  for (const u of report.unaccounted) scope.log.warn({ namespace, app: appName }, `reconciler: ${u}; left alone`);
+  return report;
+}
+
+async function endStuck(scope: ReconcileScope, found: Versioned<DeploymentRecord>): Promise<void> {
+  const { deps, ownership } = scope;
+  const r = found.value;
+  const journal = new Journal(found, deps.store, deps.bus, scope.log, { signal: ownership.signal, fence: ownership.fence }, deps.now);
+  await writeFailure(journal, `the record was ${r.status} with no work pending (found by the reconciler)`, [
+    `Reconciler: the record was ${r.status} (step "${r.step}") but nothing was working on it; marked FAILURE`,
+  ], { cleanupIncomplete: r.status === 'UNDEPLOYING' || r.step !== 'queued', now: deps.now });
+  scope.log.warn({ deploymentId: r.id, namespace: r.namespace, app: r.appName }, 'reconciler: marked a record without pending work FAILURE');
+}
+
+async function managedObjects(cluster: Cluster, deps: EngineDeps, namespace: string, appName: string, signal: AbortSignal): Promise<Array<{ kind: Kind; object: KubeObject }>> {
+  const selector = `app=${appName},${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
+  const kinds: Kind[] = ['Deployment', 'ReplicationController', 'Service', 'Ingress'];
+  if (deps.profile.name === 'traefik') kinds.push('Middleware');
+  const out: Array<{ kind: Kind; object: KubeObject }> = [];
+  for (const kind of kinds) {
+    let objects: KubeObject[];
+    try {
+      objects = await cluster.list(kind, namespace, selector, signal);
+    } catch (err) {
+      if (kind === 'Middleware') continue; // the CRD may not be installed
+      throw err;
+    }
+    for (const object of objects) if (isManagedByCutover(object.metadata)) out.push({ kind, object });
+  }
+  return out;
 }

@@ -1,20 +1,26 @@
 import type { KvStore, Lease, WatchHandle } from '../store/kv.js';
 import { keys } from '../store/keys.js';
 import type { DeploymentStore } from '../store/deployments.js';
+import type { EngineEvents } from './events.js';
 import type { Logger } from '../log.js';
+import { sleep } from '../lib/deadline.js';
 import type { DeploymentEngine } from './engine.js';
 import { WorkInterrupted } from './errors.js';
+import { Journal } from './journal.js';
+import { writeFailure } from './outcome.js';
+import { LeaseOwnership } from './ownership.js';
 
 export interface SchedulerOptions {
   kv: KvStore;
   store: DeploymentStore;
   engine: DeploymentEngine;
+  bus: EngineEvents;
   log: Logger;
   replicaId: string;
   /** TTL of this replica's lease: how long its ownerships outlive it after a crash. */
   leaseTtlSeconds: number;
-  /** Safety net against missed watch events: how often every queue is looked at. */
-  resyncIntervalMs: number;
+  /** Attempts of an item that fails with an unexpected error before it is abandoned (ended). */
+  maxAttempts?: number;
 }
 
 interface AppRun {
@@ -22,45 +28,34 @@ interface AppRun {
   done: Promise<void>;
 }
 
+const WATCHED = [keys.allQueues(), keys.allOwners(), keys.allReconcileRequests()];
+
 /**
  * Runs the per-app work queues. Work (deploys, undeploys) is stored in etcd under
  * `queue/{ns}/{app}/` in arrival order; the replica that owns an app — an `owners/{ns}/{app}` key
- * held with its lease — runs the app's items one at a time, oldest first. Any replica may accept
- * requests; ownership moves when the owner finishes, shuts down, or dies (its lease expires and
- * the owner key disappears, which every replica sees in its watch).
+ * held with its lease — runs the app's items one at a time, oldest first, every write fenced by
+ * that ownership. Any replica may accept requests; ownership moves when the owner finishes,
+ * shuts down, or dies (its lease expires and the owner key disappears, which every replica sees).
+ *
+ * Event-driven only: watches of the queues, the owner keys and the reconcile requests (re-listed
+ * and re-watched after any watch failure), strong timers for deadlines of queued work and for
+ * postponed reconcile requests — no periodic scans, so an idle replica does nothing.
  */
 export class Scheduler {
   private lease: Lease | undefined;
   private readonly runs = new Map<string, AppRun>();
-  private readonly watches: WatchHandle[] = [];
-  private resyncTimer: NodeJS.Timeout | undefined;
+  private readonly watches = new Map<string, WatchHandle>();
+  private readonly laterTimers = new Map<string, NodeJS.Timeout>();
   private stopping = false;
+  private readonly maxAttempts: number;
 
-  constructor(private readonly options: SchedulerOptions) {}
-
-  /** How many apps this replica is working on. */
-  get activeApps(): number {
-    return this.runs.size;
+  constructor(private readonly options: SchedulerOptions) {
+    this.maxAttempts = options.maxAttempts ?? 3;
   }
 
   async start(): Promise<void> {
     await this.ensureLease();
-    const { kv } = this.options;
-    this.watches.push(await kv.watch(keys.allQueues(), undefined, {
-      onEvents: (events) => {
-        for (const e of events) if (e.type === 'put') this.scheduleKey(e.key);
-      },
-      onError: (err) => this.rewatchLater(err),
-    }));
-    this.watches.push(await kv.watch(keys.allOwners(), undefined, {
-      onEvents: (events) => {
-        for (const e of events) if (e.type === 'delete') this.scheduleKey(e.key);
-      },
-      onError: (err) => this.rewatchLater(err),
-    }));
-    this.resyncTimer = setInterval(() => void this.resync(), this.options.resyncIntervalMs);
-    this.resyncTimer.unref();
-    void this.resync();
+    await Promise.all(WATCHED.map((prefix) => this.watch(prefix)));
   }
 
   /**
@@ -69,8 +64,10 @@ export class Scheduler {
    */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
-    if (this.resyncTimer) clearInterval(this.resyncTimer);
-    await Promise.all(this.watches.splice(0).map((w) => w.close()));
+    for (const t of this.laterTimers.values()) clearTimeout(t);
+    this.laterTimers.clear();
+    await Promise.all([...this.watches.values()].map((w) => w.close()));
+    this.watches.clear();
     const all = [...this.runs.values()];
     const timer = setTimeout(() => {
       for (const run of all) run.abort.abort(new WorkInterrupted('cutover is shutting down; another replica resumes this work'));
@@ -80,41 +77,39 @@ export class Scheduler {
     await this.lease?.revoke().catch(() => undefined);
   }
 
-  /** Looks at every queue and tries to own the apps that have work and no owner. */
-  async resync(): Promise<void> {
-    if (this.stopping) return;
-    try {
-      for (const app of await this.options.store.appsWithWork()) this.schedule(app.namespace, app.appName);
-      for (const id of this.runs.keys()) {
-        const [namespace, appName] = id.split('/') as [string, string];
-        await this.expireQueued(namespace, appName);
+  /** Lists `prefix`, schedules every app in it, then watches it from there; starts over after a watch failure. */
+  private async watch(prefix: string): Promise<void> {
+    let backoff = 250;
+    while (!this.stopping) {
+      try {
+        const { entries, revision } = await this.options.kv.list(prefix);
+        if (prefix !== keys.allOwners()) for (const e of entries) this.scheduleKey(e.key);
+        const handle = await this.options.kv.watch(prefix, String(BigInt(revision) + 1n), {
+          onEvents: (events) => {
+            for (const e of events) {
+              // Owner keys: a released or expired owner lets others claim. Queues and requests: new work.
+              const wakes = prefix === keys.allOwners() ? e.type === 'delete' : e.type === 'put';
+              if (wakes) this.scheduleKey(e.key);
+            }
+          },
+          onError: (err) => {
+            this.options.log.warn({ err: err.message, prefix }, 'watch ended; listing and watching again');
+            this.watches.delete(prefix);
+            void handle.close();
+            void sleep(backoff).then(() => this.watch(prefix));
+          },
+        });
+        if (this.stopping) {
+          await handle.close();
+          return;
+        }
+        this.watches.set(prefix, handle);
+        return;
+      } catch (err) {
+        this.options.log.warn({ err: (err as Error).message, prefix, retryInMs: backoff }, 'cannot watch the work queues yet; retrying');
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, 5000);
       }
-    } catch (err) {
-      this.options.log.debug({ err: (err as Error).message }, 'queue resync failed; retrying at the next interval');
-    }
-  }
-
-  /**
-   * Deployments waiting behind a long one must not outlive their deadline in the queue: the
-   * owner ends them as FAILURE (record and queue item in one transaction; a concurrent start of
-   * the same item loses the compare-and-swap, or wins it and this one does).
-   */
-  private async expireQueued(namespace: string, appName: string): Promise<void> {
-    const { store } = this.options;
-    const waiting = (await store.queue(namespace, appName)).slice(1);
-    const now = Date.now();
-    for (const item of waiting) {
-      if (item.kind !== 'deploy') continue;
-      const found = await store.get(namespace, item.deploymentId);
-      const r = found?.value;
-      if (!found || !r || r.status !== 'DEPLOYING' || r.step !== 'queued' || !r.deadline || Date.parse(r.deadline) > now) continue;
-      const reason = 'deadline passed while waiting in the queue';
-      await store.update({
-        record: { ...r, status: 'FAILURE', step: 'failed', failureReason: reason, lastModified: new Date().toISOString(), times: { ...r.times, finished: new Date().toISOString() } },
-        expectedRevision: found.revision,
-        events: [{ type: 'log', message: `Deployment failed: ${reason}; nothing was created` }, { type: 'status', status: 'FAILURE', step: 'failed' }],
-        dequeue: item.workId,
-      }).catch(() => undefined);
     }
   }
 
@@ -129,58 +124,153 @@ export class Scheduler {
     const abort = new AbortController();
     const run: AppRun = { abort, done: Promise.resolve() };
     this.runs.set(id, run);
-    run.done = this.own(namespace, appName, abort.signal).finally(() => {
+    run.done = this.own(namespace, appName, abort.signal).catch((err: unknown) => {
+      this.options.log.error({ err, namespace, app: appName }, 'app run failed');
+    }).finally(() => {
       if (this.runs.get(id) === run) this.runs.delete(id);
     });
   }
 
+  /** Comes back to an app later (a postponed reconcile, or etcd was unreachable). */
+  private scheduleLater(namespace: string, appName: string, atMs: number): void {
+    const id = `${namespace}/${appName}`;
+    clearTimeout(this.laterTimers.get(id));
+    this.laterTimers.set(id, setTimeout(() => {
+      this.laterTimers.delete(id);
+      // Our own run of the app may still be ending (interrupted by a lost lease): come back once it has.
+      if (this.runs.has(id)) this.scheduleLater(namespace, appName, Date.now() + 500);
+      else this.schedule(namespace, appName);
+    }, Math.max(0, atMs - Date.now())));
+  }
+
   private async own(namespace: string, appName: string, signal: AbortSignal): Promise<void> {
-    const { kv, store, engine, log } = this.options;
+    const { kv, store, log } = this.options;
     let lease: Lease;
+    let pending: Awaited<ReturnType<DeploymentStore['queue']>>;
+    let request: Awaited<ReturnType<DeploymentStore['reconcileRequest']>>;
     try {
       lease = await this.ensureLease();
+      // Claim only apps that have work now: a claim/release cycle on an idle app would retrigger itself.
+      [pending, request] = await Promise.all([store.queue(namespace, appName), store.reconcileRequest(namespace, appName)]);
     } catch {
-      return; // etcd unreachable; the next resync tries again
+      this.scheduleLater(namespace, appName, Date.now() + 2000); // etcd unreachable: try again
+      return;
     }
-    // Claim only apps that have work: a claim/release cycle on an idle app would retrigger itself.
-    const pending = await store.queue(namespace, appName).catch(() => undefined);
-    if (!pending || pending.length === 0) return;
+    if (pending.length === 0 && !request) return;
+    if (pending.length === 0 && request?.notBefore && Date.parse(request.notBefore) > Date.now()) {
+      this.scheduleLater(namespace, appName, Date.parse(request.notBefore));
+      return;
+    }
     const ownerKey = keys.owner(namespace, appName);
     const claim = await kv.transact([{ key: ownerKey, modRevision: '0' }], [{
       type: 'put', key: ownerKey, leaseId: lease.id,
       value: JSON.stringify({ replica: this.options.replicaId, since: new Date().toISOString() }),
-    }]).catch(() => ({ succeeded: false, revision: '0' }));
-    if (!claim.succeeded) return;
+    }]).catch(() => undefined);
+    if (!claim) {
+      this.scheduleLater(namespace, appName, Date.now() + 2000);
+      return;
+    }
+    if (!claim.succeeded) return; // another replica owns it; its release wakes us
+    const ownership = new LeaseOwnership(namespace, appName, lease, ownerKey, claim.revision, signal);
     const appLog = log.child({ namespace, app: appName });
     appLog.debug('took ownership of app');
-    let backoff = 500;
     try {
-      while (!signal.aborted) {
-        let next;
-        try {
-          next = (await store.queue(namespace, appName))[0];
-        } catch (err) {
-          appLog.warn({ err: (err as Error).message }, 'reading the work queue failed; retrying');
-          await sleep(backoff);
-          backoff = Math.min(backoff * 2, 5000);
-          continue;
-        }
-        if (!next) break;
-        try {
-          await engine.run(next, namespace, appName, signal);
-          backoff = 500;
-        } catch (err) {
-          if (err instanceof WorkInterrupted || signal.aborted) break;
-          appLog.error({ err, deploymentId: next.deploymentId }, 'work failed unexpectedly; retrying');
-          await sleep(backoff);
-          backoff = Math.min(backoff * 2, 10_000);
-        }
-      }
+      await this.work(ownership, appLog);
     } finally {
+      ownership.dispose();
       // Release even after a failure, so the app is never stuck behind a dead run of ours.
       await kv.transact([{ key: ownerKey, modRevision: claim.revision }], [{ type: 'delete', key: ownerKey }]).catch(() => undefined);
       appLog.debug('released ownership of app');
     }
+  }
+
+  /** Runs the app's queue until it is empty, then its upkeep. */
+  private async work(ownership: LeaseOwnership, appLog: Logger): Promise<void> {
+    const { store, engine } = this.options;
+    const { namespace, appName } = ownership;
+    let backoff = 500;
+    let attempts = 0;
+    while (!ownership.signal.aborted) {
+      let queue;
+      try {
+        queue = await store.queue(namespace, appName);
+      } catch (err) {
+        appLog.warn({ err: (err as Error).message }, 'reading the work queue failed; retrying');
+        await sleep(backoff, ownership.signal).catch(() => undefined);
+        backoff = Math.min(backoff * 2, 5000);
+        continue;
+      }
+      const next = queue[0];
+      if (!next) {
+        try {
+          const { retryAt } = await engine.housekeep(ownership);
+          if (retryAt !== undefined) this.scheduleLater(namespace, appName, retryAt);
+        } catch (err) {
+          if (!(err instanceof WorkInterrupted)) appLog.warn({ err: (err as Error).message }, 'app upkeep failed; trying again later');
+          this.scheduleLater(namespace, appName, Date.now() + 5000);
+        }
+        return;
+      }
+      const expiry = this.expireWaitingAt(queue.slice(1), ownership, appLog);
+      try {
+        await engine.run(next, ownership);
+        backoff = 500;
+        attempts = 0;
+      } catch (err) {
+        if (err instanceof WorkInterrupted || ownership.signal.aborted) return;
+        attempts++;
+        appLog.error({ err, deploymentId: next.deploymentId, attempt: attempts }, 'work failed unexpectedly');
+        if (attempts >= this.maxAttempts) {
+          attempts = 0;
+          await engine.abandon(next, ownership, err as Error).catch((abandonErr: unknown) => {
+            appLog.error({ err: abandonErr, workId: next.workId }, 'could not end the failing work; removing it from the queue');
+            return store.dequeue(namespace, appName, next.workId, ownership.fence).catch(() => undefined);
+          });
+        } else {
+          await sleep(backoff, ownership.signal).catch(() => undefined);
+          backoff = Math.min(backoff * 2, 10_000);
+        }
+      } finally {
+        expiry.cancel();
+      }
+    }
+  }
+
+  /**
+   * Deployments waiting behind a long one must not outlive their deadline in the queue: a timer at
+   * the earliest deadline among them ends those whose deadline passed (FAILURE with the item's
+   * removal in one transaction; if their turn comes at the same moment, one of the two writes wins).
+   */
+  private expireWaitingAt(waiting: Awaited<ReturnType<DeploymentStore['queue']>>, ownership: LeaseOwnership, appLog: Logger): { cancel(): void } {
+    const { store } = this.options;
+    let timer: NodeJS.Timeout | undefined;
+    let cancelled = false;
+    const deploys = waiting.filter((q) => q.kind === 'deploy' && !q.unreadable);
+    const arm = async (): Promise<void> => {
+      const found = await Promise.all(deploys.map((q) => store.get(ownership.namespace, q.deploymentId).catch(() => undefined)));
+      const queued = found.map((f, i) => ({ f, q: deploys[i]! })).filter(({ f }) => f && f.value.status === 'DEPLOYING' && f.value.step === 'queued' && f.value.deadline);
+      const earliest = Math.min(...queued.map(({ f }) => Date.parse(f!.value.deadline!)));
+      if (cancelled || !Number.isFinite(earliest)) return;
+      timer = setTimeout(() => {
+        void (async () => {
+          for (const { f, q } of queued) {
+            if (Date.parse(f!.value.deadline!) > Date.now()) continue;
+            const journal = new Journal(f!, store, this.options.bus, appLog, { signal: ownership.signal, fence: ownership.fence }, () => new Date());
+            await writeFailure(journal, 'deadline passed while waiting in the queue', ['Deployment failed: deadline passed while waiting in the queue; nothing was created'], {
+              dequeue: q.workId, now: () => new Date(),
+            }).catch(() => undefined);
+          }
+          if (!cancelled) await arm();
+        })();
+      }, Math.max(0, earliest - Date.now()));
+    };
+    if (deploys.length > 0) void arm().catch(() => undefined);
+    return {
+      cancel: () => {
+        cancelled = true;
+        if (timer) clearTimeout(timer);
+      },
+    };
   }
 
   private async ensureLease(): Promise<Lease> {
@@ -190,17 +280,14 @@ export class Scheduler {
     lease.onLost((err) => {
       this.options.log.error({ err: err.message }, 'lost the etcd lease: stopping work on owned apps');
       if (this.lease === lease) this.lease = undefined;
+      const apps = [...this.runs.keys()];
       for (const run of this.runs.values()) run.abort.abort(new WorkInterrupted('lost ownership (etcd lease expired)'));
-      void this.resync();
+      // Come back to these apps with a new lease; the owner keys died with the old one.
+      for (const id of apps) {
+        const [namespace, appName] = id.split('/') as [string, string];
+        this.scheduleLater(namespace, appName, Date.now() + 500);
+      }
     });
     return lease;
   }
-
-  private rewatchLater(err: Error): void {
-    this.options.log.warn({ err: err.message }, 'queue watch ended; relying on periodic resync');
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -1,20 +1,25 @@
 import { getDomain } from 'tldts';
 import type { Descriptor } from '../domain/types.js';
-import { isAlreadyExists, isConflict, type Cluster, type Kind, type KubeObject } from './cluster.js';
-import { DEPLOYMENT_ID_ANNOTATION, mayManageIngress, mayManageStableService, VERSION_ANNOTATION, isManagedByCutover } from './labels.js';
+import { isAlreadyExists, isConflict, isNotFound, type Cluster, type Kind, type KubeObject } from './cluster.js';
+import {
+  DEPLOYMENT_ID_ANNOTATION, carriesDeployment, deploymentIdOf, isManagedByCutover, mayManageIngress, mayManageStableService, VERSION_ANNOTATION,
+} from './labels.js';
 import { mainIngress, stableService, wwwRedirectIngress } from './manifests.js';
 import type { IngressProfile, TrafficDecorations } from './ingress-profiles.js';
 
 /**
  * Where traffic for an app comes in, behind one interface: the stable Service (in-cluster
  * clients) and the Ingress (external clients) today; Gateway API routes can be added as another
- * target without touching the engine. The engine captures every target, switches them in order,
- * and restores the captured state if a later one fails, so traffic never stays half-switched.
+ * target without touching the engine. Every object a target writes carries the id of the
+ * deployment that wrote it (DEPLOYMENT_ID_ANNOTATION), so a failing deployment can tell — after a
+ * crash too — which targets it switched and put back exactly those (invariant I2).
  */
 export interface TrafficContext {
   descriptor: Descriptor;
   /** The version traffic should go to. */
   version: string;
+  /** The deployment on whose behalf the target is written (recorded on its objects). */
+  deploymentId: string;
   signal: AbortSignal;
   log: (line: string) => Promise<void>;
 }
@@ -24,15 +29,28 @@ export interface TrafficSnapshot {
   objects: Array<{ kind: Kind; name: string; object: KubeObject | undefined }>;
 }
 
+/** Where a target points now: the version (absent for a stable Service that selects none yet) and who pointed it there. */
+export interface TrafficPointer {
+  version: string | undefined;
+  deploymentId: string | undefined;
+}
+
 export interface TrafficTarget {
   readonly name: string;
-  /** The version this target sends traffic to now, if it exists. */
-  currentVersion(descriptor: Descriptor, signal: AbortSignal): Promise<string | undefined>;
+  /** Where this target sends traffic now; undefined when it does not exist. */
+  pointer(descriptor: Descriptor, signal: AbortSignal): Promise<TrafficPointer | undefined>;
   capture(ctx: TrafficContext): Promise<TrafficSnapshot>;
   /** Points the target at ctx.version, creating it when absent. Idempotent. `snapshot` is what capture() just read. */
   switchTo(ctx: TrafficContext, snapshot?: TrafficSnapshot): Promise<void>;
-  restore(ctx: TrafficContext, snapshot: TrafficSnapshot): Promise<void>;
-  /** Removes the target's objects (undeploy). */
+  /**
+   * Puts back the captured state of every object that still carries ctx.deploymentId (what this
+   * deployment wrote); objects someone else changed meanwhile are left alone. Returns whether
+   * anything was put back.
+   */
+  restore(ctx: TrafficContext, snapshot: TrafficSnapshot): Promise<boolean>;
+  /** Removes the target's objects that carry ctx.deploymentId (a failed first deployment's). */
+  removeOwn(ctx: TrafficContext): Promise<void>;
+  /** Removes the target's objects (undeploy; the caller checked they point at ctx.version). */
   remove(ctx: TrafficContext): Promise<void>;
 }
 
@@ -80,33 +98,40 @@ function mergeDefault(existing: KubeObject, desired: KubeObject): KubeObject {
 /** Services keep their cluster IP (immutable) and other allocated fields. */
 function mergeService(existing: KubeObject, desired: KubeObject): KubeObject {
   const merged = mergeDefault(existing, desired);
-  // A placeholder made by a first deployment carried its id; the live Service belongs to no single deployment.
-  if (merged.metadata?.annotations) delete merged.metadata.annotations[DEPLOYMENT_ID_ANNOTATION];
   merged.spec = { ...existing.spec, selector: desired.spec.selector, ports: desired.spec.ports, type: desired.spec.type };
   return merged;
 }
 
-async function restoreObject(cluster: Cluster, kind: Kind, namespace: string, name: string, previous: KubeObject | undefined, signal: AbortSignal): Promise<void> {
-  if (!previous) {
-    const now = await cluster.get(kind, namespace, name, signal);
-    if (now && isManagedByCutover(now.metadata)) await cluster.delete(kind, namespace, name, signal);
-    return;
-  }
+/**
+ * Puts one object back as captured moments ago, if it still carries `deploymentId` (this
+ * deployment wrote it): an object that did not exist before is deleted, one that this switch
+ * removed (no frontend any more) is created again. Returns whether it changed anything.
+ */
+async function restoreObject(cluster: Cluster, kind: Kind, namespace: string, name: string, previous: KubeObject | undefined, deploymentId: string, signal: AbortSignal): Promise<boolean> {
   for (let attempt = 0; ; attempt++) {
     const now = await cluster.get(kind, namespace, name, signal);
     try {
       if (!now) {
+        if (!previous) return false;
         const { resourceVersion: _rv, uid: _uid, creationTimestamp: _ct, managedFields: _mf, ...meta } = previous.metadata ?? {};
         await cluster.create(kind, { ...previous, metadata: meta, status: undefined }, signal);
-      } else {
-        await cluster.replace(kind, { ...previous, metadata: { ...previous.metadata, resourceVersion: now.metadata?.resourceVersion } }, signal);
+        return true;
       }
-      return;
+      if (!carriesDeployment(now.metadata, deploymentId)) return false;
+      if (!previous) await cluster.delete(kind, namespace, name, signal);
+      else await cluster.replace(kind, { ...previous, metadata: { ...previous.metadata, resourceVersion: now.metadata?.resourceVersion } }, signal);
+      return true;
     } catch (err) {
-      if (isConflict(err) && attempt < 5) continue;
+      if ((isConflict(err) || isAlreadyExists(err)) && attempt < 5) continue;
       throw err;
     }
   }
+}
+
+async function deleteIfCarries(cluster: Cluster, kind: Kind, namespace: string, name: string, deploymentId: string, signal: AbortSignal): Promise<boolean> {
+  const now = await cluster.get(kind, namespace, name, signal);
+  if (!now || !carriesDeployment(now.metadata, deploymentId)) return false;
+  return cluster.delete(kind, namespace, name, signal);
 }
 
 /** The stable Service `{app}`: its selector's `version` is the switch for in-cluster clients. */
@@ -115,10 +140,10 @@ export class StableServiceTarget implements TrafficTarget {
 
   constructor(private readonly cluster: Cluster, private readonly profile: IngressProfile) {}
 
-  async currentVersion(d: Descriptor, signal: AbortSignal): Promise<string | undefined> {
+  async pointer(d: Descriptor, signal: AbortSignal): Promise<TrafficPointer | undefined> {
     const svc = await this.cluster.get('Service', d.namespace, d.appName, signal);
     if (!svc || !mayManageStableService(svc.metadata, d.appName)) return undefined;
-    return svc.spec?.selector?.version;
+    return { version: svc.spec?.selector?.version, deploymentId: deploymentIdOf(svc.metadata) };
   }
 
   async capture(ctx: TrafficContext): Promise<TrafficSnapshot> {
@@ -130,7 +155,7 @@ export class StableServiceTarget implements TrafficTarget {
 
   async switchTo(ctx: TrafficContext, snapshot?: TrafficSnapshot): Promise<void> {
     const d = ctx.descriptor;
-    const desired = stableService(d, ctx.version, this.profile.decorate(d).serviceAnnotations);
+    const desired = stableService(d, ctx.version, { ...this.profile.decorate(d).serviceAnnotations, [DEPLOYMENT_ID_ANNOTATION]: ctx.deploymentId });
     if (!desired) {
       await ctx.log('the pods have no ports, so there is no stable Service to switch');
       return;
@@ -140,10 +165,19 @@ export class StableServiceTarget implements TrafficTarget {
     await ctx.log(`stable Service ${d.appName} now selects version ${ctx.version}`);
   }
 
-  async restore(ctx: TrafficContext, snapshot: TrafficSnapshot): Promise<void> {
-    for (const o of snapshot.objects) await restoreObject(this.cluster, o.kind, ctx.descriptor.namespace, o.name, o.object, ctx.signal);
+  async restore(ctx: TrafficContext, snapshot: TrafficSnapshot): Promise<boolean> {
+    let changed = false;
+    for (const o of snapshot.objects) changed = (await restoreObject(this.cluster, o.kind, ctx.descriptor.namespace, o.name, o.object, ctx.deploymentId, ctx.signal)) || changed;
+    if (!changed) return false;
     const previous = snapshot.objects[0]?.object?.spec?.selector?.version;
-    await ctx.log(previous ? `stable Service ${ctx.descriptor.appName} restored to version ${previous}` : `stable Service ${ctx.descriptor.appName} removed again (it did not exist before)`);
+    await ctx.log(previous ? `stable Service ${ctx.descriptor.appName} restored to version ${previous}` : `stable Service ${ctx.descriptor.appName} put back as it was before this deployment`);
+    return true;
+  }
+
+  async removeOwn(ctx: TrafficContext): Promise<void> {
+    if (await deleteIfCarries(this.cluster, 'Service', ctx.descriptor.namespace, ctx.descriptor.appName, ctx.deploymentId, ctx.signal)) {
+      await ctx.log(`stable Service ${ctx.descriptor.appName} removed (this deployment created it)`);
+    }
   }
 
   async remove(ctx: TrafficContext): Promise<void> {
@@ -166,13 +200,12 @@ export class IngressTarget implements TrafficTarget {
 
   constructor(private readonly cluster: Cluster, private readonly profile: IngressProfile, private readonly options: IngressTargetOptions) {}
 
-  async currentVersion(d: Descriptor, signal: AbortSignal): Promise<string | undefined> {
+  async pointer(d: Descriptor, signal: AbortSignal): Promise<TrafficPointer | undefined> {
     const ing = await this.cluster.get('Ingress', d.namespace, d.appName, signal);
     if (!ing || !mayManageIngress(ing.metadata, d.appName)) return undefined;
-    const annotated = ing.metadata?.annotations?.[VERSION_ANNOTATION];
-    if (annotated) return annotated;
     const backend: string | undefined = ing.spec?.rules?.[0]?.http?.paths?.[0]?.backend?.service?.name;
-    return backend?.startsWith(`${d.appName}-`) ? backend.slice(d.appName.length + 1) : undefined;
+    const version = backend?.startsWith(`${d.appName}-`) ? backend.slice(d.appName.length + 1) : ing.metadata?.annotations?.[VERSION_ANNOTATION];
+    return { version, deploymentId: deploymentIdOf(ing.metadata) };
   }
 
   private names(d: Descriptor): Array<{ kind: Kind; name: string }> {
@@ -207,18 +240,20 @@ export class IngressTarget implements TrafficTarget {
       return;
     }
     const decorations: TrafficDecorations = this.profile.decorate(d);
+    const ours = { [DEPLOYMENT_ID_ANNOTATION]: ctx.deploymentId };
     for (const note of decorations.notes) await ctx.log(note);
     const ingressClassName = d.ingressClassName ?? this.options.defaultIngressClassName;
     const tlsSecretName = await this.findTlsSecret(d, ctx.signal);
     await ctx.log(tlsSecretName ? `TLS for ${d.frontend} with secret ${tlsSecretName}` : `no TLS secret found for ${d.frontend} (looked for ${this.tlsCandidates(d).join(', ')}); serving plain HTTP`);
     for (const extra of decorations.extraObjects) {
-      await upsert(this.cluster, extra.kind as Kind, extra, ctx.signal, (o) => isManagedByCutover(o.metadata));
+      const marked = { ...extra, metadata: { ...extra.metadata, annotations: { ...(extra.metadata?.annotations ?? {}), ...ours } } };
+      await upsert(this.cluster, extra.kind as Kind, marked, ctx.signal, (o) => isManagedByCutover(o.metadata));
     }
-    const www = wwwRedirectIngress({ descriptor: d, version: ctx.version, ingressClassName, tlsSecretName, annotations: decorations.wwwIngressAnnotations });
+    const www = wwwRedirectIngress({ descriptor: d, version: ctx.version, ingressClassName, tlsSecretName, annotations: { ...decorations.wwwIngressAnnotations, ...ours } });
     const knownOf = (name: string) => snapshot?.objects.find((o) => o.kind === 'Ingress' && o.name === name);
     if (www) await upsert(this.cluster, 'Ingress', www, ctx.signal, (o) => mayManageIngress(o.metadata, d.appName), mergeDefault, knownOf(www.metadata!.name!));
     else await this.deleteIfOurs('Ingress', d, `${d.appName}-www-redirect`, ctx.signal);
-    const main = mainIngress({ descriptor: d, version: ctx.version, ingressClassName, tlsSecretName, annotations: decorations.ingressAnnotations });
+    const main = mainIngress({ descriptor: d, version: ctx.version, ingressClassName, tlsSecretName, annotations: { ...decorations.ingressAnnotations, ...ours } });
     if (!main) {
       await ctx.log('the pods have no ports, so no Ingress is created for the frontend');
       return;
@@ -227,9 +262,27 @@ export class IngressTarget implements TrafficTarget {
     await ctx.log(`Ingress ${d.appName} now routes ${d.frontend} to ${d.appName}-${ctx.version}`);
   }
 
-  async restore(ctx: TrafficContext, snapshot: TrafficSnapshot): Promise<void> {
-    for (const o of snapshot.objects) await restoreObject(this.cluster, o.kind, ctx.descriptor.namespace, o.name, o.object, ctx.signal);
-    await ctx.log(`Ingress of ${ctx.descriptor.appName} restored to its previous state`);
+  async restore(ctx: TrafficContext, snapshot: TrafficSnapshot): Promise<boolean> {
+    let changed = false;
+    for (const o of snapshot.objects) changed = (await restoreObject(this.cluster, o.kind, ctx.descriptor.namespace, o.name, o.object, ctx.deploymentId, ctx.signal)) || changed;
+    if (changed) await ctx.log(`Ingress of ${ctx.descriptor.appName} put back as it was before this deployment`);
+    return changed;
+  }
+
+  async removeOwn(ctx: TrafficContext): Promise<void> {
+    const d = ctx.descriptor;
+    const removed: string[] = [];
+    const candidates = [
+      { kind: 'Ingress' as Kind, name: d.appName }, { kind: 'Ingress' as Kind, name: `${d.appName}-www-redirect` },
+      ...this.profile.possibleExtraObjects(d).map((o) => ({ kind: o.kind as Kind, name: o.name })),
+    ];
+    for (const { kind, name } of candidates) {
+      if (await deleteIfCarries(this.cluster, kind, d.namespace, name, ctx.deploymentId, ctx.signal).catch((err: unknown) => {
+        if (kind !== 'Ingress' && isNotFound(err)) return false; // the CRD may not be installed
+        throw err;
+      })) removed.push(`${kind} ${name}`);
+    }
+    if (removed.length > 0) await ctx.log(`removed ${removed.join(', ')} (this deployment created them)`);
   }
 
   async remove(ctx: TrafficContext): Promise<void> {

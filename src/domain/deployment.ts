@@ -7,7 +7,9 @@ export const FINAL_STATUSES: ReadonlySet<DeploymentStatus> = new Set(['DEPLOYED'
 
 /**
  * Steps a deployment goes through, in order; `step` in the record names the current one.
- * Undeploys use `undeploy-*` steps. Named so logs, the websocket and metrics speak one language.
+ * `switching-traffic` and `rolling-back` are the only steps during which traffic may move (the
+ * invariant observer relies on that); undeploys and drains use `removing`. Named so logs, the
+ * websocket and metrics speak one language.
  */
 export type DeploymentStep =
   | 'queued'
@@ -60,7 +62,10 @@ export interface DeploymentRecord {
   deadline?: string;
   /** Id of the deployment that replaced this one. */
   replacedBy?: string;
-  /** Id of the deployment this one replaced (its old version is drained after the switch). */
+  /**
+   * Id of the deployment that was live when this one prepared: the one it replaces if it succeeds
+   * (its old version is drained after the switch), and the one a rollback switches traffic back to.
+   */
   replaces?: string;
   /** Id of the deployment this one redeploys. */
   redeployOf?: string;
@@ -68,6 +73,14 @@ export interface DeploymentRecord {
   owner?: string;
   /** Delete the record once its undeploy finished (DELETE …?deleteDeployment=true). */
   deleteWhenUndeployed?: boolean;
+  /** A failure's cleanup could not remove everything; the app's owner reconciles the rest. */
+  cleanupIncomplete?: boolean;
+}
+
+/** The app's one DEPLOYED record, kept under `live/{ns}/{app}` and changed only with record statuses. */
+export interface LivePointer {
+  deploymentId: string;
+  version: string;
 }
 
 /** A unit of pending work for one app; the app's owner runs them one at a time in arrival order. */
@@ -79,6 +92,8 @@ export interface QueueItem {
   enqueued: string;
   /** For undeploys: delete the record when done (DELETE …?deleteDeployment=true). */
   deleteRecord?: boolean;
+  /** The stored item could not be parsed: it is removed without acting on it. */
+  unreadable?: boolean;
 }
 
 /** One line of a deployment's log, or one change of its status/step. */

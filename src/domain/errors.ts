@@ -22,3 +22,14 @@ export class StateConflictError extends Error {
     this.name = 'StateConflictError';
   }
 }
+
+/**
+ * A write was fenced off: the writer no longer owns the app (its lease expired or ownership moved
+ * to another replica). The work stops quietly; the new owner resumes it.
+ */
+export class FenceLostError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FenceLostError';
+  }
+}

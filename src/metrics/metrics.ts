@@ -33,6 +33,10 @@ export class CutoverMetrics {
   private readonly kubeErrors: Counter<'operation' | 'status'>;
   private readonly authFailures: Counter<'method' | 'limited'>;
   private readonly auditFailures: Counter;
+  private readonly unreadableKeys = new Set<string>();
+  private readonly reconcilerRemoved: Counter;
+  private readonly reconcilerUnaccounted: Counter;
+  private readonly reconcilerFailedRecords: Counter;
 
   constructor(sources: GaugeSources = {}) {
     const registers = [this.registry];
@@ -81,6 +85,16 @@ export class CutoverMetrics {
     this.etcdErrors = new Counter({ name: 'cutover_etcd_errors_total', help: 'etcd calls that failed because etcd was unreachable or too slow.', labelNames: ['operation'], registers });
     this.authFailures = new Counter({ name: 'cutover_auth_failures_total', help: 'Refused authentications, by method (jwt, api-key, none) and whether the caller was rate limited.', labelNames: ['method', 'limited'], registers });
     this.auditFailures = new Counter({ name: 'cutover_audit_write_failures_total', help: 'Audit entries that could not be stored (the operation itself stood; the entry is in the log).', registers });
+    const unreadable = this.unreadableKeys;
+    new Gauge({
+      name: 'cutover_unreadable_records', help: 'Stored records this replica found unreadable (kept as they are, never acted on; their apps\' objects are not deleted). Fix or delete them by hand.', registers,
+      collect() {
+        this.set(unreadable.size);
+      },
+    });
+    this.reconcilerRemoved = new Counter({ name: 'cutover_reconciler_removed_objects_total', help: 'Objects the reconciler removed because a finished record accounted for them.', registers });
+    this.reconcilerUnaccounted = new Counter({ name: 'cutover_reconciler_unaccounted_objects_total', help: 'cutover-labelled objects the reconciler found without a record speaking for them (reported, never deleted).', registers });
+    this.reconcilerFailedRecords = new Counter({ name: 'cutover_reconciler_failed_records_total', help: 'Records the reconciler ended as FAILURE because nothing was working on them.', registers });
     this.kubeErrors = new Counter({ name: 'cutover_kubernetes_errors_total', help: 'Failed Kubernetes API calls, by operation and HTTP status (0 = no answer).', labelNames: ['operation', 'status'], registers });
   }
 
@@ -102,6 +116,14 @@ export class CutoverMetrics {
         return;
       case 'switch':
         this.switchOverhead.observe(event.overheadMs / 1000);
+        return;
+      case 'unreadable':
+        if (this.unreadableKeys.size < 10_000) this.unreadableKeys.add(event.key);
+        return;
+      case 'reconciled':
+        this.reconcilerRemoved.inc(event.removed);
+        this.reconcilerUnaccounted.inc(event.unaccounted);
+        this.reconcilerFailedRecords.inc(event.failedRecords);
         return;
       default:
     }

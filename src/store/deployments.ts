@@ -1,7 +1,9 @@
 import type { Versioned } from '../domain/types.js';
-import type { DeploymentEvent, DeploymentRecord, PodHealth, QueueItem } from '../domain/deployment.js';
-import { RevisionConflictError } from '../domain/errors.js';
-import type { Guard, KvOp, KvStore } from './kv.js';
+import type { DeploymentEvent, DeploymentRecord, LivePointer, PodHealth, QueueItem } from '../domain/deployment.js';
+import { FINAL_STATUSES } from '../domain/deployment.js';
+import { FenceLostError, RevisionConflictError } from '../domain/errors.js';
+import type { Guard, KvEntry, KvOp, KvStore } from './kv.js';
+import { StoreDataError } from './kv.js';
 import { keys, seqOfEventKey } from './keys.js';
 import { parseRecord } from './json.js';
 
@@ -15,8 +17,25 @@ export interface RecordChange {
   record: DeploymentRecord;
   expectedRevision: string;
   events?: EventInput[];
-  /** Remove this queue item (by work id) in the same transaction: the work finished. */
-  dequeue?: string;
+}
+
+/** A change of an app's live pointer, guarded by the revision it was read at ("0": absent). */
+export interface LiveChange {
+  namespace: string;
+  appName: string;
+  expectedRevision: string;
+  /** The new live deployment, or null to clear the pointer. */
+  next: LivePointer | null;
+}
+
+export interface CommitOptions {
+  /** The caller's ownership of the app: the commit fails with FenceLostError when it is gone. */
+  fence?: Guard | undefined;
+  /** Remove this queue item in the same transaction (the work it stood for is finished). */
+  dequeue?: { namespace: string; appName: string; workId: string };
+  live?: LiveChange;
+  /** Ask the app's owner to reconcile its objects (a cleanup could not finish). */
+  requestReconcile?: { namespace: string; appName: string; reason: string };
 }
 
 export interface NewDeployment {
@@ -38,6 +57,26 @@ export interface AppRef {
   appName: string;
 }
 
+/** The records of one app, read through its index; unreadable ones are named, never dropped silently. */
+export interface AppRecords {
+  records: Array<Versioned<DeploymentRecord>>;
+  /** Keys of records that exist but cannot be parsed. */
+  unreadable: string[];
+}
+
+export interface Live extends LivePointer {
+  revision: string;
+}
+
+export interface ReconcileRequest {
+  reason: string;
+  /** Earlier attempts that could not finish (for the backoff). */
+  attempts: number;
+  /** ISO time before which the owner should not try again. */
+  notBefore?: string;
+  revision: string;
+}
+
 /**
  * Two writers appending to one log at the same time race for the next sequence number; the
  * loser retries. A jittered pause keeps a writer with a long backlog from starving the other.
@@ -50,10 +89,15 @@ function contentionPause(attempt: number): Promise<void> {
 
 /** Events read per etcd range request. */
 const EVENT_PAGE = 1000;
+/** Records removed per pruning transaction (each takes four operations; etcd allows 128). */
+const PRUNE_BATCH = 25;
+/** The key layout this code writes; older layouts are migrated at start-up (migrateLayout). */
+export const LAYOUT_VERSION = '2';
 
 /**
- * Deployment records with their event log, health data, the per-app version counter and the
- * per-app work queue. Multi-key changes are single etcd transactions.
+ * Deployment records with their event log, health data, per-app index and live pointer, the
+ * per-app version counter and work queue. Every multi-key change is one etcd transaction; every
+ * write an app's owner makes can carry its ownership as a fence.
  */
 export class DeploymentStore {
   private readonly nextSeq = new Map<string, number>();
@@ -63,41 +107,60 @@ export class DeploymentStore {
 
   // --- records -------------------------------------------------------------------------------
 
+  /** The record; StoreDataError when it exists but cannot be read. */
   async get(namespace: string, id: string): Promise<Versioned<DeploymentRecord> | undefined> {
     const entry = await this.kv.get(keys.deployment(namespace, id));
     return entry ? { value: parseRecord<DeploymentRecord>(entry), revision: entry.modRevision } : undefined;
   }
 
-  /** Records of a namespace (optionally one app), newest `created` first. */
+  /**
+   * Records of a namespace, or of one app (read through the app's index, not the namespace),
+   * newest `created` first. Unreadable records are reported to `onCorrupt` and left out.
+   */
   async list(namespace: string, appName?: string, onCorrupt?: (key: string, err: Error) => void): Promise<Array<Versioned<DeploymentRecord>>> {
+    if (appName !== undefined) {
+      const app = await this.listApp(namespace, appName);
+      for (const key of app.unreadable) onCorrupt?.(key, new StoreDataError(key, 'unreadable record'));
+      return app.records;
+    }
     const { entries } = await this.kv.list(keys.deploymentsOf(namespace));
     const out: Array<Versioned<DeploymentRecord>> = [];
     for (const entry of entries) {
       try {
-        const value = parseRecord<DeploymentRecord>(entry);
-        if (appName === undefined || value.appName === appName) out.push({ value, revision: entry.modRevision });
+        out.push({ value: parseRecord<DeploymentRecord>(entry), revision: entry.modRevision });
       } catch (err) {
         onCorrupt?.(entry.key, err as Error);
       }
     }
-    return out.sort((a, b) => (a.value.created === b.value.created ? cmpRev(b.revision, a.revision) : a.value.created < b.value.created ? 1 : -1));
+    return sortNewestFirst(out);
   }
 
-  /** Every record in every namespace (recovery and reconciliation). */
-  async listAll(): Promise<Array<Versioned<DeploymentRecord>>> {
-    const { entries } = await this.kv.list(keys.allDeployments());
-    const out: Array<Versioned<DeploymentRecord>> = [];
-    for (const entry of entries) {
+  /** The records of one app, newest first, with the keys of those that cannot be read. */
+  async listApp(namespace: string, appName: string): Promise<AppRecords> {
+    const { entries } = await this.kv.list(keys.appRecordsOf(namespace, appName));
+    const ids = entries.map((e) => e.key.slice(e.key.lastIndexOf('/') + 1));
+    const found = await this.kv.getMany(ids.map((id) => keys.deployment(namespace, id)));
+    const records: Array<Versioned<DeploymentRecord>> = [];
+    const unreadable: string[] = [];
+    found.forEach((entry) => {
+      if (!entry) return; // index entry of a record deleted in the same instant; harmless
       try {
-        out.push({ value: parseRecord<DeploymentRecord>(entry), revision: entry.modRevision });
+        records.push({ value: parseRecord<DeploymentRecord>(entry), revision: entry.modRevision });
       } catch {
-        // unreadable records are reported by the namespace listings
+        unreadable.push(entry.key);
       }
-    }
-    return out;
+    });
+    return { records: sortNewestFirst(records), unreadable };
   }
 
-  /** Creates the record, its queue item and first events (and advances the version counter) at once. */
+  /** The app's live (DEPLOYED) deployment, if any. */
+  async live(namespace: string, appName: string): Promise<Live | undefined> {
+    const entry = await this.kv.get(keys.live(namespace, appName));
+    if (!entry) return undefined;
+    return { ...parseRecord<LivePointer>(entry), revision: entry.modRevision };
+  }
+
+  /** Creates the record, its index entry, queue item and first events (and advances the version counter) at once. */
   async create(input: NewDeployment): Promise<Versioned<DeploymentRecord>> {
     const { record } = input;
     const recordKey = keys.deployment(record.namespace, record.id);
@@ -105,6 +168,7 @@ export class DeploymentStore {
     const guards: Guard[] = [{ key: recordKey, modRevision: '0' }, { key: queueKey, modRevision: '0' }];
     const ops: KvOp[] = [
       { type: 'put', key: recordKey, value: JSON.stringify(record) },
+      { type: 'put', key: keys.appRecord(record.namespace, record.appName, record.id), value: record.created },
       { type: 'put', key: queueKey, value: JSON.stringify(input.queueItem) },
       ...this.eventOps(record.namespace, record.id, 1, input.events),
     ];
@@ -119,64 +183,141 @@ export class DeploymentStore {
     return { value: record, revision: res.revision };
   }
 
+  /** One record's change; see commit(). */
+  async update(change: RecordChange, options: CommitOptions = {}): Promise<Versioned<DeploymentRecord>> {
+    const [one] = await this.commit([change], options);
+    return one!;
+  }
+
   /**
-   * Writes a new state of a record together with its events (and optionally removes its queue
-   * item), or nothing: RevisionConflictError when the record moved on since `expectedRevision`.
+   * Writes new states of one or more records with their events — and, in the same transaction,
+   * the live pointer, a dequeue and a reconcile request — or nothing. RevisionConflictError when
+   * a record or the live pointer moved on; FenceLostError when the caller's ownership is gone.
    */
-  async update(change: RecordChange): Promise<Versioned<DeploymentRecord>> {
-    const { record } = change;
-    const recordKey = keys.deployment(record.namespace, record.id);
-    return this.serialised(recordKey, async () => {
+  async commit(changes: RecordChange[], options: CommitOptions = {}): Promise<Array<Versioned<DeploymentRecord>>> {
+    if (changes.length === 0) throw new Error('commit needs at least one record change');
+    const first = changes[0]!.record;
+    const chainKey = keys.deployment(first.namespace, first.id);
+    return this.serialised(chainKey, async () => {
       for (let attempt = 0; ; attempt++) {
-        const seq = await this.peekSeq(record.namespace, record.id);
-        const events = change.events ?? [];
-        const guards: Guard[] = [{ key: recordKey, modRevision: change.expectedRevision }];
-        const eventOps = this.eventOps(record.namespace, record.id, seq, events);
-        for (const op of eventOps) if (op.type === 'put') guards.push({ key: op.key, modRevision: '0' });
-        const ops: KvOp[] = [{ type: 'put', key: recordKey, value: JSON.stringify(record) }, ...eventOps];
-        if (change.dequeue) ops.push({ type: 'delete', key: keys.queueItem(record.namespace, record.appName, change.dequeue) });
+        const guards: Guard[] = [];
+        const ops: KvOp[] = [];
+        const seqs: Array<{ key: string; next: number }> = [];
+        for (const change of changes) {
+          const { record } = change;
+          const recordKey = keys.deployment(record.namespace, record.id);
+          const seq = await this.peekSeq(record.namespace, record.id);
+          const events = change.events ?? [];
+          const eventOps = this.eventOps(record.namespace, record.id, seq, events);
+          guards.push({ key: recordKey, modRevision: change.expectedRevision });
+          for (const op of eventOps) if (op.type === 'put') guards.push({ key: op.key, modRevision: '0' });
+          ops.push({ type: 'put', key: recordKey, value: JSON.stringify(record) }, ...eventOps);
+          seqs.push({ key: recordKey, next: seq + events.length });
+        }
+        if (options.fence) guards.push(options.fence);
+        if (options.live) {
+          const liveKey = keys.live(options.live.namespace, options.live.appName);
+          guards.push({ key: liveKey, modRevision: options.live.expectedRevision });
+          ops.push(options.live.next ? { type: 'put', key: liveKey, value: JSON.stringify(options.live.next) } : { type: 'delete', key: liveKey });
+        }
+        if (options.dequeue) ops.push({ type: 'delete', key: keys.queueItem(options.dequeue.namespace, options.dequeue.appName, options.dequeue.workId) });
+        if (options.requestReconcile) {
+          const r = options.requestReconcile;
+          ops.push({ type: 'put', key: keys.reconcileRequest(r.namespace, r.appName), value: JSON.stringify({ reason: r.reason, at: this.now().toISOString() }) });
+        }
         const res = await this.kv.transact(guards, ops);
         if (res.succeeded) {
-          this.nextSeq.set(recordKey, seq + events.length);
-          return { value: record, revision: res.revision };
+          for (const s of seqs) this.nextSeq.set(s.key, s.next);
+          return changes.map((c) => ({ value: c.record, revision: res.revision }));
         }
-        const current = await this.kv.get(recordKey);
-        if (!current || current.modRevision !== change.expectedRevision) {
-          throw new RevisionConflictError(`deployment ${record.id} changed concurrently`, current?.modRevision);
+        // Why did it fail? A record, the live pointer or the fence moved on — or only an event
+        // sequence number was taken by another writer (then retry with fresh numbers).
+        const checkKeys = [
+          ...changes.map((c) => keys.deployment(c.record.namespace, c.record.id)),
+          ...(options.fence ? [options.fence.key] : []),
+          ...(options.live ? [keys.live(options.live.namespace, options.live.appName)] : []),
+        ];
+        const now = await this.kv.getMany(checkKeys);
+        if (options.fence && (now[changes.length]?.modRevision ?? '0') !== options.fence.modRevision) {
+          throw new FenceLostError(`no longer the owner of ${first.namespace}/${first.appName}`);
         }
-        this.nextSeq.delete(recordKey); // another writer took our sequence numbers
-        if (attempt >= MAX_APPEND_ATTEMPTS) throw new Error(`could not append events to deployment ${record.id}`);
+        for (let i = 0; i < changes.length; i++) {
+          const current = now[i];
+          if ((current?.modRevision ?? '0') !== changes[i]!.expectedRevision) {
+            throw new RevisionConflictError(`deployment ${changes[i]!.record.id} changed concurrently`, current?.modRevision);
+          }
+        }
+        if (options.live && (now[now.length - 1]?.modRevision ?? '0') !== options.live.expectedRevision) {
+          throw new RevisionConflictError(`the live deployment of ${options.live.appName} changed concurrently`);
+        }
+        for (const s of seqs) this.nextSeq.delete(s.key); // another writer took our sequence numbers
+        if (attempt >= MAX_APPEND_ATTEMPTS) throw new Error(`could not append events to deployment ${first.id}`);
         await contentionPause(attempt);
       }
     });
   }
 
-  /** Deletes the record with its events and health data (and, when given, a finished queue item). */
+  /** Deletes the record with its index entry, events and health data (and, when given, a finished queue item). */
   async delete(namespace: string, appName: string, id: string, dequeue?: string): Promise<void> {
     const recordKey = keys.deployment(namespace, id);
-    const ops: KvOp[] = [
-      { type: 'delete', key: recordKey },
-      { type: 'deletePrefix', prefix: keys.eventsOf(namespace, id) },
-      { type: 'deletePrefix', prefix: keys.healthOf(namespace, id) },
-    ];
+    const ops: KvOp[] = [...this.recordDeleteOps(namespace, appName, id)];
     if (dequeue) ops.push({ type: 'delete', key: keys.queueItem(namespace, appName, dequeue) });
     await this.kv.transact([], ops);
     this.nextSeq.delete(recordKey);
   }
 
+  /**
+   * Retention: deletes the app's finished records (FAILURE, UNDEPLOYED) beyond the newest `keep`,
+   * with their logs and health data, each only if unchanged since it was read and without pending
+   * work. Returns how many were deleted.
+   */
+  async prune(namespace: string, appName: string, keep: number, fence?: Guard): Promise<number> {
+    const { entries } = await this.kv.list(keys.appRecordsOf(namespace, appName));
+    if (entries.length <= keep) return 0;
+    const { records } = await this.listApp(namespace, appName);
+    const finished = records.filter((r) => r.value.status === 'FAILURE' || r.value.status === 'UNDEPLOYED');
+    const pending = new Set((await this.queue(namespace, appName)).map((q) => q.deploymentId));
+    const doomed = finished.slice(keep).filter((r) => !pending.has(r.value.id));
+    let deleted = 0;
+    for (let i = 0; i < doomed.length; i += PRUNE_BATCH) {
+      const batch = doomed.slice(i, i + PRUNE_BATCH);
+      const guards: Guard[] = batch.map((r) => ({ key: keys.deployment(namespace, r.value.id), modRevision: r.revision }));
+      if (fence) guards.push(fence);
+      const res = await this.kv.transact(guards, batch.flatMap((r) => this.recordDeleteOps(namespace, appName, r.value.id)));
+      if (!res.succeeded) break; // something changed meanwhile; the next pass prunes
+      for (const r of batch) this.nextSeq.delete(keys.deployment(namespace, r.value.id));
+      deleted += batch.length;
+    }
+    return deleted;
+  }
+
+  private recordDeleteOps(namespace: string, appName: string, id: string): KvOp[] {
+    return [
+      { type: 'delete', key: keys.deployment(namespace, id) },
+      { type: 'delete', key: keys.appRecord(namespace, appName, id) },
+      { type: 'deletePrefix', prefix: keys.eventsOf(namespace, id) },
+      { type: 'deletePrefix', prefix: keys.healthOf(namespace, id) },
+    ];
+  }
+
   // --- events --------------------------------------------------------------------------------
 
   /** Appends one log line (its own key, so concurrent writers never lose lines). */
-  async appendLog(namespace: string, id: string, message: string): Promise<number> {
+  async appendLog(namespace: string, id: string, message: string, fence?: Guard): Promise<number> {
     const recordKey = keys.deployment(namespace, id);
     return this.serialised(recordKey, async () => {
       for (let attempt = 0; ; attempt++) {
         const seq = await this.peekSeq(namespace, id);
         const [op] = this.eventOps(namespace, id, seq, [{ type: 'log', message }]);
-        const res = await this.kv.transact([{ key: (op as { key: string }).key, modRevision: '0' }], [op!]);
+        const guards: Guard[] = [{ key: (op as { key: string }).key, modRevision: '0' }];
+        if (fence) guards.push(fence);
+        const res = await this.kv.transact(guards, [op!]);
         if (res.succeeded) {
           this.nextSeq.set(recordKey, seq + 1);
           return seq;
+        }
+        if (fence && ((await this.kv.get(fence.key))?.modRevision ?? '0') !== fence.modRevision) {
+          throw new FenceLostError(`no longer the owner (log of deployment ${id})`);
         }
         this.nextSeq.delete(recordKey); // another writer took this sequence number
         if (attempt >= MAX_APPEND_ATTEMPTS) throw new Error(`could not append to the log of deployment ${id}`);
@@ -214,8 +355,9 @@ export class DeploymentStore {
 
   // --- health data ---------------------------------------------------------------------------
 
-  async putHealth(namespace: string, id: string, health: PodHealth): Promise<void> {
-    await this.kv.transact([], [{ type: 'put', key: keys.health(namespace, id, health.podName), value: JSON.stringify(health) }]);
+  async putHealth(namespace: string, id: string, health: PodHealth, fence?: Guard): Promise<void> {
+    const res = await this.kv.transact(fence ? [fence] : [], [{ type: 'put', key: keys.health(namespace, id, health.podName), value: JSON.stringify(health) }]);
+    if (!res.succeeded) throw new FenceLostError(`no longer the owner (health data of deployment ${id})`);
   }
 
   async listHealth(namespace: string, id: string): Promise<PodHealth[]> {
@@ -240,10 +382,10 @@ export class DeploymentStore {
     if (!res.succeeded) throw new RevisionConflictError(`work ${item.workId} is already queued`);
   }
 
-  /** Pending work of an app in arrival order (creation revision). */
+  /** Pending work of an app in arrival order (creation revision); unreadable items are returned as such. */
   async queue(namespace: string, appName: string): Promise<Array<QueueItem & { key: string; revision: string }>> {
     const { entries } = await this.kv.list(keys.queueOf(namespace, appName), { sortBy: 'create', order: 'asc' });
-    return entries.map((e) => ({ ...parseRecord<QueueItem>(e), key: e.key, revision: e.createRevision }));
+    return entries.map((e) => ({ ...parseQueueItem(e), key: e.key, revision: e.createRevision }));
   }
 
   /** Pending work items of one deployment. */
@@ -251,19 +393,98 @@ export class DeploymentStore {
     return (await this.queue(namespace, appName)).filter((q) => q.deploymentId === deploymentId);
   }
 
-  async dequeue(namespace: string, appName: string, workId: string): Promise<void> {
-    await this.kv.transact([], [{ type: 'delete', key: keys.queueItem(namespace, appName, workId) }]);
+  /** Removes a queue item whose record is final, gone or unreadable (never one of live work). */
+  async dequeue(namespace: string, appName: string, workId: string, fence?: Guard): Promise<void> {
+    const res = await this.kv.transact(fence ? [fence] : [], [{ type: 'delete', key: keys.queueItem(namespace, appName, workId) }]);
+    if (!res.succeeded) throw new FenceLostError(`no longer the owner of ${namespace}/${appName}`);
   }
 
-  /** Apps that have pending work. */
+  /** Apps that have pending work or a reconcile request. */
   async appsWithWork(): Promise<AppRef[]> {
-    const { entries } = await this.kv.list(keys.allQueues());
     const seen = new Map<string, AppRef>();
-    for (const e of entries) {
-      const [, namespace, appName] = e.key.split('/');
-      if (namespace && appName) seen.set(`${namespace}/${appName}`, { namespace, appName });
+    for (const prefix of [keys.allQueues(), keys.allReconcileRequests()]) {
+      const { entries } = await this.kv.list(prefix);
+      for (const e of entries) {
+        const [, namespace, appName] = e.key.split('/');
+        if (namespace && appName) seen.set(`${namespace}/${appName}`, { namespace, appName });
+      }
     }
     return [...seen.values()];
+  }
+
+  // --- reconcile requests --------------------------------------------------------------------
+
+  async reconcileRequest(namespace: string, appName: string): Promise<ReconcileRequest | undefined> {
+    const entry = await this.kv.get(keys.reconcileRequest(namespace, appName));
+    if (!entry) return undefined;
+    let value: Partial<ReconcileRequest> = {};
+    try {
+      value = parseRecord<Partial<ReconcileRequest>>(entry);
+    } catch {
+      // an unreadable request is still a request
+    }
+    return {
+      reason: String(value.reason ?? 'requested'),
+      attempts: Number(value.attempts ?? 0) || 0,
+      ...(typeof value.notBefore === 'string' ? { notBefore: value.notBefore } : {}),
+      revision: entry.modRevision,
+    };
+  }
+
+  /** Asks the app's owner to reconcile its objects (not before `notBefore`, when given). */
+  async requestReconcile(namespace: string, appName: string, reason: string, retry?: { notBefore: string; attempts: number; expectedRevision: string; fence?: Guard }): Promise<void> {
+    const key = keys.reconcileRequest(namespace, appName);
+    const value = JSON.stringify({ reason, at: this.now().toISOString(), ...(retry ? { notBefore: retry.notBefore, attempts: retry.attempts } : {}) });
+    const guards: Guard[] = retry ? [{ key, modRevision: retry.expectedRevision }, ...(retry.fence ? [retry.fence] : [])] : [];
+    await this.kv.transact(guards, [{ type: 'put', key, value }]);
+  }
+
+  /** Clears the request if nobody renewed it since it was read. */
+  async clearReconcileRequest(namespace: string, appName: string, revision: string, fence?: Guard): Promise<void> {
+    const key = keys.reconcileRequest(namespace, appName);
+    await this.kv.transact([{ key, modRevision: revision }, ...(fence ? [fence] : [])], [{ type: 'delete', key }]);
+  }
+
+  // --- layout migration ----------------------------------------------------------------------
+
+  /**
+   * Brings data written by an older cutover to this layout (idempotent; several replicas may run
+   * it at once): the per-app index, the live pointers, and a reconcile request for every app
+   * whose records were left in progress without pending work. Reports what it found.
+   */
+  async migrateLayout(): Promise<{ migrated: boolean; records: number; unreadable: string[]; multipleLive: string[] }> {
+    const layout = await this.kv.get(keys.layout());
+    if (layout?.value === LAYOUT_VERSION) return { migrated: false, records: 0, unreadable: [], multipleLive: [] };
+    const { entries } = await this.kv.list(keys.allDeployments());
+    const unreadable: string[] = [];
+    const byApp = new Map<string, DeploymentRecord[]>();
+    for (const entry of entries) {
+      let r: DeploymentRecord;
+      try {
+        r = parseRecord<DeploymentRecord>(entry);
+      } catch {
+        unreadable.push(entry.key);
+        continue;
+      }
+      const app = `${r.namespace}/${r.appName}`;
+      byApp.set(app, [...(byApp.get(app) ?? []), r]);
+      await this.kv.transact([], [{ type: 'put', key: keys.appRecord(r.namespace, r.appName, r.id), value: r.created }]);
+    }
+    const multipleLive: string[] = [];
+    for (const [app, records] of byApp) {
+      const [namespace, appName] = app.split('/') as [string, string];
+      const deployed = sortNewestFirst(records.map((value) => ({ value, revision: '0' }))).map((x) => x.value).filter((r) => r.status === 'DEPLOYED');
+      if (deployed.length > 1) multipleLive.push(app);
+      const newest = deployed[0];
+      if (newest) {
+        const liveKey = keys.live(namespace, appName);
+        await this.kv.transact([{ key: liveKey, modRevision: '0' }], [{ type: 'put', key: liveKey, value: JSON.stringify({ deploymentId: newest.id, version: newest.version }) }]);
+      }
+      const inProgress = records.some((r) => !FINAL_STATUSES.has(r.status));
+      if (inProgress || deployed.length > 1) await this.requestReconcile(namespace, appName, 'records from an older layout are in progress or disagree');
+    }
+    await this.kv.transact([], [{ type: 'put', key: keys.layout(), value: LAYOUT_VERSION }]);
+    return { migrated: true, records: entries.length, unreadable, multipleLive };
   }
 
   // --- helpers -------------------------------------------------------------------------------
@@ -302,6 +523,20 @@ export class DeploymentStore {
     });
     return run;
   }
+}
+
+function parseQueueItem(entry: KvEntry): QueueItem {
+  try {
+    return parseRecord<QueueItem>(entry);
+  } catch {
+    // The item names its deployment in its key; the owner removes it without acting on it.
+    const workId = entry.key.slice(entry.key.lastIndexOf('/') + 1);
+    return { workId, kind: 'deploy', deploymentId: workId, enqueued: '', unreadable: true };
+  }
+}
+
+function sortNewestFirst(records: Array<Versioned<DeploymentRecord>>): Array<Versioned<DeploymentRecord>> {
+  return records.sort((a, b) => (a.value.created === b.value.created ? cmpRev(b.revision, a.revision) : a.value.created < b.value.created ? 1 : -1));
 }
 
 function cmpRev(a: string, b: string): number {

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { Etcd3, Range, isRecoverableError, type IKeyValue, type IOperation, type Namespace } from 'etcd3';
 import { noop } from 'cockatiel';
 import type {
@@ -24,6 +25,7 @@ export interface EtcdStoreOptions {
 export class EtcdStore implements KvStore {
   private readonly client: Etcd3;
   private readonly ns: Namespace;
+  private readonly prefix: string;
   private readonly timeoutMs: number;
   private readonly onUnavailable: (operation: string) => void;
   private closed = false;
@@ -44,6 +46,7 @@ export class EtcdStore implements KvStore {
         'grpc.max_receive_message_length': 64 * 1024 * 1024,
       },
     });
+    this.prefix = options.prefix;
     this.ns = this.client.namespace(options.prefix);
   }
 
@@ -51,6 +54,24 @@ export class EtcdStore implements KvStore {
     const res = await this.call(() => this.ns.get(key).exec(), 'get');
     const kv = res.kvs[0];
     return kv ? toEntry(kv) : undefined;
+  }
+
+  async getMany(keys: string[]): Promise<Array<KvEntry | undefined>> {
+    const out: Array<KvEntry | undefined> = [];
+    let atRevision: string | undefined;
+    // etcd allows 128 operations per transaction (--max-txn-ops); later chunks read at the first one's revision.
+    for (let i = 0; i < keys.length; i += MAX_TXN_OPS) {
+      const chunk = keys.slice(i, i + MAX_TXN_OPS);
+      const res = await this.call(() => this.ns.if('txn-unconditional', 'Mod', '>', -1)
+        .then(...chunk.map((k) => (atRevision ? this.ns.get(k).revision(atRevision) : this.ns.get(k))))
+        .commit(), 'getMany');
+      atRevision ??= String(res.header.revision);
+      for (const r of res.responses) {
+        const kv = r.response_range?.kvs?.[0];
+        out.push(kv ? this.unprefixed(toEntry(kv)) : undefined);
+      }
+    }
+    return out;
   }
 
   async list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
@@ -115,11 +136,50 @@ export class EtcdStore implements KvStore {
 
   async grantLease(ttlSeconds: number): Promise<Lease> {
     const lease = this.ns.lease(ttlSeconds, { autoKeepAlive: true });
+    const ttlMs = ttlSeconds * 1000;
+    // Sending times of keepalives not yet answered, oldest first (answers come back in order).
+    const unanswered: number[] = [];
+    const requestedAt = performance.now();
     const id = await this.call(() => lease.grant(), 'lease');
+    let validUntil = requestedAt + ttlMs;
+    let lost = false;
+    const lostListeners: Array<(err: Error) => void> = [];
+    // etcd3 notices a dead lease only after 2 × TTL; we know better: when no keepalive answer
+    // extended the lease in time, the server may already have expired it.
+    let expiry: NodeJS.Timeout | undefined;
+    const markLost = (err: Error) => {
+      if (lost) return;
+      lost = true;
+      validUntil = 0;
+      if (expiry) clearTimeout(expiry);
+      lease.release();
+      for (const l of lostListeners) l(err);
+    };
+    const armExpiry = () => {
+      if (expiry) clearTimeout(expiry);
+      expiry = setTimeout(() => markLost(new Error(`lease ${id} not renewed within its TTL of ${ttlSeconds} s`)), Math.max(0, validUntil - performance.now()));
+    };
+    armExpiry();
+    lease.on('keepaliveFired', () => unanswered.push(performance.now()));
+    lease.on('keepaliveSucceeded', () => {
+      const sentAt = unanswered.shift();
+      if (sentAt === undefined || lost) return;
+      validUntil = Math.max(validUntil, sentAt + ttlMs);
+      armExpiry();
+    });
+    lease.on('keepaliveFailed', () => unanswered.splice(0));
+    lease.on('lost', (err) => markLost(err));
     return {
       id,
-      onLost: (listener) => lease.on('lost', (err) => listener(err)),
+      ttlSeconds,
+      validUntil: () => (lost ? 0 : validUntil),
+      onLost: (listener) => {
+        lostListeners.push(listener);
+      },
       revoke: async () => {
+        lost = true;
+        validUntil = 0;
+        if (expiry) clearTimeout(expiry);
         await this.call(() => lease.revoke()).catch(() => lease.release());
       },
     };
@@ -133,6 +193,10 @@ export class EtcdStore implements KvStore {
     if (this.closed) return;
     this.closed = true;
     this.client.close();
+  }
+
+  private unprefixed(entry: KvEntry): KvEntry {
+    return entry.key.startsWith(this.prefix) ? { ...entry, key: entry.key.slice(this.prefix.length) } : entry;
   }
 
   private toRequestOp(op: KvOp): IOperation {
@@ -160,6 +224,8 @@ export class EtcdStore implements KvStore {
     }
   }
 }
+
+const MAX_TXN_OPS = 128;
 
 function toEntry(kv: IKeyValue): KvEntry {
   return {

@@ -12,6 +12,20 @@ export const keys = {
   deploymentsOf: (ns: string) => `deployments/${ns}/`,
   allDeployments: () => 'deployments/',
 
+  /** Per-app index of records (value: the record's `created`), so one app is read without its namespace. */
+  appRecord: (ns: string, app: string, id: string) => `app-records/${ns}/${app}/${id}`,
+  appRecordsOf: (ns: string, app: string) => `app-records/${ns}/${app}/`,
+
+  /** The app's one DEPLOYED record ({deploymentId, version}); changed only together with record statuses. */
+  live: (ns: string, app: string) => `live/${ns}/${app}`,
+
+  /** A request to reconcile an app's objects (after a cleanup that could not finish); run by its owner. */
+  reconcileRequest: (ns: string, app: string) => `reconcile/${ns}/${app}`,
+  allReconcileRequests: () => 'reconcile/',
+
+  /** Version of this key layout; start-up migrates older data. */
+  layout: () => 'meta/layout',
+
   /** One key per log line or event; seq is zero-padded so key order is write order. */
   event: (ns: string, id: string, seq: number) => `events/${ns}/${id}/${String(seq).padStart(12, '0')}`,
   eventsOf: (ns: string, id: string) => `events/${ns}/${id}/`,

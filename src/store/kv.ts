@@ -70,15 +70,25 @@ export interface WatchCallbacks {
   onError(error: Error): void;
 }
 
-/** A lease keeps keys alive while its holder is alive; `lost` fires when it can no longer be kept. */
+/**
+ * A lease keeps keys alive while its holder is alive; `lost` fires when it can no longer be kept.
+ * `validUntil()` is the holder's own, conservative view: the lease is certainly alive on the
+ * server until then (TTL counted from the *sending* of the last acknowledged keepalive), so a
+ * replica can stop acting on what the lease protects before anyone else may take it over.
+ */
 export interface Lease {
   readonly id: string;
+  readonly ttlSeconds: number;
+  /** `performance.now()` time until which the lease is known to be alive; 0 once lost. */
+  validUntil(): number;
   onLost(listener: (error: Error) => void): void;
   revoke(): Promise<void>;
 }
 
 export interface KvStore {
   get(key: string): Promise<KvEntry | undefined>;
+  /** Several keys in one round trip, at one revision; undefined where a key does not exist. */
+  getMany(keys: string[]): Promise<Array<KvEntry | undefined>>;
   list(prefix: string, options?: ListOptions): Promise<ListResult>;
   count(prefix: string): Promise<number>;
   transact(guards: Guard[], ops: KvOp[]): Promise<TxnResult>;

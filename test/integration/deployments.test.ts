@@ -118,7 +118,7 @@ describe('blue-green deployments on the test bed', { concurrency: 3 }, () => {
     assert.deepEqual(await cluster.services(ns), []);
     assert.deepEqual(await cluster.ingresses(ns), []);
     const failedLog = await api.logs(ns, failed.id);
-    assert.match(failedLog, /Removed Service shop, Service shop-1, Deployment shop-1/);
+    assert.match(failedLog, /stable Service shop removed \(this deployment created it\)[\s\S]*Removed Deployment shop-1, Service shop-1/);
     assert.match(failedLog, /No other version was running/);
   });
 

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { validateDescriptor } from '../../src/api/validation/descriptor.js';
+import { validateDescriptor } from '../../src/domain/descriptor-schema.js';
 import { normaliseAppName, normaliseVersion, versionedName } from '../../src/domain/names.js';
 
 const container = { name: 'web', image: 'example/web:1', ports: [{ containerPort: 8080 }] };
@@ -101,8 +101,10 @@ describe('descriptor validation', () => {
     assert.ok(problems({ ...minimal, newVersion: 'v 1' })['newVersion']);
   });
 
-  it('checks replicas 0..1000, health-check type and port', () => {
-    valid({ ...minimal, replicas: 0 });
+  it('checks replicas 1..1000, health-check type and port', () => {
+    // Zero pods would count as "all ready" and traffic would switch to nothing (invariant I1).
+    assert.match(problems({ ...minimal, replicas: 0 })['replicas'] ?? '', /greater than or equal to 1/);
+    valid({ ...minimal, replicas: 1 });
     valid({ ...minimal, replicas: 1000 });
     assert.ok(problems({ ...minimal, replicas: 1001 })['replicas']);
     assert.ok(problems({ ...minimal, replicas: 1.5 })['replicas']);

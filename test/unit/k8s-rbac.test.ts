@@ -21,6 +21,7 @@ const RESOURCES: Record<string, [string, string]> = {
   Pod: ['', 'pods'],
   Secret: ['', 'secrets'],
   CustomObject: ['traefik.io', 'middlewares'],
+  EndpointSlice: ['discovery.k8s.io', 'endpointslices'],
 };
 
 /** What the code calls, as "group/resource:verb". */

@@ -33,6 +33,10 @@ class MemoryKv implements KvStore {
     return this.data.get(key);
   }
 
+  async getMany(keys: string[]): Promise<Array<KvEntry | undefined>> {
+    return keys.map((k) => this.data.get(k));
+  }
+
   async list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
     let entries = [...this.data.values()].filter((e) => e.key.startsWith(prefix)).sort((a, b) => (a.key < b.key ? -1 : 1));
     if (options.order === 'desc') entries.reverse();

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { exampleDescriptor, openApiDocument, operations } from '../../src/api/openapi.js';
-import { validateDescriptor } from '../../src/api/validation/descriptor.js';
+import { validateDescriptor } from '../../src/domain/descriptor-schema.js';
 import { CUTOVER_VERSION } from '../../src/version.js';
 
 describe('OpenAPI document', () => {
@@ -18,7 +18,7 @@ describe('OpenAPI document', () => {
     const body = doc.paths['/descriptors'].post.requestBody.content['application/json'].schema;
     assert.equal(body.type, 'object');
     assert.ok(body.required.includes('appName') && body.required.includes('podspec'));
-    assert.deepEqual(body.properties.replicas, { type: 'integer', default: 1, minimum: 0, maximum: 1000 });
+    assert.deepEqual(body.properties.replicas, { type: 'integer', default: 1, minimum: 1, maximum: 1000 });
     assert.deepEqual(body.properties.healthCheckType.enum, ['probe', 'simple']);
   });
 

@@ -9,7 +9,7 @@ import type { AppState } from '../middleware.js';
 import {
   booleanParam, etagOf, idParam, ifMatchRevision, objectBody, queryParam, requireNamespace, requireQueryParam,
 } from '../params.js';
-import { validateDescriptor, type ValidationProblem } from '../validation/descriptor.js';
+import { validateDescriptor, type ValidationProblem } from '../../domain/descriptor-schema.js';
 import { appNameForAudit, noteAudit } from '../audit-trail.js';
 
 export interface DescriptorRoutesDeps {

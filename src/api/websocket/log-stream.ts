@@ -9,7 +9,7 @@ import type { DeploymentStore } from '../../store/deployments.js';
 import { StoreUnavailableError, type KvStore } from '../../store/kv.js';
 import type { Logger } from '../../log.js';
 import { ApiError, type ErrorBody } from '../errors.js';
-import { namespaceSchema } from '../validation/descriptor.js';
+import { namespaceSchema } from '../../domain/descriptor-schema.js';
 import { DeploymentFeeds, type FeedsChange } from './deployment-feed.js';
 import { FrameLogs, type StreamFormat } from './frames.js';
 import { LogSession, PumpQueue, type SessionEnd } from './log-session.js';

@@ -1,9 +1,9 @@
 import Joi from 'joi';
-import type { DescriptorInput } from '../../domain/types.js';
+import type { DescriptorInput } from './types.js';
 import {
   DNS1035_LABEL, DNS1123_LABEL, MAX_LABEL_LENGTH, isValidVersion, normaliseAppName, normaliseVersion,
   versionForNameCheck, versionedName,
-} from '../../domain/names.js';
+} from './names.js';
 
 /**
  * The descriptor schema: one source of truth for validation, defaults and (later) the OpenAPI
@@ -95,7 +95,8 @@ export const descriptorSchema = Joi.object({
     })
     .messages({ 'version.invalid': '{{#label}} must be "#" or letters, digits, ".", "_" and "-", starting and ending with a letter or digit' }),
   deploymentType: Joi.string().valid('blue-green').default('blue-green'),
-  replicas: Joi.number().integer().min(0).max(1000).default(1),
+  // At least one: zero pods would count as "all ready" and traffic would switch to nothing (invariant I1).
+  replicas: Joi.number().integer().min(1).max(1000).default(1),
   controllerKind: Joi.string().valid('Deployment', 'ReplicationController').default('Deployment'),
   podspec: podSpecSchema.required(),
 

@@ -1,0 +1,191 @@
+import type { Descriptor } from '../domain/types.js';
+import type { DeploymentRecord } from '../domain/deployment.js';
+import { validateDescriptor } from '../domain/descriptor-schema.js';
+import { Deadline } from '../lib/deadline.js';
+import { StoreDataError } from '../store/kv.js';
+import { KubeError } from './cluster.js';
+import type { RunContext } from './context.js';
+import { DeploymentFailure, WorkInterrupted } from './errors.js';
+import { checkHealth } from './health.js';
+import { Journal } from './journal.js';
+import { injectedEnvironmentNames, type DeploymentFacts, type EnvValue } from './manifests.js';
+import { drainReplaced } from './drain.js';
+import { rollback } from './rollback.js';
+import { assertSwitchable, switchTraffic } from './switch.js';
+import { ForeignObjectError, type TrafficContext } from './traffic.js';
+import { assertNamesFree, createVersion, waitForPods } from './workload.js';
+
+/**
+ * The blue-green strategy for one DEPLOYING record — the whole algorithm:
+ *
+ *   prepare → create the new version → wait for its pods → health-check them
+ *     → switch traffic (guarded: I1) → DEPLOYED + replaced record draining + live pointer (one write: I4)
+ *     → drain and remove the replaced version.
+ *
+ * Until the switch, nothing of the running version is touched; any failure, and the deadline,
+ * lead to rollback(), which touches only what carries this deployment's id (I2) and ends in
+ * FAILURE. Every step looks at what exists and does only what is missing, so an owner that takes
+ * over after a crash simply runs this function again (a record caught rolling back resumes its
+ * rollback). Steps are recorded before they start, for clients and for the invariant observer.
+ */
+export async function runBlueGreen(ctx: RunContext): Promise<void> {
+  const { journal, deps } = ctx;
+  if (journal.record.step === 'rolling-back') return rollback(ctx, journal.record.failureReason ?? 'the deployment failed');
+  const deadlineAt = Date.parse(journal.record.deadline ?? '') || Date.parse(journal.record.created) + deps.config.defaultDeadlineSeconds * 1000;
+  if (deadlineAt <= Date.now()) return rollback(ctx, expiredBeforeStart(journal.record));
+
+  const deadline = Deadline.at(deadlineAt, ctx.ownership.signal);
+  let facts: DeploymentFacts;
+  try {
+    facts = await prepare(ctx, deadline.signal);
+    await createVersion(ctx, facts, deadline.signal);
+    await journal.update((x) => ({ ...x, step: 'waiting-for-pods', times: { ...x.times, resourcesCreated: iso(ctx) } }));
+    const d = facts.descriptor;
+    const healthTimeoutS = d.healthCheckTimeout ?? deps.config.defaultHealthCheckTimeoutSeconds;
+    const readyBy = Deadline.after(healthTimeoutS * 1000, deadline.signal);
+    let healthyAt: number;
+    try {
+      const pods = await waitForPods(ctx, d, facts.version, readyBy, healthTimeoutS);
+      const checking = d.useHealthCheck && !d.ignoreHealthCheck;
+      await journal.update((x) => ({ ...x, step: 'health-checking', times: { ...x.times, podsReady: iso(ctx) } }), [
+        `All ${pods.length} pods are ready${checking ? '' : d.useHealthCheck ? '; health check ignored (ignoreHealthCheck)' : '; no health check configured'}`,
+      ]);
+      await deps.failpoints.hit('before-health-check', deadline.signal);
+      const check = (p: typeof pods) => (checking ? checkHealth(ctx, d, p, readyBy, healthTimeoutS) : Promise.resolve());
+      await check(pods);
+      if (checking) await journal.line(`All ${pods.length} pods of version ${facts.version} are healthy`);
+      healthyAt = Date.now();
+      await journal.update((x) => ({ ...x, step: 'switching-traffic', times: { ...x.times, healthy: iso(ctx) } }));
+      await assertSwitchable(ctx, d, facts.version, pods, readyBy.signal, check);
+    } finally {
+      readyBy.clear();
+    }
+    const lines = await switchTraffic(ctx, d, facts.version, deadline.signal);
+    await commitDeployed(ctx, lines, Date.now() - healthyAt);
+  } catch (err) {
+    if (err instanceof WorkInterrupted || ctx.ownership.signal.aborted) throw err instanceof WorkInterrupted ? err : new WorkInterrupted('stopped');
+    const reason = deadline.expired ? `deadline of ${Math.round((deadlineAt - Date.parse(journal.record.created)) / 1000)} s exceeded during step "${journal.record.step}"` : failureReason(err);
+    if (!(err instanceof DeploymentFailure) && !(err instanceof KubeError)) ctx.log.warn({ err, deploymentId: journal.record.id }, 'deployment failed');
+    return rollback(ctx, reason);
+  } finally {
+    deadline.clear();
+  }
+  await drainReplaced(ctx);
+}
+
+/**
+ * Re-validates the descriptor copy, finds the live deployment (the one this replaces on success
+ * and a rollback returns to), refuses what would touch the running version — its own version
+ * again, objects of others under our names, traffic objects someone else owns — and reads the
+ * environment. Changes nothing in the cluster.
+ */
+async function prepare(ctx: RunContext, signal: AbortSignal): Promise<DeploymentFacts> {
+  const { journal, deps } = ctx;
+  const record = journal.record;
+  const resumed = record.step !== 'queued';
+  await journal.update((r) => ({ ...r, step: 'preparing', owner: deps.replicaId, times: { ...r.times, started: r.times.started ?? iso(ctx) } }), [
+    resumed
+      ? `Resuming deployment ${describe(record)} from step "${record.step}" on replica ${deps.replicaId}${record.owner && record.owner !== deps.replicaId ? ` (replica ${record.owner} stopped working on it)` : ''}`
+      : `Deployment ${describe(record)} started on replica ${deps.replicaId}`,
+  ]);
+  const d = validatedCopy(record);
+  const live = await deps.store.live(d.namespace, d.appName);
+  if (live && live.version === record.version && live.deploymentId !== record.id) {
+    throw new DeploymentFailure(`version ${record.version} of ${d.appName} is already running (deployment ${live.deploymentId}); nothing was changed (deploy another version, or "#" for the next number)`);
+  }
+  await assertNamesFree(ctx, d, record.version, signal);
+  const probe: TrafficContext = { descriptor: d, version: record.version, deploymentId: record.id, signal, log: async () => {} };
+  try {
+    for (const target of deps.traffic) await target.capture(probe);
+  } catch (err) {
+    if (err instanceof ForeignObjectError) throw new DeploymentFailure(`${err.message}; nothing was changed`);
+    throw err;
+  }
+  let liveVersion = live?.version;
+  if (!liveVersion) for (const target of deps.traffic) liveVersion ??= (await target.pointer(d, signal))?.version;
+  const env = await deps.environment.read();
+  if (env.skipped.length > 0) await journal.line(`Skipped environment keys that are not valid variable names: ${env.skipped.join(', ')}`);
+  const environment: EnvValue[] = env.entries.map((e) => ({ name: e.name, value: e.value }));
+  const facts: DeploymentFacts = { descriptor: d, version: record.version, deploymentId: record.id, environment };
+  const injected = injectedEnvironmentNames(facts);
+  await journal.update((x) => ({
+    ...x, step: 'creating-resources', OldVersion: liveVersion ?? '', injectedEnvironment: injected,
+    ...(live && live.deploymentId !== record.id ? { replaces: live.deploymentId } : {}),
+  }), [
+    ...(injected.length > 0 ? [`Injecting environment variables: ${injected.join(', ')}`] : []),
+    liveVersion ? `Running version is ${liveVersion}; it stays untouched until the new version is healthy` : 'No version of this app is running yet',
+  ]);
+  return facts;
+}
+
+/**
+ * One transaction: this record DEPLOYED, the replaced one UNDEPLOYING (draining) and the live
+ * pointer moved — so there is never more than one DEPLOYED record (I4), also across a crash.
+ * Without a replaced version there is nothing to drain and the work item goes with it.
+ */
+async function commitDeployed(ctx: RunContext, switchLines: string[], overheadMs: number): Promise<void> {
+  const { journal, deps } = ctx;
+  const record = journal.record;
+  const live = await deps.store.live(record.namespace, record.appName);
+  const replaced = live && live.deploymentId !== record.id ? await readReplaced(ctx, live.deploymentId) : undefined;
+  const draining = replaced && replaced.value.status === 'DEPLOYED' ? new Journal(replaced, deps.store, deps.bus, ctx.log, { signal: ctx.ownership.signal, fence: ctx.ownership.fence }, deps.now) : undefined;
+  const at = iso(ctx);
+  const drainS = record.descriptor.drainSeconds ?? deps.config.defaultDrainSeconds;
+  await journal.update((x) => ({
+    ...x, status: 'DEPLOYED', step: 'deployed', failureReason: undefined, ...(replaced ? { replaces: replaced.value.id } : {}),
+    times: { ...x.times, switched: at, finished: at },
+  }), [...switchLines, `Traffic switched to version ${record.version} (${overheadMs} ms after the last health check); deployment successful`], {
+    final: true,
+    live: { expectedRevision: live?.revision ?? '0', next: { deploymentId: record.id, version: record.version } },
+    ...(draining ? {
+      with: {
+        journal: draining,
+        change: (x: DeploymentRecord) => ({
+          ...x, status: 'UNDEPLOYING' as const, step: 'draining' as const, replacedBy: record.id,
+          deadline: new Date(Date.now() + (drainS + deps.config.defaultDeadlineSeconds) * 1000).toISOString(), times: { ...x.times, drainStarted: at },
+        }),
+        lines: [`Replaced by deployment ${record.id} (version ${record.version}); version ${draining.record.version} keeps running for the drain delay, then is removed`],
+      },
+    } : { dequeue: ctx.workId }),
+  });
+  deps.bus.publish({ type: 'switch', namespace: record.namespace, appName: record.appName, deploymentId: record.id, fromVersion: record.OldVersion, toVersion: record.version, overheadMs, at: deps.now() });
+}
+
+async function readReplaced(ctx: RunContext, id: string) {
+  try {
+    return await ctx.deps.store.get(ctx.journal.record.namespace, id);
+  } catch (err) {
+    if (!(err instanceof StoreDataError)) throw err;
+    ctx.deps.onUnreadable(err.key, 'the live deployment a switch replaces (its version is not drained)');
+    return undefined;
+  }
+}
+
+function validatedCopy(record: DeploymentRecord): Descriptor {
+  const result = validateDescriptor({ ...record.descriptor });
+  if (!result.ok) {
+    throw new DeploymentFailure(`the descriptor copy is invalid: ${result.problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`);
+  }
+  return { ...record.descriptor, ...result.value } as Descriptor;
+}
+
+/** The deadline passed before this run could start: while queued, or while no replica worked on it. */
+function expiredBeforeStart(record: DeploymentRecord): string {
+  return record.step === 'queued'
+    ? 'deadline passed while waiting in the queue; nothing was created'
+    : `deadline passed during step "${record.step}" while no replica was working on it${record.owner ? ` (replica ${record.owner} stopped)` : ''}`;
+}
+
+/** A permanent Kubernetes error ends the deployment at once with the API server's own reason. */
+function failureReason(err: unknown): string {
+  if (err instanceof KubeError) return `the Kubernetes API refused: ${err.message}`;
+  return (err as Error)?.message ?? String(err);
+}
+
+function describe(record: DeploymentRecord): string {
+  return `${record.id} of ${record.appName} version ${record.version}`;
+}
+
+function iso(ctx: RunContext): string {
+  return ctx.deps.now().toISOString();
+}

@@ -1,0 +1,51 @@
+import type { Descriptor } from '../domain/types.js';
+import type { PodHealth } from '../domain/deployment.js';
+import { selectHealthCheckPort, summarise, waitUntilAllHealthy, type HealthResult, type HealthTarget } from '../healthcheck/index.js';
+import type { Deadline } from '../lib/deadline.js';
+import type { RunContext } from './context.js';
+import { DeploymentFailure } from './errors.js';
+import type { ReadyPod } from './readiness.js';
+
+/**
+ * The app's own health check of every new pod, until each has answered healthy once, within
+ * `readyBy` (the descriptor's healthCheckTimeout). Every answer goes to the health data as it
+ * comes; state changes per pod go to the log.
+ */
+export async function checkHealth(ctx: RunContext, d: Descriptor, pods: ReadyPod[], readyBy: Deadline, timeoutS: number): Promise<void> {
+  const port = selectHealthCheckPort(d);
+  const path = d.healthCheckPath.replace(/^\/+/, '');
+  await ctx.journal.line(`Health check (${d.healthCheckType}) on port ${port}, path /${path}, of ${pods.length} pods`);
+  const targets: HealthTarget[] = pods.map((p) => ({ namespace: d.namespace, podName: p.name, podIP: p.ip, port, path }));
+  const latest = new Map<string, HealthResult>();
+  const lastState = new Map<string, string>();
+  try {
+    await waitUntilAllHealthy({
+      targets, type: d.healthCheckType, checker: ctx.deps.healthChecker, intervalMs: ctx.deps.config.healthCheckIntervalMs, signal: readyBy.signal,
+      onResult: async (result) => {
+        latest.set(result.podName, result);
+        await ctx.journal.health(toPodHealth(result)).catch(() => undefined);
+        const state = result.healthy ? 'healthy' : result.reason;
+        if (lastState.get(result.podName) !== state) {
+          lastState.set(result.podName, state);
+          await ctx.journal.line(`Pod ${result.podName}: ${result.healthy ? 'healthy' : `not healthy yet (${result.reason})`}`).catch(() => undefined);
+        }
+      },
+    });
+  } catch (err) {
+    if (readyBy.expired) throw new DeploymentFailure(`new version not healthy within ${timeoutS} s: ${summarise(latest, targets.length)}`);
+    throw err;
+  }
+}
+
+export function toPodHealth(result: HealthResult): PodHealth {
+  return {
+    podName: result.podName,
+    healthy: result.healthy,
+    ...(result.statusCode !== undefined ? { statusCode: result.statusCode } : {}),
+    body: result.body,
+    reason: result.reason,
+    latencyMs: result.latencyMs,
+    checkedAt: result.checkedAt,
+    value: result.body || result.reason,
+  };
+}

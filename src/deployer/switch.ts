@@ -1,0 +1,102 @@
+import type { Descriptor } from '../domain/types.js';
+import { versionedName } from '../domain/names.js';
+import { Deadline, sleep } from '../lib/deadline.js';
+import type { RunContext } from './context.js';
+import { DeploymentFailure } from './errors.js';
+import { podPorts } from './manifests.js';
+import { isPodReady, type ReadyPod } from './readiness.js';
+import type { TrafficContext, TrafficSnapshot, TrafficTarget } from './traffic.js';
+
+/**
+ * Invariant I1, guarded where it could break: traffic only ever moves to a version whose pods
+ * are all Ready and healthy, with at least one ready endpoint. Right before the switch the pods
+ * are read again, and the versioned Service's EndpointSlices — which routers such as Traefik send
+ * traffic to — must list every one of them as ready. Pods that appeared since the health check are
+ * checked first (`checkAgain`). Waits (briefly, normally milliseconds) for the endpoint controller.
+ */
+export async function assertSwitchable(
+  ctx: RunContext, d: Descriptor, version: string, healthy: ReadyPod[], signal: AbortSignal,
+  checkAgain: (pods: ReadyPod[]) => Promise<void>,
+): Promise<void> {
+  const selector = `app=${d.appName},version=${version}`;
+  const checked = new Set(healthy.map((p) => p.name));
+  for (let round = 0; ; round++) {
+    const pods = (await ctx.cluster.listPods(d.namespace, selector, signal)).filter((p) => !p.metadata?.deletionTimestamp);
+    if (pods.length === 0) throw new DeploymentFailure(`no pods of version ${version} are left to switch to`);
+    const notReady = pods.filter((p) => !isPodReady(p) || !p.status?.podIP);
+    if (notReady.length > 0) throw new DeploymentFailure(`pod ${notReady[0]!.metadata?.name} of version ${version} is no longer ready; traffic was not switched`);
+    const fresh = pods.filter((p) => !checked.has(p.metadata?.name ?? '')).map((p) => ({ name: p.metadata?.name ?? '', ip: p.status!.podIP! }));
+    if (fresh.length > 0 && round < 3) {
+      await ctx.journal.line(`Pods ${fresh.map((p) => p.name).join(', ')} appeared since the health check; checking them first`);
+      await checkAgain(fresh);
+      for (const p of fresh) checked.add(p.name);
+      continue;
+    }
+    if (podPorts(d.podspec).length === 0) return; // no Service: nothing routes to the pods
+    await waitForReadyEndpoints(ctx, d, version, pods.map((p) => p.status!.podIP!), signal);
+    return;
+  }
+}
+
+async function waitForReadyEndpoints(ctx: RunContext, d: Descriptor, version: string, ips: string[], signal: AbortSignal): Promise<void> {
+  const service = versionedName(d.appName, version);
+  const bound = Deadline.after(ENDPOINTS_PATIENCE_MS, signal);
+  let delay = 25;
+  let missing: string[] = ips;
+  try {
+    for (;;) {
+      const ready = new Set(await ctx.cluster.readyEndpoints(d.namespace, service, bound.signal));
+      missing = ips.filter((ip) => !ready.has(ip));
+      if (missing.length === 0 && ready.size > 0) return;
+      await sleep(delay, bound.signal);
+      delay = Math.min(delay * 2, 500);
+    }
+  } catch (err) {
+    if (bound.expired) {
+      throw new DeploymentFailure(`the EndpointSlices of Service ${service} did not list ${missing.join(', ')} as ready within ${ENDPOINTS_PATIENCE_MS / 1000} s; traffic was not switched`);
+    }
+    throw err;
+  } finally {
+    bound.clear();
+  }
+}
+
+/** How long the endpoint controller may take to publish ready pods (it normally takes milliseconds). */
+const ENDPOINTS_PATIENCE_MS = 30_000;
+
+/**
+ * Points every traffic target at the new version, in order, or leaves them as they were: when a
+ * target fails, every target this switch touched — the failing one too, whose write may have
+ * landed — is put back from the state captured just before (only objects still carrying this
+ * deployment's id). Returns the log lines; the caller stores them with the status change.
+ */
+export async function switchTraffic(ctx: RunContext, d: Descriptor, version: string, signal: AbortSignal): Promise<string[]> {
+  const lines: string[] = [];
+  const traffic: TrafficContext = { descriptor: d, version, deploymentId: ctx.journal.record.id, signal, log: async (line) => { lines.push(line); } };
+  const captured: Array<{ target: TrafficTarget; snapshot: TrafficSnapshot }> = [];
+  for (const target of ctx.deps.traffic) captured.push({ target, snapshot: await target.capture(traffic) });
+  let attempted = 0;
+  try {
+    for (const c of captured) {
+      if (attempted > 0) await ctx.deps.failpoints.hit('after-first-traffic-target', signal);
+      attempted++;
+      await c.target.switchTo(traffic, c.snapshot);
+    }
+    return lines;
+  } catch (err) {
+    const bound = Deadline.after(ctx.deps.config.cleanupTimeoutSeconds * 1000, ctx.ownership.signal);
+    try {
+      for (const c of captured.slice(0, attempted).reverse()) {
+        try {
+          await c.target.restore({ ...traffic, signal: bound.signal }, c.snapshot);
+        } catch (restoreErr) {
+          lines.push(`Putting back ${c.target.name} failed: ${(restoreErr as Error).message}`);
+        }
+      }
+    } finally {
+      bound.clear();
+    }
+    for (const line of lines) await ctx.journal.line(line).catch(() => undefined);
+    throw new DeploymentFailure(`switching traffic failed: ${(err as Error).message}`);
+  }
+}

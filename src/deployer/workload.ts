@@ -1,0 +1,128 @@
+import type { V1Pod } from '@kubernetes/client-node';
+import type { Descriptor } from '../domain/types.js';
+import type { DeploymentRecord } from '../domain/deployment.js';
+import { versionedName } from '../domain/names.js';
+import type { Cluster, Kind, KubeObject } from './cluster.js';
+import type { RunContext } from './context.js';
+import { DeploymentFailure, WorkInterrupted } from './errors.js';
+import { carriesDeployment, deploymentIdOf, isAmdatuVersioned, mayManageStableService, mayManageVersioned } from './labels.js';
+import { placeholderStableService, versionedService, versionedWorkload, type DeploymentFacts } from './manifests.js';
+import { evaluatePods, type ReadyPod } from './readiness.js';
+import type { Deadline } from '../lib/deadline.js';
+import { ForeignObjectError } from './traffic.js';
+
+/** The versioned workload and Service of a deployment: creating, waiting for and removing them. */
+
+export const WORKLOAD_KINDS: Kind[] = ['Deployment', 'ReplicationController'];
+const VERSIONED_KINDS: Kind[] = [...WORKLOAD_KINDS, 'Service'];
+
+/**
+ * Refuses to start when an object under one of this deployment's names exists and is not its own
+ * (another deployment of the same version, or someone else's): nothing is changed then.
+ */
+export async function assertNamesFree(ctx: RunContext, d: Descriptor, version: string, signal: AbortSignal): Promise<void> {
+  const name = versionedName(d.appName, version);
+  for (const kind of VERSIONED_KINDS) {
+    const existing = await ctx.cluster.get(kind, d.namespace, name, signal);
+    if (existing && !carriesDeployment(existing.metadata, ctx.journal.record.id)) {
+      const owner = deploymentIdOf(existing.metadata);
+      throw new DeploymentFailure(`${kind} ${name} already exists (${owner ? `from deployment ${owner}` : 'not created by this deployment'}); nothing was changed`);
+    }
+  }
+}
+
+/**
+ * Creates what is missing of the new version: the workload `{app}-{version}` and its Service, and
+ * on a first deployment the stable Service `{app}` selecting no pods yet (so the switch is a quick
+ * selector change rather than a Service creation). Everything carries this deployment's id.
+ */
+export async function createVersion(ctx: RunContext, facts: DeploymentFacts, signal: AbortSignal): Promise<void> {
+  const d = facts.descriptor;
+  const record = ctx.journal.record;
+  const service = versionedService(facts, ctx.deps.profile.decorate(d).serviceAnnotations);
+  const items: Array<{ kind: Kind; object: KubeObject }> = [{ kind: d.controllerKind, object: versionedWorkload(facts) as KubeObject }];
+  if (service) items.push({ kind: 'Service', object: service as KubeObject });
+  await Promise.all(items.map(async ({ kind, object }) => {
+    const name = object.metadata!.name!;
+    if (await ctx.cluster.get(kind, d.namespace, name, signal)) {
+      // Only reachable on resume: assertNamesFree() refused objects of other deployments.
+      await ctx.journal.line(`${kind} ${name} already exists from this deployment; reusing it`);
+      return;
+    }
+    await ctx.cluster.create(kind, object, signal);
+    await ctx.journal.line(`Created ${kind} ${name}${kind === d.controllerKind ? ` with ${d.replicas} replica(s)` : ''}`);
+  }));
+  if (!service) {
+    await ctx.journal.line('The pods have no ports: no Services are created (a worker app)');
+    return;
+  }
+  const stable = await ctx.cluster.get('Service', d.namespace, d.appName, signal);
+  if (!stable) {
+    await ctx.cluster.create('Service', placeholderStableService(d, record.id) as KubeObject, signal);
+    await ctx.journal.line(`Created stable Service ${d.appName} (selecting no pods until the switch)`);
+  } else if (!carriesDeployment(stable.metadata, record.id) && !mayManageStableService(stable.metadata, d.appName)) {
+    throw new ForeignObjectError('Service', d.namespace, d.appName);
+  }
+}
+
+/** Watches the new version's pods until all are Ready; fails at once on pods that cannot become ready. */
+export async function waitForPods(ctx: RunContext, d: Descriptor, version: string, readyBy: Deadline, timeoutS: number): Promise<ReadyPod[]> {
+  const signal = readyBy.signal;
+  const selector = `app=${d.appName},version=${version}`;
+  let lastDetail = '';
+  let lastLogged = 0;
+  let settle!: (pods: ReadyPod[]) => void;
+  let fail!: (err: Error) => void;
+  const done = new Promise<ReadyPod[]>((resolve, reject) => {
+    settle = resolve;
+    fail = reject;
+  });
+  const onAbort = () => fail(readyBy.expired
+    ? new DeploymentFailure(`new version not ready within ${timeoutS} s: ${lastDetail || 'no pods yet'}`)
+    : signal.reason instanceof Error ? signal.reason : new WorkInterrupted('stopped'));
+  if (signal.aborted) onAbort();
+  signal.addEventListener('abort', onAbort, { once: true });
+  const watch = await ctx.cluster.watchPods(d.namespace, selector, (pods: V1Pod[]) => {
+    const verdict = evaluatePods(pods, d.replicas);
+    if (verdict.state === 'ready') settle(verdict.pods);
+    else if (verdict.state === 'failed') fail(new DeploymentFailure(verdict.reason));
+    else if (verdict.detail !== lastDetail) {
+      lastDetail = verdict.detail;
+      if (Date.now() - lastLogged > 2000) {
+        lastLogged = Date.now();
+        void ctx.journal.line(`Waiting for pods: ${verdict.detail}`).catch(() => undefined);
+      }
+    }
+  });
+  try {
+    return await done;
+  } finally {
+    watch.stop();
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
+ * Removes the versioned objects of `record`'s version that this record stands for: those carrying
+ * its deployment id, or made by the Amdatu deployer under the same name (no id). Never objects of
+ * another deployment, never objects cutover did not make.
+ */
+export async function removeVersion(cluster: Cluster, record: DeploymentRecord, signal: AbortSignal): Promise<string[]> {
+  const { namespace, appName, version } = record;
+  const name = versionedName(appName, version);
+  const removed: string[] = [];
+  for (const kind of VERSIONED_KINDS) {
+    const existing = await cluster.get(kind, namespace, name, signal);
+    if (!existing || !mayManageVersioned(existing.metadata, appName)) continue;
+    const id = deploymentIdOf(existing.metadata);
+    if (id ? id !== record.id : !isAmdatuVersioned(existing.metadata, appName)) continue;
+    if (await cluster.delete(kind, namespace, name, signal)) removed.push(`${kind} ${name}`);
+  }
+  return removed;
+}
+
+export async function workloadExists(cluster: Cluster, namespace: string, appName: string, version: string, signal: AbortSignal): Promise<boolean> {
+  const name = versionedName(appName, version);
+  for (const kind of WORKLOAD_KINDS) if (await cluster.get(kind, namespace, name, signal)) return true;
+  return false;
+}
