@@ -303,33 +303,82 @@ export async function status(): Promise<StatusReport> {
 /**
  * Stops one component of a running test bed (e.g. the API server, for outage tests). The bed is
  * unhealthy until startStoppedComponent() brings the component back; `down` still cleans up.
+ * Meanwhile a `useTestbed()` or `up` elsewhere finds an unhealthy bed and rebuilds it: prefer
+ * restartComponent(), which holds the lock for the whole outage.
  */
 export async function stopComponent(name: ComponentName, opts: { log?: Log } = {}): Promise<void> {
-  const log = opts.log ?? defaultLog;
-  await withTestbedLock(`stop ${name}`, async () => {
-    const p = paths(loadConfig().dir);
-    const state = await readState(p.state);
-    if (!state) throw new Error('the test bed is down');
-    const rec = state.processes.find((r) => r.name === name && isRunning(r));
-    if (!rec) throw new Error(`${name} is not running`);
-    const how = await stopProcess(rec);
-    const writer = new StateWriter(p.state, state);
-    writer.state.processes = state.processes.filter((r) => r !== rec);
-    await writer.save();
-    log(`stopped ${name} (pid ${rec.pid}, ${how})`);
-  });
+  await withTestbedLock(`stop ${name}`, () => stopComponentLocked(name, opts.log ?? defaultLog));
 }
 
 /** Starts a component that stopComponent() stopped, with the same flags, and waits until it is ready. */
 export async function startStoppedComponent(name: ComponentName, opts: { log?: Log } = {}): Promise<void> {
+  await withTestbedLock(`start ${name}`, () => startStoppedComponentLocked(name, opts.log ?? defaultLog));
+}
+
+export interface RestartComponentOptions {
+  /** How long the component stays down (default 0). */
+  downMs?: number;
+  /**
+   * Runs while it is down; the restart waits for it too. It must not take the test-bed lock
+   * (useTestbed, up, down, stopComponent, …): the lock is held until the component is back.
+   */
+  during?: () => Promise<void>;
+  log?: Log;
+}
+
+export interface RestartComponentResult {
+  /** Until the process was gone. */
+  stopMs: number;
+  /** Down on purpose (downMs, or longer if `during` took longer). */
+  downMs: number;
+  /** From the start until the component's own readiness check passed. */
+  startMs: number;
+}
+
+/**
+ * Stops a component, keeps it down, and starts it again, all under the test-bed lock: a
+ * `useTestbed()` or `up` of another test process meanwhile waits for the restart instead of
+ * finding an unhealthy bed and rebuilding it. The component is started again even if `during`
+ * throws (its error is rethrown afterwards).
+ */
+export async function restartComponent(name: ComponentName, opts: RestartComponentOptions = {}): Promise<RestartComponentResult> {
   const log = opts.log ?? defaultLog;
-  await withTestbedLock(`start ${name}`, async () => {
-    const p = paths(loadConfig().dir);
-    const state = await readState(p.state);
-    if (!state) throw new Error('the test bed is down');
-    if (state.processes.some((r) => r.name === name && isRunning(r))) return;
-    const component = components({ config: state.config, bins: state.bins }).find((c) => c.name === name);
-    if (!component) throw new Error(`unknown component ${name}`);
-    await startComponent(component, p.logs, new StateWriter(p.state, state), log);
+  return withTestbedLock(`restart ${name}`, async () => {
+    const t0 = Date.now();
+    await stopComponentLocked(name, log);
+    const stopMs = Date.now() - t0;
+    const t1 = Date.now();
+    let duringError: unknown;
+    const during = opts.during?.().catch((err: unknown) => { duringError = err; });
+    await Promise.all([new Promise((r) => setTimeout(r, opts.downMs ?? 0)), during]);
+    const downMs = Date.now() - t1;
+    const t2 = Date.now();
+    await startStoppedComponentLocked(name, log);
+    const startMs = Date.now() - t2;
+    if (duringError !== undefined) throw duringError;
+    return { stopMs, downMs, startMs };
   });
+}
+
+async function stopComponentLocked(name: ComponentName, log: Log): Promise<void> {
+  const p = paths(loadConfig().dir);
+  const state = await readState(p.state);
+  if (!state) throw new Error('the test bed is down');
+  const rec = state.processes.find((r) => r.name === name && isRunning(r));
+  if (!rec) throw new Error(`${name} is not running`);
+  const how = await stopProcess(rec);
+  const writer = new StateWriter(p.state, state);
+  writer.state.processes = state.processes.filter((r) => r !== rec);
+  await writer.save();
+  log(`stopped ${name} (pid ${rec.pid}, ${how})`);
+}
+
+async function startStoppedComponentLocked(name: ComponentName, log: Log): Promise<void> {
+  const p = paths(loadConfig().dir);
+  const state = await readState(p.state);
+  if (!state) throw new Error('the test bed is down');
+  if (state.processes.some((r) => r.name === name && isRunning(r))) return;
+  const component = components({ config: state.config, bins: state.bins }).find((c) => c.name === name);
+  if (!component) throw new Error(`unknown component ${name}`);
+  await startComponent(component, p.logs, new StateWriter(p.state, state), log);
 }
