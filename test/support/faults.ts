@@ -9,19 +9,27 @@ import { waitFor } from './wait.js';
  */
 
 export interface ApiServerRestart {
-  /** From taking the test-bed lock until the API server process was gone (SIGTERM: it shuts down gracefully). */
+  /** From SIGTERM until the old process was gone (it stops listening at once). */
   stopMs: number;
-  /** How long it stayed down on purpose (`downMs`, or longer if `during` took longer). */
+  /** How it ended: SIGTERM, or SIGKILL after `graceMs`. */
+  stoppedBy: 'terminated' | 'killed';
+  /** From SIGTERM until the new process was started: `downMs`, or longer if the exit or `during` took longer. */
   downMs: number;
-  /** From starting it again until `/readyz` answered `ok` through the kubeconfig. */
+  /** From the start until `/readyz` answered `ok` through the kubeconfig. */
   startMs: number;
-  /** From the call until it answered again (includes waiting for the test-bed lock). */
+  /** From SIGTERM until it answered again: what clients saw. */
   outageMs: number;
 }
 
 export interface RestartOptions {
-  /** How long the API server stays down (default 0: restart at once). */
+  /** How long the API server is down, from SIGTERM until it is started again (default 0: as soon as it exited). */
   downMs?: number;
+  /**
+   * SIGKILL after this long (default 2 s). kube-apiserver closes its listener at SIGTERM but then
+   * waits up to its request timeout (60 s) for open connections (the watches of the controller
+   * manager, scheduler, kwok) before it exits; for clients it is down either way.
+   */
+  graceMs?: number;
   /** Runs while it is down (e.g. to check what cutover answers meanwhile); the restart waits for it. */
   during?: () => Promise<void>;
   /** Kubeconfig to check readiness through (default: the bed's admin kubeconfig). */
@@ -33,7 +41,7 @@ export interface RestartOptions {
 }
 
 /**
- * Stops the test bed's kube-apiserver (SIGTERM, by its recorded pid), keeps it down for `downMs`,
+ * Stops the test bed's kube-apiserver (SIGTERM, SIGKILL after `graceMs`, by its recorded pid), keeps it down for `downMs`,
  * starts it again with the same flags and waits until `/readyz` answers `ok` through the
  * kubeconfig — as a client such as cutover sees it. The test-bed lock is held from the stop until
  * the API server is ready again (restartComponent), so another test process's `useTestbed()`
@@ -42,9 +50,9 @@ export interface RestartOptions {
  */
 export async function restartApiServer(options: RestartOptions = {}): Promise<ApiServerRestart> {
   const kubeconfigPath = options.kubeconfigPath ?? paths(loadConfig().dir).kubeconfig;
-  const t0 = Date.now();
   const r = await restartComponent('kube-apiserver', {
     log: options.log ?? (() => {}),
+    graceMs: options.graceMs ?? 2000,
     ...(options.downMs !== undefined ? { downMs: options.downMs } : {}),
     ...(options.during ? { during: options.during } : {}),
   });
@@ -52,7 +60,8 @@ export async function restartApiServer(options: RestartOptions = {}): Promise<Ap
   // view through the kubeconfig, normally ready at once.
   const t1 = Date.now();
   await waitForApiServer(kubeconfigPath, options.readyTimeoutMs ?? 90_000);
-  return { stopMs: r.stopMs, downMs: r.downMs, startMs: r.startMs + (Date.now() - t1), outageMs: Date.now() - t0 };
+  const startMs = r.startMs + (Date.now() - t1);
+  return { stopMs: r.stopMs, stoppedBy: r.stoppedBy, downMs: r.downMs, startMs, outageMs: r.downMs + startMs };
 }
 
 /** GET `/readyz` through the kubeconfig: "ok", or the error (refused, HTTP status, timeout). */

@@ -307,7 +307,7 @@ export async function status(): Promise<StatusReport> {
  * restartComponent(), which holds the lock for the whole outage.
  */
 export async function stopComponent(name: ComponentName, opts: { log?: Log } = {}): Promise<void> {
-  await withTestbedLock(`stop ${name}`, () => stopComponentLocked(name, opts.log ?? defaultLog));
+  await withTestbedLock(`stop ${name}`, async () => { await stopComponentLocked(name, opts.log ?? defaultLog); });
 }
 
 /** Starts a component that stopComponent() stopped, with the same flags, and waits until it is ready. */
@@ -316,23 +316,31 @@ export async function startStoppedComponent(name: ComponentName, opts: { log?: L
 }
 
 export interface RestartComponentOptions {
-  /** How long the component stays down (default 0). */
-  downMs?: number;
   /**
-   * Runs while it is down; the restart waits for it too. It must not take the test-bed lock
-   * (useTestbed, up, down, stopComponent, …): the lock is held until the component is back.
+   * How long the component is down, counted from the stop signal (the old process may take part
+   * of it to exit) until the new process is started; default 0, i.e. as soon as the old one is gone.
+   */
+  downMs?: number;
+  /** SIGTERM, then SIGKILL after this long (default 10 s, as `down`). */
+  graceMs?: number;
+  /**
+   * Runs once the old process has exited; the start waits for it too. It must not take the
+   * test-bed lock (useTestbed, up, down, stopComponent, …): the lock is held until the component
+   * is back.
    */
   during?: () => Promise<void>;
   log?: Log;
 }
 
 export interface RestartComponentResult {
-  /** Until the process was gone. */
+  /** From the stop signal until the old process was gone. */
   stopMs: number;
-  /** Down on purpose (downMs, or longer if `during` took longer). */
+  /** From the stop signal until the new process was started. */
   downMs: number;
   /** From the start until the component's own readiness check passed. */
   startMs: number;
+  /** How the old process ended. */
+  stoppedBy: 'terminated' | 'killed';
 }
 
 /**
@@ -345,32 +353,32 @@ export async function restartComponent(name: ComponentName, opts: RestartCompone
   const log = opts.log ?? defaultLog;
   return withTestbedLock(`restart ${name}`, async () => {
     const t0 = Date.now();
-    await stopComponentLocked(name, log);
+    const how = await stopComponentLocked(name, log, opts.graceMs);
     const stopMs = Date.now() - t0;
-    const t1 = Date.now();
     let duringError: unknown;
     const during = opts.during?.().catch((err: unknown) => { duringError = err; });
-    await Promise.all([new Promise((r) => setTimeout(r, opts.downMs ?? 0)), during]);
-    const downMs = Date.now() - t1;
-    const t2 = Date.now();
+    await Promise.all([new Promise((r) => setTimeout(r, Math.max(0, (opts.downMs ?? 0) - stopMs))), during]);
+    const downMs = Date.now() - t0;
+    const t1 = Date.now();
     await startStoppedComponentLocked(name, log);
-    const startMs = Date.now() - t2;
+    const startMs = Date.now() - t1;
     if (duringError !== undefined) throw duringError;
-    return { stopMs, downMs, startMs };
+    return { stopMs, downMs, startMs, stoppedBy: how === 'killed' ? 'killed' : 'terminated' };
   });
 }
 
-async function stopComponentLocked(name: ComponentName, log: Log): Promise<void> {
+async function stopComponentLocked(name: ComponentName, log: Log, graceMs?: number): Promise<'terminated' | 'killed' | 'not running'> {
   const p = paths(loadConfig().dir);
   const state = await readState(p.state);
   if (!state) throw new Error('the test bed is down');
   const rec = state.processes.find((r) => r.name === name && isRunning(r));
   if (!rec) throw new Error(`${name} is not running`);
-  const how = await stopProcess(rec);
+  const how = await stopProcess(rec, graceMs);
   const writer = new StateWriter(p.state, state);
   writer.state.processes = state.processes.filter((r) => r !== rec);
   await writer.save();
   log(`stopped ${name} (pid ${rec.pid}, ${how})`);
+  return how;
 }
 
 async function startStoppedComponentLocked(name: ComponentName, log: Log): Promise<void> {
