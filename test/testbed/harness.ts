@@ -169,5 +169,6 @@ export async function waitForFakePods(
 
 // ---- outages ----
 
-export { stopComponent, startStoppedComponent } from './testbed.js';
+export { restartComponent, stopComponent, startStoppedComponent } from './testbed.js';
+export type { RestartComponentOptions, RestartComponentResult } from './testbed.js';
 export type { ComponentName } from './components.js';

@@ -303,33 +303,90 @@ export async function status(): Promise<StatusReport> {
 /**
  * Stops one component of a running test bed (e.g. the API server, for outage tests). The bed is
  * unhealthy until startStoppedComponent() brings the component back; `down` still cleans up.
+ * Meanwhile a `useTestbed()` or `up` elsewhere finds an unhealthy bed and rebuilds it: prefer
+ * restartComponent(), which holds the lock for the whole outage.
  */
 export async function stopComponent(name: ComponentName, opts: { log?: Log } = {}): Promise<void> {
-  const log = opts.log ?? defaultLog;
-  await withTestbedLock(`stop ${name}`, async () => {
-    const p = paths(loadConfig().dir);
-    const state = await readState(p.state);
-    if (!state) throw new Error('the test bed is down');
-    const rec = state.processes.find((r) => r.name === name && isRunning(r));
-    if (!rec) throw new Error(`${name} is not running`);
-    const how = await stopProcess(rec);
-    const writer = new StateWriter(p.state, state);
-    writer.state.processes = state.processes.filter((r) => r !== rec);
-    await writer.save();
-    log(`stopped ${name} (pid ${rec.pid}, ${how})`);
-  });
+  await withTestbedLock(`stop ${name}`, async () => { await stopComponentLocked(name, opts.log ?? defaultLog); });
 }
 
 /** Starts a component that stopComponent() stopped, with the same flags, and waits until it is ready. */
 export async function startStoppedComponent(name: ComponentName, opts: { log?: Log } = {}): Promise<void> {
+  await withTestbedLock(`start ${name}`, () => startStoppedComponentLocked(name, opts.log ?? defaultLog));
+}
+
+export interface RestartComponentOptions {
+  /**
+   * How long the component is down, counted from the stop signal (the old process may take part
+   * of it to exit) until the new process is started; default 0, i.e. as soon as the old one is gone.
+   */
+  downMs?: number;
+  /** SIGTERM, then SIGKILL after this long (default 10 s, as `down`). */
+  graceMs?: number;
+  /**
+   * Runs once the old process has exited; the start waits for it too. It must not take the
+   * test-bed lock (useTestbed, up, down, stopComponent, …): the lock is held until the component
+   * is back.
+   */
+  during?: () => Promise<void>;
+  log?: Log;
+}
+
+export interface RestartComponentResult {
+  /** From the stop signal until the old process was gone. */
+  stopMs: number;
+  /** From the stop signal until the new process was started. */
+  downMs: number;
+  /** From the start until the component's own readiness check passed. */
+  startMs: number;
+  /** How the old process ended. */
+  stoppedBy: 'terminated' | 'killed';
+}
+
+/**
+ * Stops a component, keeps it down, and starts it again, all under the test-bed lock: a
+ * `useTestbed()` or `up` of another test process meanwhile waits for the restart instead of
+ * finding an unhealthy bed and rebuilding it. The component is started again even if `during`
+ * throws (its error is rethrown afterwards).
+ */
+export async function restartComponent(name: ComponentName, opts: RestartComponentOptions = {}): Promise<RestartComponentResult> {
   const log = opts.log ?? defaultLog;
-  await withTestbedLock(`start ${name}`, async () => {
-    const p = paths(loadConfig().dir);
-    const state = await readState(p.state);
-    if (!state) throw new Error('the test bed is down');
-    if (state.processes.some((r) => r.name === name && isRunning(r))) return;
-    const component = components({ config: state.config, bins: state.bins }).find((c) => c.name === name);
-    if (!component) throw new Error(`unknown component ${name}`);
-    await startComponent(component, p.logs, new StateWriter(p.state, state), log);
+  return withTestbedLock(`restart ${name}`, async () => {
+    const t0 = Date.now();
+    const how = await stopComponentLocked(name, log, opts.graceMs);
+    const stopMs = Date.now() - t0;
+    let duringError: unknown;
+    const during = opts.during?.().catch((err: unknown) => { duringError = err; });
+    await Promise.all([new Promise((r) => setTimeout(r, Math.max(0, (opts.downMs ?? 0) - stopMs))), during]);
+    const downMs = Date.now() - t0;
+    const t1 = Date.now();
+    await startStoppedComponentLocked(name, log);
+    const startMs = Date.now() - t1;
+    if (duringError !== undefined) throw duringError;
+    return { stopMs, downMs, startMs, stoppedBy: how === 'killed' ? 'killed' : 'terminated' };
   });
+}
+
+async function stopComponentLocked(name: ComponentName, log: Log, graceMs?: number): Promise<'terminated' | 'killed' | 'not running'> {
+  const p = paths(loadConfig().dir);
+  const state = await readState(p.state);
+  if (!state) throw new Error('the test bed is down');
+  const rec = state.processes.find((r) => r.name === name && isRunning(r));
+  if (!rec) throw new Error(`${name} is not running`);
+  const how = await stopProcess(rec, graceMs);
+  const writer = new StateWriter(p.state, state);
+  writer.state.processes = state.processes.filter((r) => r !== rec);
+  await writer.save();
+  log(`stopped ${name} (pid ${rec.pid}, ${how})`);
+  return how;
+}
+
+async function startStoppedComponentLocked(name: ComponentName, log: Log): Promise<void> {
+  const p = paths(loadConfig().dir);
+  const state = await readState(p.state);
+  if (!state) throw new Error('the test bed is down');
+  if (state.processes.some((r) => r.name === name && isRunning(r))) return;
+  const component = components({ config: state.config, bins: state.bins }).find((c) => c.name === name);
+  if (!component) throw new Error(`unknown component ${name}`);
+  await startComponent(component, p.logs, new StateWriter(p.state, state), log);
 }
