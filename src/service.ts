@@ -111,7 +111,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     : new DirectHealthChecker({ timeoutMs: config.healthCheckRequestTimeoutMs });
   const engine = new DeploymentEngine({
     store: deployments, environment, cluster, profile, healthChecker, bus: events, now, replicaId, onUnreadable,
-    traffic: [new StableServiceTarget(cluster, profile), new IngressTarget(cluster, profile, { ...(config.ingressClassName ? { defaultIngressClassName: config.ingressClassName } : {}) })],
+    traffic: [new StableServiceTarget(profile), new IngressTarget(profile, { ...(config.ingressClassName ? { defaultIngressClassName: config.ingressClassName } : {}) })],
     log: log.child({ component: 'engine' }),
     failpoints: parseFailpoints(config.failpoints),
     config: {

@@ -2,7 +2,7 @@ import type { Descriptor } from '../domain/types.js';
 import type { DeploymentRecord } from '../domain/deployment.js';
 import { validateDescriptor } from '../domain/descriptor-schema.js';
 import { Deadline } from '../lib/deadline.js';
-import { StoreDataError } from '../store/kv.js';
+import { StoreDataError, StoreUnavailableError } from '../store/kv.js';
 import { KubeError } from './cluster.js';
 import type { RunContext } from './context.js';
 import { DeploymentFailure, WorkInterrupted } from './errors.js';
@@ -64,6 +64,9 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
     await commitDeployed(ctx, lines, Date.now() - healthyAt);
   } catch (err) {
     if (err instanceof WorkInterrupted || ctx.ownership.signal.aborted) throw err instanceof WorkInterrupted ? err : new WorkInterrupted('stopped');
+    // etcd did not answer: transient. The scheduler runs the item again and it resumes here
+    // (every step is idempotent); past the deadline, that run rolls back.
+    if (err instanceof StoreUnavailableError && !deadline.expired) throw err;
     const reason = deadline.expired ? `deadline of ${Math.round((deadlineAt - Date.parse(journal.record.created)) / 1000)} s exceeded during step "${journal.record.step}"` : failureReason(err);
     if (!(err instanceof DeploymentFailure) && !(err instanceof KubeError)) ctx.log.warn({ err, deploymentId: journal.record.id }, 'deployment failed');
     return rollback(ctx, reason);
@@ -94,7 +97,7 @@ async function prepare(ctx: RunContext, signal: AbortSignal): Promise<Deployment
     throw new DeploymentFailure(`version ${record.version} of ${d.appName} is already running (deployment ${live.deploymentId}); nothing was changed (deploy another version, or "#" for the next number)`);
   }
   await assertNamesFree(ctx, d, record.version, signal);
-  const probe: TrafficContext = { descriptor: d, version: record.version, deploymentId: record.id, signal, log: async () => {} };
+  const probe: TrafficContext = { cluster: ctx.cluster, descriptor: d, version: record.version, deploymentId: record.id, signal, log: async () => {} };
   try {
     for (const target of deps.traffic) await target.capture(probe);
   } catch (err) {
@@ -102,7 +105,7 @@ async function prepare(ctx: RunContext, signal: AbortSignal): Promise<Deployment
     throw err;
   }
   let liveVersion = live?.version;
-  if (!liveVersion) for (const target of deps.traffic) liveVersion ??= (await target.pointer(d, signal))?.version;
+  if (!liveVersion) for (const target of deps.traffic) liveVersion ??= (await target.pointer(d, ctx.cluster, signal))?.version;
   const env = await deps.environment.read();
   if (env.skipped.length > 0) await journal.line(`Skipped environment keys that are not valid variable names: ${env.skipped.join(', ')}`);
   const environment: EnvValue[] = env.entries.map((e) => ({ name: e.name, value: e.value }));

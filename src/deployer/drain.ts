@@ -1,4 +1,4 @@
-import { StoreDataError } from '../store/kv.js';
+import { StoreDataError, StoreUnavailableError } from '../store/kv.js';
 import { Deadline, sleep } from '../lib/deadline.js';
 import type { RunContext } from './context.js';
 import { WorkInterrupted } from './errors.js';
@@ -32,7 +32,7 @@ export async function drainReplaced(ctx: RunContext): Promise<void> {
   const deadline = Deadline.at(Date.parse(old.value.deadline ?? '') || Date.now() + deps.config.defaultDeadlineSeconds * 1000, ctx.ownership.signal);
   try {
     for (const target of deps.traffic) {
-      const pointer = await target.pointer(record.descriptor, deadline.signal);
+      const pointer = await target.pointer(record.descriptor, ctx.cluster, deadline.signal);
       if (pointer?.version === old.value.version) {
         await writeFailure(oldJournal, `not removed: ${target.name} points at version ${old.value.version} again (changed outside cutover)`, [
           `${target.name} points at version ${old.value.version}; it keeps running and needs a look`,
@@ -48,6 +48,7 @@ export async function drainReplaced(ctx: RunContext): Promise<void> {
     ], { final: true, dequeue: ctx.workId });
   } catch (err) {
     if (err instanceof WorkInterrupted || ctx.ownership.signal.aborted) throw err instanceof WorkInterrupted ? err : new WorkInterrupted('stopped while draining');
+    if (err instanceof StoreUnavailableError && !deadline.expired) throw err; // transient: run again, resume
     const why = deadline.expired ? `the drain's deadline passed` : (err as Error).message;
     await writeFailure(oldJournal, `removing the replaced version failed: ${why}`, [], { dequeue: ctx.workId, cleanupIncomplete: true, now: deps.now });
   } finally {

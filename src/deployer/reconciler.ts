@@ -11,6 +11,7 @@ import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, deploymentIdOf, isManagedByCutover 
 import { writeFailure } from './outcome.js';
 import { FencedCluster, type AppOwnership } from './ownership.js';
 import type { TrafficPointer } from './traffic.js';
+import { restoreTraffic } from './rollback.js';
 
 export interface ReconcileReport {
   removed: string[];
@@ -20,6 +21,8 @@ export interface ReconcileReport {
   failedRecords: string[];
   /** Keys of unreadable records: while there are any, nothing of the app is deleted. */
   unreadable: string[];
+  /** Failed deployments whose traffic was put back. */
+  trafficRestored: string[];
   /** Something could not be done now (the request stays, with a backoff). */
   incomplete: boolean;
 }
@@ -77,7 +80,7 @@ export interface ReconcileScope {
 export async function reconcileApp(scope: ReconcileScope): Promise<ReconcileReport> {
   const { deps, ownership } = scope;
   const { namespace, appName } = ownership;
-  const report: ReconcileReport = { removed: [], unaccounted: [], failedRecords: [], unreadable: [], incomplete: false };
+  const report: ReconcileReport = { removed: [], unaccounted: [], failedRecords: [], unreadable: [], trafficRestored: [], incomplete: false };
   const { records, unreadable } = await deps.store.listApp(namespace, appName);
   if (unreadable.length > 0) {
     for (const key of unreadable) deps.onUnreadable(key, `a record of ${namespace}/${appName} (nothing of the app is deleted while it is unreadable)`);
@@ -98,8 +101,20 @@ export async function reconcileApp(scope: ReconcileScope): Promise<ReconcileRepo
   const bound = Deadline.after(deps.config.cleanupTimeoutSeconds * 1000, ownership.signal);
   try {
     const descriptor = fresh[0]?.value.descriptor;
+    // Traffic still on a failed deployment (its rollback could not put it back) goes back first.
+    if (descriptor) {
+      for (const failed of fresh.filter((f) => f.value.status === 'FAILURE')) {
+        for (const t of deps.traffic) {
+          if ((await t.pointer(descriptor, cluster, bound.signal))?.deploymentId !== failed.value.id) continue;
+          const lines = await restoreTraffic(deps, cluster, failed.value, bound.signal);
+          scope.log.warn({ deploymentId: failed.value.id, lines }, 'reconciler: put traffic back from a failed deployment');
+          report.trafficRestored.push(failed.value.id);
+          break;
+        }
+      }
+    }
     const pointers: TrafficPointer[] = [];
-    if (descriptor) for (const t of deps.traffic) { const p = await t.pointer(descriptor, bound.signal); if (p) pointers.push(p); }
+    if (descriptor) for (const t of deps.traffic) { const p = await t.pointer(descriptor, cluster, bound.signal); if (p) pointers.push(p); }
     const live = await deps.store.live(namespace, appName);
     const evidence: AppEvidence = { records: fresh.map((f) => f.value), pointers, liveVersion: live?.version };
     for (const { kind, object } of await managedObjects(cluster, deps, namespace, appName, bound.signal)) {

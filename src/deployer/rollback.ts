@@ -1,8 +1,8 @@
 import { versionedName } from '../domain/names.js';
 import type { DeploymentRecord } from '../domain/deployment.js';
 import { Deadline } from '../lib/deadline.js';
-import type { Kind } from './cluster.js';
-import type { RunContext } from './context.js';
+import type { Cluster, Kind } from './cluster.js';
+import type { EngineDeps, RunContext } from './context.js';
 import { WorkInterrupted } from './errors.js';
 import { carriesDeployment } from './labels.js';
 import { writeFailure } from './outcome.js';
@@ -33,7 +33,7 @@ export async function rollback(ctx: RunContext, reason: string): Promise<void> {
   let removedAll = true;
   try {
     try {
-      lines.push(...await restoreTraffic(ctx, record, bound.signal));
+      lines.push(...await restoreTraffic(ctx.deps, ctx.cluster, record, bound.signal));
     } catch (err) {
       if (err instanceof WorkInterrupted) throw err;
       trafficBack = false;
@@ -68,19 +68,20 @@ export async function rollback(ctx: RunContext, reason: string): Promise<void> {
 /**
  * Every traffic target that carries this deployment's id goes back to the deployment that was
  * live before (its own descriptor copy, version and id), or is removed when there was none (or
- * its version is gone). Targets pointed elsewhere by anyone else are not touched.
+ * its version is gone). Targets pointed elsewhere by anyone else are not touched. Also used by
+ * the reconciler for a FAILURE whose rollback could not put traffic back.
  */
-async function restoreTraffic(ctx: RunContext, record: DeploymentRecord, signal: AbortSignal): Promise<string[]> {
+export async function restoreTraffic(deps: EngineDeps, cluster: Cluster, record: DeploymentRecord, signal: AbortSignal): Promise<string[]> {
   const lines: string[] = [];
   const log = async (l: string) => { lines.push(l); };
-  const own: TrafficContext = { descriptor: record.descriptor, version: record.version, deploymentId: record.id, signal, log };
+  const own: TrafficContext = { cluster, descriptor: record.descriptor, version: record.version, deploymentId: record.id, signal, log };
   let previous: TrafficContext | undefined;
   let previousLoaded = false;
-  for (const target of [...ctx.deps.traffic].reverse()) {
-    const pointer = await target.pointer(record.descriptor, signal);
+  for (const target of [...deps.traffic].reverse()) {
+    const pointer = await target.pointer(record.descriptor, cluster, signal);
     if (!pointer || pointer.deploymentId !== record.id) continue;
     if (!previousLoaded) {
-      previous = await previousTraffic(ctx, record, signal, log);
+      previous = await previousTraffic(deps, cluster, record, signal, log);
       previousLoaded = true;
     }
     if (previous) {
@@ -93,12 +94,12 @@ async function restoreTraffic(ctx: RunContext, record: DeploymentRecord, signal:
   return lines;
 }
 
-async function previousTraffic(ctx: RunContext, record: DeploymentRecord, signal: AbortSignal, log: (l: string) => Promise<void>): Promise<TrafficContext | undefined> {
+async function previousTraffic(deps: EngineDeps, cluster: Cluster, record: DeploymentRecord, signal: AbortSignal, log: (l: string) => Promise<void>): Promise<TrafficContext | undefined> {
   if (!record.replaces || !record.OldVersion) return undefined;
-  if (!(await workloadExists(ctx.cluster, record.namespace, record.appName, record.OldVersion, signal))) return undefined;
-  const found = await ctx.deps.store.get(record.namespace, record.replaces).catch(() => undefined);
+  if (!(await workloadExists(cluster, record.namespace, record.appName, record.OldVersion, signal))) return undefined;
+  const found = await deps.store.get(record.namespace, record.replaces).catch(() => undefined);
   const descriptor = found?.value.descriptor ?? record.descriptor;
-  return { descriptor, version: record.OldVersion, deploymentId: record.replaces, signal, log };
+  return { cluster, descriptor, version: record.OldVersion, deploymentId: record.replaces, signal, log };
 }
 
 /** What a deployment may have created (each is removed only if it carries the deployment's id). */

@@ -1,4 +1,4 @@
-import type { KvStore, Lease, WatchHandle } from '../store/kv.js';
+import { StoreUnavailableError, type KvStore, type Lease, type WatchHandle } from '../store/kv.js';
 import { keys } from '../store/keys.js';
 import type { DeploymentStore } from '../store/deployments.js';
 import type { EngineEvents } from './events.js';
@@ -218,6 +218,13 @@ export class Scheduler {
         attempts = 0;
       } catch (err) {
         if (err instanceof WorkInterrupted || ownership.signal.aborted) return;
+        if (err instanceof StoreUnavailableError) {
+          // etcd is away: not the item's fault. Try again (it resumes where it was); deadlines still apply.
+          appLog.warn({ err: err.message, deploymentId: next.deploymentId }, 'etcd unavailable; the work resumes when it is back');
+          await sleep(backoff, ownership.signal).catch(() => undefined);
+          backoff = Math.min(backoff * 2, 5000);
+          continue;
+        }
         attempts++;
         appLog.error({ err, deploymentId: next.deploymentId, attempt: attempts }, 'work failed unexpectedly');
         if (attempts >= this.maxAttempts) {

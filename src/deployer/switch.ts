@@ -72,7 +72,7 @@ const ENDPOINTS_PATIENCE_MS = 30_000;
  */
 export async function switchTraffic(ctx: RunContext, d: Descriptor, version: string, signal: AbortSignal): Promise<string[]> {
   const lines: string[] = [];
-  const traffic: TrafficContext = { descriptor: d, version, deploymentId: ctx.journal.record.id, signal, log: async (line) => { lines.push(line); } };
+  const traffic: TrafficContext = { cluster: ctx.cluster, descriptor: d, version, deploymentId: ctx.journal.record.id, signal, log: async (line) => { lines.push(line); } };
   const captured: Array<{ target: TrafficTarget; snapshot: TrafficSnapshot }> = [];
   for (const target of ctx.deps.traffic) captured.push({ target, snapshot: await target.capture(traffic) });
   let attempted = 0;

@@ -15,6 +15,8 @@ import type { IngressProfile, TrafficDecorations } from './ingress-profiles.js';
  * crash too — which targets it switched and put back exactly those (invariant I2).
  */
 export interface TrafficContext {
+  /** The cluster as the app's owner sees it: fenced by its ownership (I5). Targets hold no cluster of their own. */
+  cluster: Cluster;
   descriptor: Descriptor;
   /** The version traffic should go to. */
   version: string;
@@ -38,7 +40,7 @@ export interface TrafficPointer {
 export interface TrafficTarget {
   readonly name: string;
   /** Where this target sends traffic now; undefined when it does not exist. */
-  pointer(descriptor: Descriptor, signal: AbortSignal): Promise<TrafficPointer | undefined>;
+  pointer(descriptor: Descriptor, cluster: Cluster, signal: AbortSignal): Promise<TrafficPointer | undefined>;
   capture(ctx: TrafficContext): Promise<TrafficSnapshot>;
   /** Points the target at ctx.version, creating it when absent. Idempotent. `snapshot` is what capture() just read. */
   switchTo(ctx: TrafficContext, snapshot?: TrafficSnapshot): Promise<void>;
@@ -138,17 +140,17 @@ async function deleteIfCarries(cluster: Cluster, kind: Kind, namespace: string, 
 export class StableServiceTarget implements TrafficTarget {
   readonly name = 'stable Service';
 
-  constructor(private readonly cluster: Cluster, private readonly profile: IngressProfile) {}
+  constructor(private readonly profile: IngressProfile) {}
 
-  async pointer(d: Descriptor, signal: AbortSignal): Promise<TrafficPointer | undefined> {
-    const svc = await this.cluster.get('Service', d.namespace, d.appName, signal);
+  async pointer(d: Descriptor, cluster: Cluster, signal: AbortSignal): Promise<TrafficPointer | undefined> {
+    const svc = await cluster.get('Service', d.namespace, d.appName, signal);
     if (!svc || !mayManageStableService(svc.metadata, d.appName)) return undefined;
     return { version: svc.spec?.selector?.version, deploymentId: deploymentIdOf(svc.metadata) };
   }
 
   async capture(ctx: TrafficContext): Promise<TrafficSnapshot> {
     const { namespace, appName } = ctx.descriptor;
-    const svc = await this.cluster.get('Service', namespace, appName, ctx.signal);
+    const svc = await ctx.cluster.get('Service', namespace, appName, ctx.signal);
     if (svc && !mayManageStableService(svc.metadata, appName)) throw new ForeignObjectError('Service', namespace, appName);
     return { target: this.name, objects: [{ kind: 'Service', name: appName, object: svc }] };
   }
@@ -161,13 +163,13 @@ export class StableServiceTarget implements TrafficTarget {
       return;
     }
     const known = snapshot?.objects.find((o) => o.kind === 'Service' && o.name === d.appName);
-    await upsert(this.cluster, 'Service', desired, ctx.signal, (o) => mayManageStableService(o.metadata, d.appName), mergeService, known);
+    await upsert(ctx.cluster, 'Service', desired, ctx.signal, (o) => mayManageStableService(o.metadata, d.appName), mergeService, known);
     await ctx.log(`stable Service ${d.appName} now selects version ${ctx.version}`);
   }
 
   async restore(ctx: TrafficContext, snapshot: TrafficSnapshot): Promise<boolean> {
     let changed = false;
-    for (const o of snapshot.objects) changed = (await restoreObject(this.cluster, o.kind, ctx.descriptor.namespace, o.name, o.object, ctx.deploymentId, ctx.signal)) || changed;
+    for (const o of snapshot.objects) changed = (await restoreObject(ctx.cluster, o.kind, ctx.descriptor.namespace, o.name, o.object, ctx.deploymentId, ctx.signal)) || changed;
     if (!changed) return false;
     const previous = snapshot.objects[0]?.object?.spec?.selector?.version;
     await ctx.log(previous ? `stable Service ${ctx.descriptor.appName} restored to version ${previous}` : `stable Service ${ctx.descriptor.appName} put back as it was before this deployment`);
@@ -175,17 +177,17 @@ export class StableServiceTarget implements TrafficTarget {
   }
 
   async removeOwn(ctx: TrafficContext): Promise<void> {
-    if (await deleteIfCarries(this.cluster, 'Service', ctx.descriptor.namespace, ctx.descriptor.appName, ctx.deploymentId, ctx.signal)) {
+    if (await deleteIfCarries(ctx.cluster, 'Service', ctx.descriptor.namespace, ctx.descriptor.appName, ctx.deploymentId, ctx.signal)) {
       await ctx.log(`stable Service ${ctx.descriptor.appName} removed (this deployment created it)`);
     }
   }
 
   async remove(ctx: TrafficContext): Promise<void> {
     const { namespace, appName } = ctx.descriptor;
-    const svc = await this.cluster.get('Service', namespace, appName, ctx.signal);
+    const svc = await ctx.cluster.get('Service', namespace, appName, ctx.signal);
     if (!svc) return;
     if (!mayManageStableService(svc.metadata, appName)) throw new ForeignObjectError('Service', namespace, appName);
-    await this.cluster.delete('Service', namespace, appName, ctx.signal);
+    await ctx.cluster.delete('Service', namespace, appName, ctx.signal);
     await ctx.log(`stable Service ${appName} removed`);
   }
 }
@@ -198,10 +200,10 @@ export interface IngressTargetOptions {
 export class IngressTarget implements TrafficTarget {
   readonly name = 'Ingress';
 
-  constructor(private readonly cluster: Cluster, private readonly profile: IngressProfile, private readonly options: IngressTargetOptions) {}
+  constructor(private readonly profile: IngressProfile, private readonly options: IngressTargetOptions) {}
 
-  async pointer(d: Descriptor, signal: AbortSignal): Promise<TrafficPointer | undefined> {
-    const ing = await this.cluster.get('Ingress', d.namespace, d.appName, signal);
+  async pointer(d: Descriptor, cluster: Cluster, signal: AbortSignal): Promise<TrafficPointer | undefined> {
+    const ing = await cluster.get('Ingress', d.namespace, d.appName, signal);
     if (!ing || !mayManageIngress(ing.metadata, d.appName)) return undefined;
     const backend: string | undefined = ing.spec?.rules?.[0]?.http?.paths?.[0]?.backend?.service?.name;
     const version = backend?.startsWith(`${d.appName}-`) ? backend.slice(d.appName.length + 1) : ing.metadata?.annotations?.[VERSION_ANNOTATION];
@@ -221,7 +223,7 @@ export class IngressTarget implements TrafficTarget {
     const d = ctx.descriptor;
     const objects: TrafficSnapshot['objects'] = [];
     for (const { kind, name } of this.names(d)) {
-      const object = await this.cluster.get(kind, d.namespace, name, ctx.signal);
+      const object = await ctx.cluster.get(kind, d.namespace, name, ctx.signal);
       if (object && !mayManageIngress(object.metadata, d.appName) && !(kind !== 'Ingress' && isManagedByCutover(object.metadata))) {
         throw new ForeignObjectError(kind, d.namespace, name);
       }
@@ -235,7 +237,7 @@ export class IngressTarget implements TrafficTarget {
     if (!d.frontend) {
       // No frontend (any more): no Ingress; remove ours if an earlier version had one.
       if (snapshot && snapshot.objects.every((o) => o.object === undefined)) return;
-      const removed = await this.removeAll(d, ctx.signal);
+      const removed = await this.removeAll(ctx, d, ctx.signal);
       if (removed.length > 0) await ctx.log(`no frontend configured: removed ${removed.join(', ')}`);
       return;
     }
@@ -243,28 +245,28 @@ export class IngressTarget implements TrafficTarget {
     const ours = { [DEPLOYMENT_ID_ANNOTATION]: ctx.deploymentId };
     for (const note of decorations.notes) await ctx.log(note);
     const ingressClassName = d.ingressClassName ?? this.options.defaultIngressClassName;
-    const tlsSecretName = await this.findTlsSecret(d, ctx.signal);
+    const tlsSecretName = await this.findTlsSecret(ctx, d, ctx.signal);
     await ctx.log(tlsSecretName ? `TLS for ${d.frontend} with secret ${tlsSecretName}` : `no TLS secret found for ${d.frontend} (looked for ${this.tlsCandidates(d).join(', ')}); serving plain HTTP`);
     for (const extra of decorations.extraObjects) {
       const marked = { ...extra, metadata: { ...extra.metadata, annotations: { ...(extra.metadata?.annotations ?? {}), ...ours } } };
-      await upsert(this.cluster, extra.kind as Kind, marked, ctx.signal, (o) => isManagedByCutover(o.metadata));
+      await upsert(ctx.cluster, extra.kind as Kind, marked, ctx.signal, (o) => isManagedByCutover(o.metadata));
     }
     const www = wwwRedirectIngress({ descriptor: d, version: ctx.version, ingressClassName, tlsSecretName, annotations: { ...decorations.wwwIngressAnnotations, ...ours } });
     const knownOf = (name: string) => snapshot?.objects.find((o) => o.kind === 'Ingress' && o.name === name);
-    if (www) await upsert(this.cluster, 'Ingress', www, ctx.signal, (o) => mayManageIngress(o.metadata, d.appName), mergeDefault, knownOf(www.metadata!.name!));
-    else await this.deleteIfOurs('Ingress', d, `${d.appName}-www-redirect`, ctx.signal);
+    if (www) await upsert(ctx.cluster, 'Ingress', www, ctx.signal, (o) => mayManageIngress(o.metadata, d.appName), mergeDefault, knownOf(www.metadata!.name!));
+    else await this.deleteIfOurs(ctx, 'Ingress', d, `${d.appName}-www-redirect`, ctx.signal);
     const main = mainIngress({ descriptor: d, version: ctx.version, ingressClassName, tlsSecretName, annotations: { ...decorations.ingressAnnotations, ...ours } });
     if (!main) {
       await ctx.log('the pods have no ports, so no Ingress is created for the frontend');
       return;
     }
-    await upsert(this.cluster, 'Ingress', main, ctx.signal, (o) => mayManageIngress(o.metadata, d.appName), mergeDefault, knownOf(d.appName));
+    await upsert(ctx.cluster, 'Ingress', main, ctx.signal, (o) => mayManageIngress(o.metadata, d.appName), mergeDefault, knownOf(d.appName));
     await ctx.log(`Ingress ${d.appName} now routes ${d.frontend} to ${d.appName}-${ctx.version}`);
   }
 
   async restore(ctx: TrafficContext, snapshot: TrafficSnapshot): Promise<boolean> {
     let changed = false;
-    for (const o of snapshot.objects) changed = (await restoreObject(this.cluster, o.kind, ctx.descriptor.namespace, o.name, o.object, ctx.deploymentId, ctx.signal)) || changed;
+    for (const o of snapshot.objects) changed = (await restoreObject(ctx.cluster, o.kind, ctx.descriptor.namespace, o.name, o.object, ctx.deploymentId, ctx.signal)) || changed;
     if (changed) await ctx.log(`Ingress of ${ctx.descriptor.appName} put back as it was before this deployment`);
     return changed;
   }
@@ -277,7 +279,7 @@ export class IngressTarget implements TrafficTarget {
       ...this.profile.possibleExtraObjects(d).map((o) => ({ kind: o.kind as Kind, name: o.name })),
     ];
     for (const { kind, name } of candidates) {
-      if (await deleteIfCarries(this.cluster, kind, d.namespace, name, ctx.deploymentId, ctx.signal).catch((err: unknown) => {
+      if (await deleteIfCarries(ctx.cluster, kind, d.namespace, name, ctx.deploymentId, ctx.signal).catch((err: unknown) => {
         if (kind !== 'Ingress' && isNotFound(err)) return false; // the CRD may not be installed
         throw err;
       })) removed.push(`${kind} ${name}`);
@@ -286,31 +288,31 @@ export class IngressTarget implements TrafficTarget {
   }
 
   async remove(ctx: TrafficContext): Promise<void> {
-    const removed = await this.removeAll(ctx.descriptor, ctx.signal);
+    const removed = await this.removeAll(ctx, ctx.descriptor, ctx.signal);
     if (removed.length > 0) await ctx.log(`removed ${removed.join(', ')}`);
   }
 
-  private async removeAll(d: Descriptor, signal: AbortSignal): Promise<string[]> {
+  private async removeAll(ctx: TrafficContext, d: Descriptor, signal: AbortSignal): Promise<string[]> {
     const removed: string[] = [];
     for (const name of [d.appName, `${d.appName}-www-redirect`]) {
-      if (await this.deleteIfOurs('Ingress', d, name, signal)) removed.push(`Ingress ${name}`);
+      if (await this.deleteIfOurs(ctx, 'Ingress', d, name, signal)) removed.push(`Ingress ${name}`);
     }
     // Objects the profile may have made for any feature, whether or not the current descriptor uses it.
     for (const { kind, name } of this.profile.possibleExtraObjects(d)) {
-      const existing = await this.cluster.get(kind as Kind, d.namespace, name, signal).catch(() => undefined);
+      const existing = await ctx.cluster.get(kind as Kind, d.namespace, name, signal).catch(() => undefined);
       if (existing && isManagedByCutover(existing.metadata)) {
-        await this.cluster.delete(kind as Kind, d.namespace, name, signal);
+        await ctx.cluster.delete(kind as Kind, d.namespace, name, signal);
         removed.push(`${kind} ${name}`);
       }
     }
     return removed;
   }
 
-  private async deleteIfOurs(kind: Kind, d: Descriptor, name: string, signal: AbortSignal): Promise<boolean> {
-    const existing = await this.cluster.get(kind, d.namespace, name, signal);
+  private async deleteIfOurs(ctx: TrafficContext, kind: Kind, d: Descriptor, name: string, signal: AbortSignal): Promise<boolean> {
+    const existing = await ctx.cluster.get(kind, d.namespace, name, signal);
     if (!existing) return false;
     if (!mayManageIngress(existing.metadata, d.appName)) throw new ForeignObjectError(kind, d.namespace, name);
-    return this.cluster.delete(kind, d.namespace, name, signal);
+    return ctx.cluster.delete(kind, d.namespace, name, signal);
   }
 
   /** The contract's lookup order: tlsSecretName, a secret named like the host, the registrable domain. */
@@ -320,9 +322,9 @@ export class IngressTarget implements TrafficTarget {
     return [...new Set([d.tlsSecretName, host, domain].filter((x): x is string => !!x))];
   }
 
-  private async findTlsSecret(d: Descriptor, signal: AbortSignal): Promise<string | undefined> {
+  private async findTlsSecret(ctx: TrafficContext, d: Descriptor, signal: AbortSignal): Promise<string | undefined> {
     for (const name of this.tlsCandidates(d)) {
-      if (await this.cluster.secretExists(d.namespace, name, signal)) return name;
+      if (await ctx.cluster.secretExists(d.namespace, name, signal)) return name;
     }
     return undefined;
   }

@@ -1,3 +1,4 @@
+import { StoreUnavailableError } from '../store/kv.js';
 import type { QueueItem } from '../domain/deployment.js';
 import { Deadline } from '../lib/deadline.js';
 import type { RunContext } from './context.js';
@@ -38,9 +39,9 @@ export async function runUndeploy(ctx: RunContext, item: QueueItem): Promise<voi
   try {
     await deps.failpoints.hit('before-undeploy-removal', deadline.signal);
     const d = record.descriptor;
-    const traffic: TrafficContext = { descriptor: d, version: record.version, deploymentId: record.id, signal: deadline.signal, log: (line) => journal.line(line) };
+    const traffic: TrafficContext = { cluster: ctx.cluster, descriptor: d, version: record.version, deploymentId: record.id, signal: deadline.signal, log: (line) => journal.line(line) };
     for (const target of [...deps.traffic].reverse()) {
-      const pointer = await target.pointer(d, deadline.signal);
+      const pointer = await target.pointer(d, ctx.cluster, deadline.signal);
       if (!pointer) continue;
       if (pointer.version === record.version || pointer.version === undefined) await target.remove(traffic);
       else await journal.line(`${target.name} points at version ${pointer.version}; left alone`);
@@ -53,6 +54,7 @@ export async function runUndeploy(ctx: RunContext, item: QueueItem): Promise<voi
     if (item.deleteRecord || record.deleteWhenUndeployed) await deps.store.delete(record.namespace, record.appName, record.id);
   } catch (err) {
     if (err instanceof WorkInterrupted || ctx.ownership.signal.aborted) throw err instanceof WorkInterrupted ? err : new WorkInterrupted('stopped during an undeploy');
+    if (err instanceof StoreUnavailableError && !deadline.expired) throw err; // transient: run again, resume
     const why = deadline.expired ? 'its deadline passed' : (err as Error).message;
     await writeFailure(journal, `undeploy failed: ${why}`, [`Undeploy failed: ${why}`], { dequeue: item.workId, cleanupIncomplete: true, now: deps.now });
   } finally {

@@ -1,0 +1,118 @@
+import { randomUUID } from 'node:crypto';
+import type { Descriptor, HealthResult } from '../../src/domain/types.js';
+import type { DeploymentRecord } from '../../src/domain/deployment.js';
+import { validateDescriptor } from '../../src/domain/descriptor-schema.js';
+import { DeploymentEngine } from '../../src/deployer/engine.js';
+import { EngineEvents } from '../../src/deployer/events.js';
+import { noFailpoints, type Failpoints } from '../../src/deployer/failpoints.js';
+import { genericProfile } from '../../src/deployer/ingress-profiles.js';
+import { DeploymentRequests } from '../../src/deployer/requests.js';
+import { Scheduler } from '../../src/deployer/scheduler.js';
+import { IngressTarget, StableServiceTarget } from '../../src/deployer/traffic.js';
+import type { HealthChecker, HealthTarget } from '../../src/healthcheck/index.js';
+import { createMemoryLogger } from '../../src/log.js';
+import { DeploymentStore } from '../../src/store/deployments.js';
+import { EtcdDescriptorStore } from '../../src/store/descriptors.js';
+import { EnvironmentStore } from '../../src/store/environment.js';
+import { MemoryCluster } from './memory-cluster.js';
+import { MemoryKv } from './memory-kv.js';
+import { waitFor } from './wait.js';
+
+export const FINAL = new Set(['DEPLOYED', 'FAILURE', 'UNDEPLOYED']);
+
+/**
+ * The engine and scheduler on an in-memory etcd and cluster, for fast unit tests of the paths
+ * that are hard to reach on the real test bed (a write that lands and then fails, a restore that
+ * fails, ownership lost between two writes). The same behaviours also have test-bed tests.
+ */
+export class EngineHarness {
+  readonly kv = new MemoryKv();
+  readonly cluster = new MemoryCluster();
+  readonly store = new DeploymentStore(this.kv);
+  readonly bus = new EngineEvents();
+  readonly log = createMemoryLogger('debug');
+  readonly unreadable: string[] = [];
+  /** Health of a pod by version: true (default) or a reason. */
+  health: (target: HealthTarget) => true | string = () => true;
+  failpoints: Failpoints = noFailpoints;
+  readonly engine: DeploymentEngine;
+  readonly scheduler: Scheduler;
+  private readonly descriptors = new EtcdDescriptorStore(this.kv);
+  private readonly requests: DeploymentRequests;
+
+  constructor(options: { cleanupTimeoutSeconds?: number; retainRecords?: number } = {}) {
+    const checker: HealthChecker = {
+      check: async (t: HealthTarget): Promise<HealthResult> => {
+        const verdict = this.health(t);
+        return { podName: t.podName, healthy: verdict === true, body: '', reason: verdict === true ? 'healthy' : verdict, latencyMs: 1, checkedAt: new Date().toISOString() };
+      },
+    };
+    this.engine = new DeploymentEngine({
+      store: this.store, environment: new EnvironmentStore(this.kv), cluster: this.cluster, profile: genericProfile, healthChecker: checker,
+      bus: this.bus, log: this.log.logger, now: () => new Date(), replicaId: 'unit',
+      traffic: [new StableServiceTarget(genericProfile), new IngressTarget(genericProfile, {})],
+      failpoints: { hit: (name, signal) => this.failpoints.hit(name, signal) },
+      onUnreadable: (key) => this.unreadable.push(key),
+      config: {
+        defaultDrainSeconds: 0, defaultHealthCheckTimeoutSeconds: 2, defaultDeadlineSeconds: 60, healthCheckIntervalMs: 20,
+        cleanupTimeoutSeconds: options.cleanupTimeoutSeconds ?? 2, retainRecords: options.retainRecords ?? 50,
+      },
+    });
+    this.scheduler = new Scheduler({ kv: this.kv, store: this.store, engine: this.engine, bus: this.bus, log: this.log.logger, replicaId: 'unit', leaseTtlSeconds: 10 });
+    this.requests = new DeploymentRequests({ descriptors: this.descriptors, deployments: this.store, now: () => new Date(), defaultDeadlineSeconds: 60 });
+  }
+
+  async start(): Promise<this> {
+    await this.scheduler.start();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    await this.scheduler.stop(0);
+  }
+
+  /** Stores a descriptor (validated like the API does; `raw` skips validation) and requests its deployment. */
+  async deploy(fields: Partial<Descriptor> & Record<string, unknown> = {}, raw = false): Promise<DeploymentRecord> {
+    const input = {
+      namespace: 'ns', appName: 'shop', newVersion: '#', replicas: 2, useHealthCheck: true, frontend: 'shop.example.test',
+      podspec: { containers: [{ name: 'app', image: 'example.invalid/app:1', ports: [{ containerPort: 8080 }] }] }, ...fields,
+    };
+    const validated = raw ? input : (() => {
+      const v = validateDescriptor(input);
+      if (!v.ok) throw new Error(JSON.stringify(v.problems));
+      return v.value;
+    })();
+    const now = new Date().toISOString();
+    const descriptor = { ...validated, id: randomUUID(), created: now, lastModified: now } as Descriptor;
+    await this.descriptors.create(descriptor);
+    return this.requests.deployDescriptor(descriptor.namespace, descriptor.id);
+  }
+
+  async undeploy(id: string): Promise<void> {
+    await this.requests.undeploy('ns', id, false);
+  }
+
+  async record(id: string): Promise<DeploymentRecord> {
+    return (await this.store.get('ns', id))!.value;
+  }
+
+  async settled(id: string, statuses = FINAL, timeoutMs = 10_000): Promise<DeploymentRecord> {
+    return waitFor(`deployment ${id} to settle`, async () => {
+      const r = await this.record(id);
+      return statuses.has(r.status) ? r : undefined;
+    }, { timeoutMs, intervalMs: 10 });
+  }
+
+  /** Waits until the app's queue is empty and nobody owns it (drains, upkeep done). */
+  async idle(app = 'shop'): Promise<void> {
+    await waitFor('the app to be idle', async () => (await this.kv.list(`queue/ns/${app}/`)).entries.length === 0 && !(await this.kv.get(`owners/ns/${app}`)), { timeoutMs: 10_000, intervalMs: 10 });
+  }
+
+  stableSelector(): Record<string, string> | undefined {
+    return this.cluster.object('Service', 'ns', 'shop')?.spec?.selector;
+  }
+
+  ingressBackend(): string | undefined {
+    return this.cluster.object('Ingress', 'ns', 'shop')?.spec?.rules?.[0]?.http?.paths?.[0]?.backend?.service?.name;
+  }
+}
