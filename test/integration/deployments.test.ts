@@ -133,17 +133,33 @@ describe('blue-green deployments on the test bed', { concurrency: 3 }, () => {
     assert.equal((await cluster.pods(ns, 'app=shop,version=2')).length, 2, 'it still waited for both pods to be ready');
   });
 
-  it('refuses to deploy the running version again and touches nothing', async () => {
+  it('refuses to deploy the running version again and touches nothing; the live record can still be undeployed (issue #12, problem 2)', async () => {
     const ns = await namespace('sameversion');
-    const running = await api.deploy(ns, { newVersion: '3.1' });
+    const running = await api.deploy(ns, { newVersion: '3.1', frontend: 'shop.example.test' });
     assert.equal(running.status, 'DEPLOYED', running.failureReason);
     assert.equal(running.version, '3-1');
-    const workloadBefore = (await cluster.pods(ns, 'app=shop')).map((p) => p.metadata?.uid).sort();
-    const again = await api.deploy(ns, { newVersion: '3.1' });
+    // Everything of the running version, down to each object's resourceVersion.
+    const snapshot = async () => ({
+      stable: (await cluster.service(ns, 'shop'))?.metadata?.resourceVersion,
+      versioned: (await cluster.service(ns, 'shop-3-1'))?.metadata?.resourceVersion,
+      ingress: (await cluster.ingress(ns, 'shop'))?.metadata?.resourceVersion,
+      workloads: await cluster.workloads(ns, 'shop'),
+      pods: (await cluster.pods(ns, 'app=shop')).map((p) => p.metadata?.uid).sort(),
+    });
+    const before = await snapshot();
+    assert.ok(before.stable && before.versioned && before.ingress, 'the running version has its stable Service, Service and Ingress');
+    const again = await api.deploy(ns, { newVersion: '3.1', frontend: 'shop.example.test' });
     assert.equal(again.status, 'FAILURE');
     assert.match(again.failureReason, /version 3-1 of shop is already running/);
-    assert.deepEqual((await cluster.pods(ns, 'app=shop')).map((p) => p.metadata?.uid).sort(), workloadBefore);
+    assert.deepEqual(await snapshot(), before, 'the stable Service, the Service, the Ingress, the workload and its pods are untouched');
     assert.equal((await api.get(ns, running.id)).status, 'DEPLOYED');
+    // The live record can still be undeployed afterwards (it stayed DEPLOYED with its objects before).
+    const res = await request(`${cutover.url}/deployments/${running.id}/?namespace=${ns}`, { method: 'DELETE' });
+    assert.equal(res.status, 202, res.text);
+    assert.equal((await api.waitForStatus(ns, running.id, new Set(['UNDEPLOYED', 'FAILURE']), 30_000)).status, 'UNDEPLOYED');
+    assert.deepEqual(await cluster.workloads(ns, 'shop'), []);
+    assert.deepEqual(await cluster.services(ns), []);
+    assert.deepEqual(await cluster.ingresses(ns), []);
   });
 
   it('fails fast on CrashLoopBackOff with its reason', async () => {

@@ -1,0 +1,147 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { startBedFixture, type BedFixture } from '../support/bed.js';
+import { fakeAppDescriptor } from '../support/deploy.js';
+import { request } from '../support/http.js';
+import { waitFor } from '../support/wait.js';
+
+/**
+ * Regression tests for the safety problems of issue #12 on the real test bed (each failed on the
+ * main branch before the fix; see the issue's problem numbers). The same rules are unit-tested
+ * in test/unit/engine.test.ts; the fault loop in reliability.test.ts checks them under crashes.
+ */
+describe('safety regressions (issue #12) on the test bed', { concurrency: 2 }, () => {
+  let bed: BedFixture;
+
+  before(async () => {
+    bed = await startBedFixture({
+      CUTOVER_RETAIN_RECORDS: '2',
+      // The periodic reconciler of earlier versions, made eager (ignored by versions without one).
+      CUTOVER_RECONCILE_INTERVAL_SECONDS: '5', CUTOVER_RECONCILE_MIN_AGE_SECONDS: '0',
+    });
+  });
+
+  after(async () => {
+    await bed?.close();
+  });
+
+  const put = (key: string, value: string) => bed.cutover.kv.transact([], [{ type: 'put', key, value }]);
+
+  it('problem 3: replicas 0 is refused with 400 naming the field; a stored one fails before anything is created', async () => {
+    const ns = await bed.namespace('replicas0');
+    const res = await request(`${bed.cutover.url}/descriptors/?namespace=${ns}`, { method: 'POST', json: fakeAppDescriptor(ns, { replicas: 0 }) });
+    assert.equal(res.status, 400, res.text);
+    assert.ok((res.body.details as Array<{ path: string }>).some((d) => d.path === 'replicas'), res.text);
+    const live = await bed.api.deploy(ns, {});
+    assert.equal(live.status, 'DEPLOYED', live.failureReason);
+    // A descriptor stored before the rule (written straight into etcd).
+    const id = await bed.api.createDescriptor(ns, fakeAppDescriptor(ns, {}));
+    const stored = (await bed.cutover.kv.get(`descriptors/${ns}/${id}`))!;
+    await put(`descriptors/${ns}/${id}`, JSON.stringify({ ...JSON.parse(stored.value), replicas: 0 }));
+    const started = await bed.api.startDeployment(ns, id);
+    const failed = await bed.api.waitForStatus(ns, started.body.id);
+    assert.equal(failed.status, 'FAILURE');
+    assert.match(failed.failureReason, /replicas/);
+    assert.deepEqual(await bed.cluster.workloads(ns, 'shop'), ['shop-1'], 'nothing was created, v1 untouched');
+    assert.deepEqual((await bed.cluster.service(ns, 'shop'))?.spec?.selector, { app: 'shop', version: '1' });
+  });
+
+  it('problem 4: an unreadable record is kept, reported (log and /metrics), and nothing of its app is deleted', async () => {
+    const ns = await bed.namespace('unreadable');
+    const live = await bed.api.deploy(ns, { frontend: 'shop.example.test' });
+    assert.equal(live.status, 'DEPLOYED', live.failureReason);
+    assert.equal((await bed.api.deploy(ns, { appName: 'other', replicas: 1 })).status, 'DEPLOYED', 'another app in the namespace, readable');
+    await put(`deployments/${ns}/${live.id}`, '{"id": "truncated by a bad write');
+    await put(`reconcile/${ns}/shop`, JSON.stringify({ reason: 'test' }));
+    // Earlier versions deleted everything no readable record accounted for within one pass.
+    await waitFor('the reconcile request to be handled', async () => !(await bed.cutover.kv.get(`reconcile/${ns}/shop`)), { timeoutMs: 30_000, intervalMs: 100 })
+      .catch(() => new Promise((r) => setTimeout(r, 12_000))); // (earlier versions never clear it; give their reconciler two passes)
+    assert.deepEqual(await bed.cluster.workloads(ns, 'shop'), ['shop-1']);
+    assert.deepEqual((await bed.cluster.service(ns, 'shop'))?.spec?.selector, { app: 'shop', version: '1' });
+    assert.ok(await bed.cluster.ingress(ns, 'shop'), 'the Ingress stays');
+    assert.equal((await bed.cutover.kv.get(`deployments/${ns}/${live.id}`))?.value, '{"id": "truncated by a bad write', 'kept as it is');
+    const metrics = (await request(`${bed.cutover.url}/metrics`)).text;
+    assert.match(metrics, /^cutover_unreadable_records [1-9]/m);
+    assert.ok(bed.cutover.records.some((r) => r['msg'] === 'unreadable record: kept as it is and not acted on' && r['key'] === `deployments/${ns}/${live.id}`));
+  });
+
+  it('problem 7: a queued item whose record is unreadable does not block the app; the next deployment runs', async () => {
+    const ns = await bed.namespace('blocked');
+    const badId = '00000000-0000-4000-8000-00000000bad0';
+    await put(`deployments/${ns}/${badId}`, '{"not": json');
+    await put(`queue/${ns}/shop/${badId}`, JSON.stringify({ workId: badId, kind: 'deploy', deploymentId: badId, enqueued: new Date().toISOString() }));
+    const next = await bed.api.deploy(ns, {}, 60_000);
+    assert.equal(next.status, 'DEPLOYED', next.failureReason);
+  });
+
+  it('problem 7: a permanent Kubernetes error ends the deployment at once with the API server\'s reason', async () => {
+    const ns = await bed.namespace('permanent');
+    const started = Date.now();
+    const descriptor = fakeAppDescriptor(ns, {});
+    (descriptor.podspec as { containers: Array<Record<string, unknown>> }).containers[0]!.resources = { limits: { cpu: 'lots' } };
+    const id = await bed.api.createDescriptor(ns, descriptor);
+    const failed = await bed.api.waitForStatus(ns, (await bed.api.startDeployment(ns, id)).body.id, undefined, 30_000);
+    assert.equal(failed.status, 'FAILURE');
+    assert.match(failed.failureReason, /Invalid|quantities must match/);
+    assert.ok(Date.now() - started < 15_000, `took ${Date.now() - started} ms`);
+    assert.deepEqual(await bed.cluster.workloads(ns, 'shop'), []);
+  });
+
+  it('problem 8: finished records beyond the retention are pruned with their logs; the live one is kept', async () => {
+    const ns = await bed.namespace('retention');
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const d = await bed.api.deploy(ns, { replicas: 1 });
+      assert.equal(d.status, 'DEPLOYED', d.failureReason);
+      ids.push(d.id);
+    }
+    await waitFor('the oldest records to be pruned', async () => {
+      const list = (await request(`${bed.cutover.url}/deployments/?namespace=${ns}&appname=shop`)).body as Array<{ id: string }>;
+      return list.length === 3 ? list : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 200 });
+    const list = (await request(`${bed.cutover.url}/deployments/?namespace=${ns}&appname=shop`)).body as Array<{ id: string; status: string; version: string }>;
+    assert.deepEqual(list.map((d) => `${d.version}:${d.status}`), ['5:DEPLOYED', '4:UNDEPLOYED', '3:UNDEPLOYED']);
+    for (const gone of ids.slice(0, 2)) {
+      assert.equal((await request(`${bed.cutover.url}/deployments/${gone}/?namespace=${ns}`)).status, 404);
+      assert.equal((await bed.cutover.kv.list(`events/${ns}/${gone}/`)).entries.length, 0, 'its log is gone too');
+    }
+  });
+
+  it('problem 8: an idle replica sends etcd no reads at all (no periodic scans)', async () => {
+    // A fixture of its own: nothing else talks to this etcd.
+    const own = await startBedFixture({ CUTOVER_RECONCILE_INTERVAL_SECONDS: '5', CUTOVER_RECONCILE_MIN_AGE_SECONDS: '0' });
+    try {
+      const ns = await own.namespace('idle');
+      assert.equal((await own.api.deploy(ns, { replicas: 1 })).status, 'DEPLOYED');
+      await new Promise((r) => setTimeout(r, 2000)); // drains and upkeep finish
+      const reads = async () => {
+        const text = await (await fetch(`${own.etcd.endpoint}/metrics`)).text();
+        let n = 0;
+        for (const m of text.matchAll(/^grpc_server_handled_total\{[^}]*grpc_method="(Range|Txn)"[^}]*\} (\d+)/gm)) n += Number(m[2]);
+        return n;
+      };
+      const before = await reads();
+      await new Promise((r) => setTimeout(r, 12_000));
+      const during = (await reads()) - before;
+      assert.equal(during, 0, `${during} etcd reads in 12 s of idling`);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('the fenced owner never deletes what traffic points at: a version that is live again after a manual edit is not drained', async () => {
+    const ns = await bed.namespace('liveagain');
+    const v1 = await bed.api.deploy(ns, { replicas: 1, drainSeconds: 3 });
+    const v2 = await bed.api.deploy(ns, { replicas: 1, drainSeconds: 3 });
+    assert.equal(v2.status, 'DEPLOYED', v2.failureReason);
+    // Someone points the stable Service back at v1 by hand during the drain.
+    const svc = (await bed.cluster.service(ns, 'shop'))!;
+    const core = bed.kc.makeApiClient(CoreV1Api);
+    await core.replaceNamespacedService({ name: 'shop', namespace: ns, body: { ...svc, spec: { ...svc.spec, selector: { app: 'shop', version: '1' } } } });
+    const old = await bed.api.waitForStatus(ns, v1.id, new Set(['UNDEPLOYED', 'FAILURE']), 30_000);
+    assert.equal(old.status, 'FAILURE');
+    assert.match(old.failureReason, /points at version 1 again/);
+    assert.ok((await bed.cluster.workloads(ns, 'shop')).includes('shop-1'), 'v1 keeps running: traffic points at it');
+  });
+});
