@@ -284,10 +284,10 @@ describe('invariant observer: watch layer (fake API server, in-memory store)', (
       assert.deepEqual(observer.violations(), [], observer.report());
       await api.up();
       // … and must not hide the one that happened meanwhile: after the re-list it is evaluated again.
-      const i1 = await observer.waitForViolation({ rule: RULES.switchToUnready }, 10_000);
-      assert.match(i1.detail, /Service shop switched to version 9 \(from 2, during a watch gap\)/);
-      await observer.waitForViolation({ rule: RULES.noReadyEndpoints }, 5000);
+      const i1 = await observer.waitForViolation({ rule: RULES.noReadyEndpoints }, 10_000);
+      assert.match(i1.detail, /Service shop points at version 9 while version 9 has 0 pods/);
       await observer.waitForViolation({ rule: RULES.trafficFollowsRecord }, 5000);
+      assert.ok(observer.timelineText().some((l) => l.includes('Service shop → 9 (was 2) (seen in a re-list')), observer.report());
       assert.ok(observer.stats().gaps >= 4, `every Kubernetes source had a gap: ${JSON.stringify(observer.stats())}`);
       assert.ok(observer.stats().relists >= 4, JSON.stringify(observer.stats()));
       api.upsert('Service', stable('2'));
@@ -324,8 +324,8 @@ describe('invariant observer: watch layer (fake API server, in-memory store)', (
     assert.equal(kv.openWatches, 0, 'stop() closes the etcd watch');
     assert.equal(observer.stats().internalErrors, 0);
     assert.throws(() => observer.assertNone(), (err: Error) => {
-      assert.match(err.message, /4 violation\(s\)/);
-      assert.match(err.message, /I1 switch-to-unready \[fake\/shop\]/);
+      assert.match(err.message, /3 violation\(s\)/);
+      assert.match(err.message, /I1 no-ready-endpoints \[fake\/shop\]/);
       assert.match(err.message, /timeline \(/);
       assert.match(err.message, /\[Service\] Service shop → 9/);
       return true;

@@ -475,8 +475,8 @@ export class InvariantModel {
   /**
    * `name` is the object's name; pointers of one kind are keyed by it (the app is the name).
    * origin: 'watch' = a live change (a switch is checked at this instant), 'relist' = a change
-   * seen in a re-list after a gap (checked the same way, at the re-list), 'initial' = the state
-   * when the observer started (not a switch).
+   * seen in a re-list after a gap (its instant is unknown: not checked as a switch), 'initial' =
+   * the state when the observer started (not a switch).
    */
   private applyPointer(at: number, pk: PointerKind, name: string, obj: KubeObject | undefined, origin: 'watch' | 'relist' | 'initial'): void {
     const key = key2(pk.kind, name);
@@ -493,11 +493,13 @@ export class InvariantModel {
     if (before && before.target === target) return;
     this.pointers.set(key, { kind: pk.kind, app, target });
     if (before) this.pointerLeft(at, before);
-    const how = origin === 'relist' ? ' (seen in a re-list)' : origin === 'initial' ? ' (at start)' : '';
+    // A switch seen only in a re-list happened during a gap: its instant was not observed, so it is
+    // not checked as a switch (the state rules, evaluated after the re-list, still apply).
+    const how = origin === 'relist' ? ' (seen in a re-list: the switch itself was not observed)' : origin === 'initial' ? ' (at start)' : '';
     this.note(at, pk.kind, before
       ? `${pk.kind} ${app} → ${fmtTarget(target)} (was ${fmtTarget(before.target)})${how}`
       : `${pk.kind} ${app} → ${fmtTarget(target)} (created)${how}`);
-    if (target !== null && origin !== 'initial') this.checkSwitch(at, pk.kind, app, target, before?.target ?? undefined, origin);
+    if (target !== null && origin === 'watch') this.checkSwitch(at, pk.kind, app, target, before?.target ?? undefined);
   }
 
   private pointerLeft(at: number, before: PointerState): void {
@@ -505,13 +507,13 @@ export class InvariantModel {
   }
 
   /** I1 at the switch: the version must be ready at the instant the pointer starts pointing at it. */
-  private checkSwitch(at: number, kind: string, app: string, version: string, from: string | null | undefined, origin: 'watch' | 'relist'): void {
+  private checkSwitch(at: number, kind: string, app: string, version: string, from: string | null | undefined): void {
     const ev = this.evidence(app, version);
     if (isReady(ev)) return;
     const fromText = from === undefined ? 'created' : `from ${fmtTarget(from)}`;
     this.switches.push({
       kind, app, version, at,
-      detail: `${kind} ${app} switched to version ${version} (${fromText}${origin === 'relist' ? ', during a watch gap' : ''}) while ${describeEvidence(app, version, ev)}`,
+      detail: `${kind} ${app} switched to version ${version} (${fromText}) while ${describeEvidence(app, version, ev)}`,
     });
   }
 
@@ -621,6 +623,12 @@ export class InvariantModel {
       if (!s.violation) {
         // Evidence that arrives late (the watch streams of different kinds are not ordered) clears it.
         if (ready) continue;
+        // A gap in a source before the window ended may have hidden that evidence: unprovable, dropped.
+        const gap = this.switchDeps(s.kind).find((d) => (this.syncedSince.get(d) ?? Infinity) > s.at);
+        if (gap !== undefined) {
+          this.note(at, 'violation', `not checked: ${s.kind} ${s.app} switch to version ${s.version} (a watch gap in ${gap} before its window ended)`);
+          continue;
+        }
         const deadline = this.deadlineOf(s.at, this.switchDeps(s.kind), this.switchSettleMs);
         if (deadline === undefined || at < deadline) {
           keep.push(s);
