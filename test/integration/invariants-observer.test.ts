@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import type { KvEntry, KvOp, KvStore, Lease, ListResult, TxnResult, WatchCallbacks, WatchEvent, WatchHandle } from '../../src/store/kv.js';
+import { MemoryKv } from '../support/memory-kv.js';
 import { InvariantObserver, RULES, type Violation } from '../support/invariants.js';
 import { startBedFixture, type BedFixture } from '../support/bed.js';
 import { TestEtcd } from '../support/etcd.js';
@@ -148,80 +148,10 @@ class FakeApiServer {
   }
 }
 
-// ---- an in-memory KvStore (list + watch; onError on demand, as when a watch's revision is compacted) ----
+// ---- the shared in-memory KvStore; one transaction per call, as the engine writes ----
 
-class MemoryKv implements KvStore {
-  private revision = 1;
-  private readonly data = new Map<string, KvEntry>();
-  private readonly history: WatchEvent[] = [];
-  private readonly watchers = new Set<{ prefix: string; cb: WatchCallbacks }>();
-
-  get openWatches(): number {
-    return this.watchers.size;
-  }
-
-  /** One transaction: every op at one new revision. */
-  commit(ops: Array<{ key: string; value?: string }>): void {
-    const rev = String(++this.revision);
-    const events: WatchEvent[] = [];
-    for (const op of ops) {
-      if (op.value === undefined) {
-        const had = this.data.get(op.key);
-        if (!had) continue;
-        this.data.delete(op.key);
-        events.push({ type: 'delete', key: op.key, value: '', createRevision: had.createRevision, modRevision: rev });
-      } else {
-        const createRevision = this.data.get(op.key)?.createRevision ?? rev;
-        this.data.set(op.key, { key: op.key, value: op.value, createRevision, modRevision: rev });
-        events.push({ type: 'put', key: op.key, value: op.value, createRevision, modRevision: rev });
-      }
-    }
-    this.history.push(...events);
-    for (const w of this.watchers) {
-      const mine = events.filter((e) => e.key.startsWith(w.prefix));
-      if (mine.length) w.cb.onEvents(mine);
-    }
-  }
-
-  /** Ends every watch for good (the owner must re-list). */
-  failWatches(error: Error): void {
-    const all = [...this.watchers];
-    this.watchers.clear();
-    for (const w of all) w.cb.onError(error);
-  }
-
-  async list(prefix: string): Promise<ListResult> {
-    const entries = [...this.data.values()].filter((e) => e.key.startsWith(prefix)).sort((a, b) => a.key.localeCompare(b.key));
-    return { entries, revision: String(this.revision) };
-  }
-
-  async watch(prefix: string, fromRevision: string | undefined, callbacks: WatchCallbacks): Promise<WatchHandle> {
-    const w = { prefix, cb: callbacks };
-    const replay = this.history.filter((e) => e.key.startsWith(prefix) && fromRevision !== undefined && Number(e.modRevision) >= Number(fromRevision));
-    if (replay.length) callbacks.onEvents(replay);
-    this.watchers.add(w);
-    return { close: async () => { this.watchers.delete(w); } };
-  }
-
-  async get(key: string): Promise<KvEntry | undefined> {
-    return this.data.get(key);
-  }
-
-  async count(prefix: string): Promise<number> {
-    return (await this.list(prefix)).entries.length;
-  }
-
-  async transact(_guards: unknown[], ops: KvOp[]): Promise<TxnResult> {
-    this.commit(ops.map((op) => (op.type === 'put' ? { key: op.key, value: op.value } : { key: op.type === 'delete' ? op.key : op.prefix })));
-    return { succeeded: true, revision: String(this.revision) };
-  }
-
-  async grantLease(): Promise<Lease> {
-    throw new Error('not needed');
-  }
-
-  async ping(): Promise<void> {}
-  async close(): Promise<void> {}
+function commit(kv: MemoryKv, ops: Array<{ key: string; value?: string }>): void {
+  void kv.transact([], ops.map((op) => (op.value === undefined ? { type: 'delete' as const, key: op.key } : { type: 'put' as const, key: op.key, value: op.value })));
 }
 
 // ---- fixtures of the fake cluster ----
@@ -256,7 +186,7 @@ describe('invariant observer: watch layer (fake API server, in-memory store)', (
     api.upsert('Pod', readyPod('1', 0));
     api.upsert('Pod', readyPod('1', 1));
     api.upsert('EndpointSlice', readySlice('1', 2));
-    kv.commit([recordOf('r1', '1', 'DEPLOYED', 'deployed')]);
+    commit(kv, [recordOf('r1', '1', 'DEPLOYED', 'deployed')]);
 
     const observer = await InvariantObserver.start({ kubeConfig: api.kubeConfig(), namespace: 'fake', kv, settleMs: 300, switchSettleMs: 200, maxBackoffMs: 200 });
     try {
@@ -266,12 +196,12 @@ describe('invariant observer: watch layer (fake API server, in-memory store)', (
       // A blue-green switch as cutover does it, seen through the watches: no violation.
       api.upsert('Pod', readyPod('2', 0));
       api.upsert('EndpointSlice', readySlice('2', 1));
-      kv.commit([recordOf('r2', '2', 'DEPLOYING', 'switching-traffic')]);
+      commit(kv, [recordOf('r2', '2', 'DEPLOYING', 'switching-traffic')]);
       await sleep(50);
       api.upsert('Service', stable('2'));
       api.upsert('Ingress', ingress('2'));
       await sleep(50);
-      kv.commit([recordOf('r2', '2', 'DEPLOYED', 'deployed'), recordOf('r1', '1', 'UNDEPLOYING', 'draining')]);
+      commit(kv, [recordOf('r2', '2', 'DEPLOYED', 'deployed'), recordOf('r1', '1', 'UNDEPLOYING', 'draining')]);
       await waitFor('the observer to see the switch', () => observer.timelineText().some((l) => l.includes('Ingress shop → 2 (was 1)')), { timeoutMs: 5000 });
       await sleep(500);
       assert.deepEqual(observer.violations(), [], observer.report());
@@ -307,21 +237,21 @@ describe('invariant observer: watch layer (fake API server, in-memory store)', (
       await waitFor('events after the re-list', () => observer.timelineText().some((l) => l.includes('shop v2: 2/2 pods ready')), { timeoutMs: 5000 });
 
       // The etcd watch ends for good (e.g. compaction): re-listed, and a second DEPLOYED record is still seen.
-      kv.failWatches(new Error('mvcc: required revision has been compacted'));
-      await waitFor('the records watch to be back', () => kv.openWatches === 1, { timeoutMs: 5000 });
+      kv.breakWatches(new Error('mvcc: required revision has been compacted'));
+      await waitFor('the records watch to be back', () => kv.activeWatches === 1, { timeoutMs: 5000 });
       const count = observer.violations().length;
-      kv.commit([recordOf('r3', '3', 'DEPLOYED', 'deployed')]);
+      commit(kv, [recordOf('r3', '3', 'DEPLOYED', 'deployed')]);
       const i4 = await observer.waitForViolation({ rule: RULES.oneDeployedRecord }, 5000);
       assert.match(i4.detail, /2 DEPLOYED records/);
       assert.equal(observer.violations().length, count + 1, brief(observer.violations()));
-      kv.commit([{ key: 'deployments/fake/r3' }]);
+      commit(kv, [{ key: 'deployments/fake/r3' }]);
       await waitFor('the I4 violation to end', () => observer.violations().every((v) => v.until), { timeoutMs: 5000 });
     } finally {
       await observer.stop();
       await api.down();
     }
     assert.equal(api.openWatches, 0);
-    assert.equal(kv.openWatches, 0, 'stop() closes the etcd watch');
+    assert.equal(kv.activeWatches, 0, 'stop() closes the etcd watch');
     assert.equal(observer.stats().internalErrors, 0);
     assert.throws(() => observer.assertNone(), (err: Error) => {
       assert.match(err.message, /3 violation\(s\)/);
