@@ -1,8 +1,8 @@
 import type { Descriptor } from '../domain/types.js';
-import type { DeploymentRecord } from '../domain/deployment.js';
+import { laterStep, type DeploymentRecord } from '../domain/deployment.js';
 import { validateDescriptor } from '../domain/descriptor-schema.js';
 import { Deadline } from '../lib/deadline.js';
-import { StoreDataError, StoreUnavailableError } from '../store/kv.js';
+import { StoreDataError, StoreUnavailableError, whileUnavailable } from '../store/kv.js';
 import { KubeError } from './cluster.js';
 import type { RunContext } from './context.js';
 import { DeploymentFailure, WorkInterrupted } from './errors.js';
@@ -39,7 +39,7 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
   try {
     facts = await prepare(ctx, deadline.signal);
     await createVersion(ctx, facts, deadline.signal);
-    await journal.update((x) => ({ ...x, step: 'waiting-for-pods', times: { ...x.times, resourcesCreated: iso(ctx) } }));
+    await journal.update((x) => ({ ...x, step: laterStep(x.step, 'waiting-for-pods'), times: { ...x.times, resourcesCreated: iso(ctx) } }));
     const d = facts.descriptor;
     const healthTimeoutS = d.healthCheckTimeout ?? deps.config.defaultHealthCheckTimeoutSeconds;
     const readyBy = Deadline.after(healthTimeoutS * 1000, deadline.signal);
@@ -47,7 +47,7 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
     try {
       const pods = await waitForPods(ctx, d, facts.version, readyBy, healthTimeoutS);
       const checking = d.useHealthCheck && !d.ignoreHealthCheck;
-      await journal.update((x) => ({ ...x, step: 'health-checking', times: { ...x.times, podsReady: iso(ctx) } }), [
+      await journal.update((x) => ({ ...x, step: laterStep(x.step, 'health-checking'), times: { ...x.times, podsReady: iso(ctx) } }), [
         `All ${pods.length} pods are ready${checking ? '' : d.useHealthCheck ? '; health check ignored (ignoreHealthCheck)' : '; no health check configured'}`,
       ]);
       await deps.failpoints.hit('before-health-check', deadline.signal);
@@ -86,13 +86,13 @@ async function prepare(ctx: RunContext, signal: AbortSignal): Promise<Deployment
   const { journal, deps } = ctx;
   const record = journal.record;
   const resumed = record.step !== 'queued';
-  await journal.update((r) => ({ ...r, step: 'preparing', owner: deps.replicaId, times: { ...r.times, started: r.times.started ?? iso(ctx) } }), [
+  await journal.update((r) => ({ ...r, step: laterStep(r.step, 'preparing'), owner: deps.replicaId, times: { ...r.times, started: r.times.started ?? iso(ctx) } }), [
     resumed
       ? `Resuming deployment ${describe(record)} from step "${record.step}" on replica ${deps.replicaId}${record.owner && record.owner !== deps.replicaId ? ` (replica ${record.owner} stopped working on it)` : ''}`
       : `Deployment ${describe(record)} started on replica ${deps.replicaId}`,
   ]);
   const d = validatedCopy(record);
-  const live = await deps.store.live(d.namespace, d.appName);
+  const live = await whileUnavailable(() => deps.store.live(d.namespace, d.appName), signal);
   if (live && live.version === record.version && live.deploymentId !== record.id) {
     throw new DeploymentFailure(`version ${record.version} of ${d.appName} is already running (deployment ${live.deploymentId}); nothing was changed (deploy another version, or "#" for the next number)`);
   }
@@ -106,13 +106,13 @@ async function prepare(ctx: RunContext, signal: AbortSignal): Promise<Deployment
   }
   let liveVersion = live?.version;
   if (!liveVersion) for (const target of deps.traffic) liveVersion ??= (await target.pointer(d, ctx.cluster, signal))?.version;
-  const env = await deps.environment.read();
+  const env = await whileUnavailable(() => deps.environment.read(), signal);
   if (env.skipped.length > 0) await journal.line(`Skipped environment keys that are not valid variable names: ${env.skipped.join(', ')}`);
   const environment: EnvValue[] = env.entries.map((e) => ({ name: e.name, value: e.value }));
   const facts: DeploymentFacts = { descriptor: d, version: record.version, deploymentId: record.id, environment };
   const injected = injectedEnvironmentNames(facts);
   await journal.update((x) => ({
-    ...x, step: 'creating-resources', OldVersion: liveVersion ?? '', injectedEnvironment: injected,
+    ...x, step: laterStep(x.step, 'creating-resources'), OldVersion: liveVersion ?? '', injectedEnvironment: injected,
     ...(live && live.deploymentId !== record.id ? { replaces: live.deploymentId } : {}),
   }), [
     ...(injected.length > 0 ? [`Injecting environment variables: ${injected.join(', ')}`] : []),
@@ -129,7 +129,7 @@ async function prepare(ctx: RunContext, signal: AbortSignal): Promise<Deployment
 async function commitDeployed(ctx: RunContext, switchLines: string[], overheadMs: number): Promise<void> {
   const { journal, deps } = ctx;
   const record = journal.record;
-  const live = await deps.store.live(record.namespace, record.appName);
+  const live = await whileUnavailable(() => deps.store.live(record.namespace, record.appName), ctx.ownership.signal);
   const replaced = live && live.deploymentId !== record.id ? await readReplaced(ctx, live.deploymentId) : undefined;
   const draining = replaced && replaced.value.status === 'DEPLOYED' ? new Journal(replaced, deps.store, deps.bus, ctx.log, { signal: ctx.ownership.signal, fence: ctx.ownership.fence }, deps.now) : undefined;
   const at = iso(ctx);
@@ -156,7 +156,7 @@ async function commitDeployed(ctx: RunContext, switchLines: string[], overheadMs
 
 async function readReplaced(ctx: RunContext, id: string) {
   try {
-    return await ctx.deps.store.get(ctx.journal.record.namespace, id);
+    return await whileUnavailable(() => ctx.deps.store.get(ctx.journal.record.namespace, id), ctx.ownership.signal);
   } catch (err) {
     if (!(err instanceof StoreDataError)) throw err;
     ctx.deps.onUnreadable(err.key, 'the live deployment a switch replaces (its version is not drained)');

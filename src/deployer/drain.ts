@@ -1,4 +1,4 @@
-import { StoreDataError, StoreUnavailableError } from '../store/kv.js';
+import { StoreDataError, StoreUnavailableError, whileUnavailable } from '../store/kv.js';
 import { Deadline, sleep } from '../lib/deadline.js';
 import type { RunContext } from './context.js';
 import { WorkInterrupted } from './errors.js';
@@ -58,7 +58,7 @@ export async function drainReplaced(ctx: RunContext): Promise<void> {
 
 async function loadReplaced(ctx: RunContext, namespace: string, id: string) {
   try {
-    return await ctx.deps.store.get(namespace, id);
+    return await whileUnavailable(() => ctx.deps.store.get(namespace, id), ctx.ownership.signal);
   } catch (err) {
     if (!(err instanceof StoreDataError)) throw err;
     ctx.deps.onUnreadable(err.key, 'the replaced deployment of a drain');

@@ -1,6 +1,7 @@
 import { versionedName } from '../domain/names.js';
 import type { DeploymentRecord } from '../domain/deployment.js';
 import { Deadline } from '../lib/deadline.js';
+import { whileUnavailable } from '../store/kv.js';
 import type { Cluster, Kind } from './cluster.js';
 import type { EngineDeps, RunContext } from './context.js';
 import { WorkInterrupted } from './errors.js';
@@ -97,7 +98,7 @@ export async function restoreTraffic(deps: EngineDeps, cluster: Cluster, record:
 async function previousTraffic(deps: EngineDeps, cluster: Cluster, record: DeploymentRecord, signal: AbortSignal, log: (l: string) => Promise<void>): Promise<TrafficContext | undefined> {
   if (!record.replaces || !record.OldVersion) return undefined;
   if (!(await workloadExists(cluster, record.namespace, record.appName, record.OldVersion, signal))) return undefined;
-  const found = await deps.store.get(record.namespace, record.replaces).catch(() => undefined);
+  const found = await whileUnavailable(() => deps.store.get(record.namespace, record.replaces!), signal).catch(() => undefined);
   const descriptor = found?.value.descriptor ?? record.descriptor;
   return { cluster, descriptor, version: record.OldVersion, deploymentId: record.replaces, signal, log };
 }

@@ -1,4 +1,4 @@
-import { StoreUnavailableError } from '../store/kv.js';
+import { StoreUnavailableError, whileUnavailable } from '../store/kv.js';
 import type { QueueItem } from '../domain/deployment.js';
 import { Deadline } from '../lib/deadline.js';
 import type { RunContext } from './context.js';
@@ -28,7 +28,7 @@ export async function runUndeploy(ctx: RunContext, item: QueueItem): Promise<voi
   }
   const deadlineMs = deps.config.defaultDeadlineSeconds * 1000;
   if (!resumed) {
-    const live = await deps.store.live(record.namespace, record.appName);
+    const live = await whileUnavailable(() => deps.store.live(record.namespace, record.appName), ctx.ownership.signal);
     await journal.update((x) => ({
       ...x, status: 'UNDEPLOYING', step: 'removing', owner: deps.replicaId, deadline: new Date(Date.now() + deadlineMs).toISOString(),
     }), [`Undeploying version ${record.version} of ${record.appName}`], live?.deploymentId === record.id ? { live: { expectedRevision: live.revision, next: null } } : {});

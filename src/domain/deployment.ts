@@ -25,6 +25,20 @@ export type DeploymentStep =
   | 'removing'
   | 'undeployed';
 
+/** The forward steps of a deployment, in order: a resumed run never records an earlier one than it reached. */
+export const FORWARD_STEPS: readonly DeploymentStep[] = ['queued', 'preparing', 'creating-resources', 'waiting-for-pods', 'health-checking', 'switching-traffic'];
+
+/**
+ * The step to record when a run reaches `next`: the later of it and the step already recorded.
+ * A deployment resumed after it began switching replays its (idempotent) earlier steps, but its
+ * record keeps saying `switching-traffic`: traffic may already point at it (invariant I4).
+ */
+export function laterStep(current: DeploymentStep, next: DeploymentStep): DeploymentStep {
+  const a = FORWARD_STEPS.indexOf(current);
+  const b = FORWARD_STEPS.indexOf(next);
+  return a >= 0 && b >= 0 && a > b ? current : next;
+}
+
 export type WorkKind = 'deploy' | 'undeploy';
 
 /** When each main step was reached (ISO timestamps). */

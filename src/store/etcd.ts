@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { Etcd3, Range, isRecoverableError, type IKeyValue, type IOperation, type Namespace } from 'etcd3';
-import { noop } from 'cockatiel';
+import { ConsecutiveBreaker, circuitBreaker, handleWhen, noop } from 'cockatiel';
 import type {
   Guard, KvEntry, KvOp, KvStore, Lease, ListOptions, ListResult, TxnResult, WatchCallbacks, WatchEvent, WatchHandle,
 } from './kv.js';
@@ -26,6 +26,7 @@ export class EtcdStore implements KvStore {
   private readonly client: Etcd3;
   private readonly ns: Namespace;
   private readonly prefix: string;
+  private readonly endpointCount: number;
   private readonly timeoutMs: number;
   private readonly onUnavailable: (operation: string) => void;
   private closed = false;
@@ -37,7 +38,15 @@ export class EtcdStore implements KvStore {
       hosts: options.endpoints,
       dialTimeout: options.timeoutMs,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
-      faultHandling: { host: () => noop, global: noop },
+      // With one endpoint there is nowhere else to go: no breaker (it would keep failing calls
+      // after etcd is back). With several, a member that failed twice in a row is skipped for
+      // 2 s, so calls go to the live members instead of failing until it returns.
+      faultHandling: {
+        host: () => (options.endpoints.length > 1
+          ? circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 2000, breaker: new ConsecutiveBreaker(2) })
+          : noop),
+        global: noop,
+      },
       grpcOptions: {
         // Reconnect promptly after an etcd restart instead of grpc's default backoff of up to 120 s.
         'grpc.initial_reconnect_backoff_ms': 200,
@@ -47,6 +56,7 @@ export class EtcdStore implements KvStore {
       },
     });
     this.prefix = options.prefix;
+    this.endpointCount = options.endpoints.length;
     this.ns = this.client.namespace(options.prefix);
   }
 
@@ -215,13 +225,21 @@ export class EtcdStore implements KvStore {
 
   /** Runs one etcd call and turns connectivity failures into StoreUnavailableError. */
   private async call<T>(fn: () => Promise<T>, operation = 'call'): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      const mapped = toStoreError(err);
-      if (mapped instanceof StoreUnavailableError) this.onUnavailable(operation);
-      throw mapped;
+    // A call refused before it was sent (the member is down) is safe to send again, to another member.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (attempt < this.endpointCount && err instanceof Error && /No connection established|ECONNREFUSED/.test(err.message)) continue;
+        throw this.mapped(err, operation);
+      }
     }
+  }
+
+  private mapped(err: unknown, operation: string): Error {
+    const mapped = toStoreError(err);
+    if (mapped instanceof StoreUnavailableError) this.onUnavailable(operation);
+    return mapped;
   }
 }
 

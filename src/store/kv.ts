@@ -114,3 +114,28 @@ export class StoreDataError extends Error {
     this.name = 'StoreDataError';
   }
 }
+
+/**
+ * Runs a store call, waiting while etcd is unreachable (backoff 250 ms … 3 s), until `signal`
+ * ends: for reads of work in progress, which should pause during an outage rather than fail.
+ */
+export async function whileUnavailable<T>(fn: () => Promise<T>, signal: AbortSignal): Promise<T> {
+  let delay = 250;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError) || signal.aborted) throw err;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, delay);
+        function done() {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', done);
+          resolve();
+        }
+        signal.addEventListener('abort', done, { once: true });
+      });
+      delay = Math.min(delay * 2, 3000);
+    }
+  }
+}

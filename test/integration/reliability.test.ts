@@ -88,7 +88,7 @@ describe('reliability', { concurrency: 1 }, () => {
       // One at a time: each deployment started only after the previous one had switched.
       const all = await Promise.all(ids.map((id) => api.get(ns, id)));
       for (let i = 1; i < all.length; i++) assert.ok(Date.parse(all[i].times.started) >= Date.parse(all[i - 1].times.switched), `deployment ${i + 1} started before ${i} switched`);
-      assert.ok(new Set(all.map((d) => d.owner)).size >= 1);
+      for (const d of all) assert.ok(['replica-0', 'replica-1'].includes(d.owner), `owner ${d.owner} is one of the two replicas`);
       await assertOneReadyVersion(ns, 'shop', '5');
     } finally {
       await replicas.stopAll();
@@ -282,57 +282,6 @@ describe('reliability', { concurrency: 1 }, () => {
       assert.equal((await api.get(ns, live.id)).status, 'DEPLOYED');
     } finally {
       await cutover.stop();
-    }
-  });
-
-  it('fault loop: 50 deployments of 5 apps with random kills of replicas; nothing stuck, nothing orphaned', async () => {
-    const ns = await namespace('fault-loop');
-    const replicas = await Replicas.start(3, { ...baseEnv(), CUTOVER_LEASE_TTL_SECONDS: '3', CUTOVER_RECONCILE_INTERVAL_SECONDS: '5', CUTOVER_RECONCILE_MIN_AGE_SECONDS: '0' });
-    const apps = ['alpha', 'bravo', 'charlie', 'delta', 'echo'];
-    let kills = 0;
-    let seed = 42;
-    const random = () => {
-      seed = (seed * 1103515245 + 12345) % 2147483648;
-      return seed / 2147483648;
-    };
-    try {
-      const descriptorIds = new Map<string, string>();
-      for (const app of apps) descriptorIds.set(app, await replicas.client(0).createDescriptor(ns, fakeAppDescriptor(ns, { appName: app, replicas: 1 })));
-      const ids: string[] = [];
-      for (let i = 0; i < 50; i++) {
-        const alive = replicas.running();
-        const target = alive[Math.floor(random() * alive.length)]!;
-        const res = await request(`${target.url}/deployments/?namespace=${ns}&descriptorId=${descriptorIds.get(apps[i % apps.length]!)}`, { method: 'POST' });
-        assert.equal(res.status, 202, res.text);
-        ids.push(res.body.id);
-        if (i % 5 === 4) {
-          const victim = replicas.all[Math.floor(random() * replicas.all.length)]!;
-          await victim.kill();
-          kills++;
-          await victim.start();
-        }
-      }
-      const api = new DeployClient(replicas.running()[0]!.url);
-      const finals = await Promise.all(ids.map((id) => api.waitForStatus(ns, id, new Set(['DEPLOYED', 'UNDEPLOYED', 'FAILURE']), 300_000)));
-      const stuck = finals.filter((d) => !FINAL.has(d.status)).length;
-      // Each app ends with one live version: the newest successful one.
-      let orphans = 0;
-      for (const app of apps) {
-        const records = finals.filter((d) => d.appName === app);
-        const deployed = await waitFor(`one DEPLOYED record of ${app}`, async () => {
-          const now = await Promise.all(records.map((d) => api.get(ns, d.id)));
-          const live = now.filter((d) => d.status === 'DEPLOYED');
-          return live.length === 1 && now.every((d) => FINAL.has(d.status)) ? live[0] : undefined;
-        }, { timeoutMs: 60_000, intervalMs: 500 });
-        await assertOneReadyVersion(ns, app, deployed.version);
-        orphans += (await cluster.workloads(ns, app)).filter((w) => w !== `${app}-${deployed.version}`).length;
-      }
-      const failures = finals.filter((d) => d.status === 'FAILURE');
-      console.log(`# fault loop: deployments=${ids.length} kills=${kills} stuck=${stuck} orphans=${orphans} failures=${failures.length}${failures.length ? ` (${[...new Set(failures.map((f) => f.failureReason))].join('; ')})` : ''}`);
-      assert.equal(stuck, 0);
-      assert.equal(orphans, 0);
-    } finally {
-      await replicas.stopAll();
     }
   });
 });
