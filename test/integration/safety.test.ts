@@ -5,6 +5,11 @@ import { startBedFixture, type BedFixture } from '../support/bed.js';
 import { fakeAppDescriptor } from '../support/deploy.js';
 import { request } from '../support/http.js';
 import { waitFor } from '../support/wait.js';
+import { InvariantObserver } from '../support/invariants.js';
+import { run } from '../testbed/commands.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /**
  * Regression tests for the safety problems of issue #12 on the real test bed (each failed on the
@@ -143,5 +148,67 @@ describe('safety regressions (issue #12) on the test bed', { concurrency: 2 }, (
     assert.equal(old.status, 'FAILURE');
     assert.match(old.failureReason, /points at version 1 again/);
     assert.ok((await bed.cluster.workloads(ns, 'shop')).includes('shop-1'), 'v1 keeps running: traffic points at it');
+  });
+});
+
+describe('problem 5 on the test bed: when traffic cannot be put back, the new version is not deleted', () => {
+  let bed: BedFixture;
+  before(async () => {
+    // Each switch pauses between the stable Service and the Ingress: time to make the API refuse.
+    bed = await startBedFixture({ CUTOVER_FAILPOINTS: 'after-first-traffic-target=pause:8000' });
+  });
+  after(async () => {
+    await bed?.close();
+  });
+
+  it('a switch that fails and cannot be undone keeps v2 running while the stable Service points at it; the reconciler puts traffic back once it can', async () => {
+    const ns = await bed.namespace('unrestorable');
+    const observer = await InvariantObserver.start({ kubeConfig: bed.kc, namespace: ns, etcdEndpoint: bed.etcd.endpoint, etcdPrefix: bed.cutover.config.etcdPrefix });
+    const dir = await mkdtemp(join(tmpdir(), 'cutover-freeze-'));
+    const kubectl = (...args: string[]) => run(bed.testbed.kubectl, ['--kubeconfig', bed.testbed.kubeconfigPath, ...args]);
+    try {
+      const v1 = await bed.api.deploy(ns, { replicas: 1, frontend: 'shop.example.test' }, 60_000);
+      assert.equal(v1.status, 'DEPLOYED', v1.failureReason);
+      const descriptorId = await bed.api.createDescriptor(ns, fakeAppDescriptor(ns, { replicas: 1, frontend: 'shop.example.test' }));
+      const v2 = (await bed.api.startDeployment(ns, descriptorId)).body;
+      await waitFor('the stable Service to select v2 (the failpoint holds the Ingress switch)', async () => (await bed.cluster.service(ns, 'shop'))?.spec?.selector?.['version'] === '2', { timeoutMs: 30_000, intervalMs: 50 });
+      // A real admission policy freezes the app's Service and Ingress: the Ingress switch and every way back are refused.
+      const policy = `freeze-${ns}`;
+      await writeFile(join(dir, 'freeze.yaml'), [
+        'apiVersion: admissionregistration.k8s.io/v1', 'kind: ValidatingAdmissionPolicy', `metadata: {name: ${policy}}`,
+        'spec:', '  failurePolicy: Fail', '  matchConstraints:', '    resourceRules:',
+        '    - {apiGroups: ["", "networking.k8s.io"], apiVersions: ["v1"], operations: ["UPDATE", "DELETE"], resources: ["services", "ingresses"]}',
+        '  validations:', '  - {expression: "oldObject.metadata.name != \'shop\'", message: "frozen by the test"}',
+        '---', 'apiVersion: admissionregistration.k8s.io/v1', 'kind: ValidatingAdmissionPolicyBinding', `metadata: {name: ${policy}}`,
+        `spec: {policyName: ${policy}, validationActions: [Deny], matchResources: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ${ns}}}}}`, '',
+      ].join('\n'));
+      await kubectl('apply', '-f', join(dir, 'freeze.yaml'));
+      try {
+        await waitFor('the freeze to take effect', async () => {
+          const out = await run(bed.testbed.kubectl, ['--kubeconfig', bed.testbed.kubeconfigPath, '-n', ns, 'annotate', 'ingress', 'shop', 'probe=1', '--overwrite', '--dry-run=server'], { allowFailure: (e) => /frozen by the test/.test(e) });
+          return out === null;
+        }, { timeoutMs: 5000, intervalMs: 100 });
+        const failed = await bed.api.waitForStatus(ns, v2.id, undefined, 120_000);
+        assert.equal(failed.status, 'FAILURE');
+        assert.equal(failed.cleanupIncomplete, true);
+        assert.match(failed.failureReason, /switching traffic failed[\s\S]*cleanup incomplete/);
+        assert.deepEqual((await bed.cluster.service(ns, 'shop'))?.spec?.selector, { app: 'shop', version: '2' }, 'the API refused every way back');
+        assert.deepEqual(await bed.cluster.workloads(ns, 'shop'), ['shop-1', 'shop-2'], 'v2 is not deleted while the stable Service points at it');
+        assert.equal((await bed.cluster.pods(ns, 'app=shop,version=2')).length, 1);
+      } finally {
+        await kubectl('delete', '-f', join(dir, 'freeze.yaml'), '--ignore-not-found');
+      }
+      // The owner's reconcile request, retried with a backoff, finishes the job once the API lets it.
+      await waitFor('traffic back on v1 and v2 removed', async () => (await bed.cluster.service(ns, 'shop'))?.spec?.selector?.['version'] === '1'
+        && JSON.stringify(await bed.cluster.workloads(ns, 'shop')) === '["shop-1"]', { timeoutMs: 60_000, intervalMs: 200 });
+      assert.equal((await bed.cluster.ingress(ns, 'shop'))?.spec?.rules?.[0]?.http?.paths?.[0]?.backend?.service?.name, 'shop-1');
+      assert.equal((await bed.api.get(ns, v1.id)).status, 'DEPLOYED');
+      await observer.stop();
+      // I4 cannot hold while the API refuses to move traffic back; I1 must: v2 kept its pods all along.
+      assert.deepEqual(observer.violations().filter((v) => v.invariant === 'I1'), [], observer.report());
+    } finally {
+      await observer.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
