@@ -47,7 +47,8 @@ async function startLocalEtcd(endpoint: string): Promise<ChildProcess | undefine
     '--name=cutover-local', `--data-dir=${join(dir, 'data')}`,
     `--listen-client-urls=http://127.0.0.1:${clientPort}`, `--advertise-client-urls=http://127.0.0.1:${clientPort}`,
     `--listen-peer-urls=${peer}`, `--initial-advertise-peer-urls=${peer}`, `--initial-cluster=cutover-local=${peer}`,
-    '--log-level=warn',
+    // Old revisions are compacted hourly (docs/store.md: without it etcd grows until its quota).
+    '--auto-compaction-retention=1', '--log-level=warn',
   ], { stdio: ['ignore', logFd, logFd], detached: true }); // own process group: Ctrl-C reaches us, and we stop etcd last
   closeSync(logFd);
   const deadline = Date.now() + 30_000;

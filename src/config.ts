@@ -213,7 +213,7 @@ export const settings = {
   },
   retainRecords: {
     env: 'CUTOVER_RETAIN_RECORDS',
-    description: 'Finished deployment records (FAILURE, UNDEPLOYED) kept per app, with their logs and health data; older ones are deleted when the app\'s work is done. The live record is always kept.',
+    description: 'Deployment records kept per app, with their logs and health data: the newest this many; older finished ones (FAILURE, UNDEPLOYED) are deleted when the app\'s work is done. The live record and records in progress are always kept.',
     schema: Joi.number().integer().min(1).max(100000).default(50),
     defaultText: '50',
   },

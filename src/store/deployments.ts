@@ -267,26 +267,45 @@ export class DeploymentStore {
   }
 
   /**
-   * Retention: deletes the app's finished records (FAILURE, UNDEPLOYED) beyond the newest `keep`,
-   * with their logs and health data, each only if unchanged since it was read and without pending
-   * work. Returns how many were deleted.
+   * Retention: when the app has more than `keep` records, deletes the oldest beyond the newest
+   * `keep` that are finished (FAILURE, UNDEPLOYED) — with their index entry, logs and health data,
+   * each only if unchanged since it was read and without pending work. The live record and records
+   * in progress are never deleted. Candidates come from the index (it holds `created`), so only
+   * they are read, not the whole app. Returns how many were deleted.
    */
   async prune(namespace: string, appName: string, keep: number, fence?: Guard): Promise<number> {
     const { entries } = await this.kv.list(keys.appRecordsOf(namespace, appName));
     if (entries.length <= keep) return 0;
-    const { records } = await this.listApp(namespace, appName);
-    const finished = records.filter((r) => r.value.status === 'FAILURE' || r.value.status === 'UNDEPLOYED');
+    const oldestFirst = entries
+      .map((e) => ({ id: e.key.slice(e.key.lastIndexOf('/') + 1), created: e.value, revision: e.createRevision }))
+      .sort((a, b) => (a.created === b.created ? cmpRev(a.revision, b.revision) : a.created < b.created ? -1 : 1));
+    const candidates = oldestFirst.slice(0, entries.length - keep);
+    const found = await this.kv.getMany(candidates.map((c) => keys.deployment(namespace, c.id)));
     const pending = new Set((await this.queue(namespace, appName)).map((q) => q.deploymentId));
-    const doomed = finished.slice(keep).filter((r) => !pending.has(r.value.id));
+    const doomed: Array<{ id: string; revision: string }> = [];
+    found.forEach((entry, i) => {
+      const id = candidates[i]!.id;
+      if (!entry) {
+        doomed.push({ id, revision: '0' }); // a stale index entry
+        return;
+      }
+      let status: string | undefined;
+      try {
+        status = parseRecord<DeploymentRecord>(entry).status;
+      } catch {
+        return; // unreadable records are kept (and reported elsewhere)
+      }
+      if ((status === 'FAILURE' || status === 'UNDEPLOYED') && !pending.has(id)) doomed.push({ id, revision: entry.modRevision });
+    });
     let deleted = 0;
     for (let i = 0; i < doomed.length; i += PRUNE_BATCH) {
       const batch = doomed.slice(i, i + PRUNE_BATCH);
-      const guards: Guard[] = batch.map((r) => ({ key: keys.deployment(namespace, r.value.id), modRevision: r.revision }));
+      const guards: Guard[] = batch.map((r) => ({ key: keys.deployment(namespace, r.id), modRevision: r.revision }));
       if (fence) guards.push(fence);
-      const res = await this.kv.transact(guards, batch.flatMap((r) => this.recordDeleteOps(namespace, appName, r.value.id)));
+      const res = await this.kv.transact(guards, batch.flatMap((r) => this.recordDeleteOps(namespace, appName, r.id)));
       if (!res.succeeded) break; // something changed meanwhile; the next pass prunes
-      for (const r of batch) this.nextSeq.delete(keys.deployment(namespace, r.value.id));
-      deleted += batch.length;
+      for (const r of batch) this.nextSeq.delete(keys.deployment(namespace, r.id));
+      deleted += batch.filter((r) => r.revision !== '0').length;
     }
     return deleted;
   }
