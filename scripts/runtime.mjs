@@ -17,8 +17,9 @@
 // 3. The command: run with the pinned Node's bin dir first on PATH (then node_modules/.bin), so
 //    `node`, `npx`, `#!/usr/bin/env node` scripts and children spawned with process.execPath all
 //    get the pinned Node. stdio is inherited; SIGINT, SIGTERM and SIGHUP are passed on to the
-//    command (on a terminal's Ctrl-C it gets SIGINT from the terminal too: handlers must tolerate a
-//    repeated signal, as cutover's do); the exit code, or the signal that ended it, is ours.
+//    command, except a terminal's Ctrl-C or hang-up, which reaches it directly (it stays in our
+//    process group). A signal sent to the whole group reaches it twice, so handlers must tolerate a
+//    repeated signal, as cutover's do. The exit code, or the signal that ended it, is ours.
 import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { constants as osConstants, homedir } from 'node:os';
@@ -237,6 +238,18 @@ function childEnv(node) {
   return { ...process.env, PATH: path.join(delimiter), NODE: node, npm_node_execpath: node };
 }
 
+/** Whether we run in the foreground process group of a terminal (Linux: /proc/self/stat). */
+function inTerminalForeground() {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    // pid (comm) state ppid pgrp session tty_nr tpgid …; comm may contain spaces and parentheses.
+    const [, , pgrp, , ttyNr, tpgid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+    return ttyNr !== 0 && tpgid === pgrp;
+  } catch {
+    return false;
+  }
+}
+
 function runCommand(node, env, [command, ...args]) {
   // `node` is the pinned binary itself; `npm` is npm's cli script under it; anything else via PATH.
   let file = command;
@@ -248,9 +261,15 @@ function runCommand(node, env, [command, ...args]) {
     file = node;
     argv = [cli, ...args];
   }
+  // The command stays in our process group (and so in a terminal's foreground group: it may read
+  // the terminal, e.g. `cutover apply -f -`).
   const child = spawn(file, argv, { cwd: process.cwd(), env, stdio: 'inherit' });
   const forward = (signal) => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    // A terminal's Ctrl-C (or hang-up) goes to its whole foreground process group, the command
+    // included: passing it on as well would deliver it twice.
+    if (signal !== 'SIGTERM' && inTerminalForeground()) return;
+    child.kill(signal);
   };
   for (const s of FORWARDED_SIGNALS) process.on(s, forward);
   child.once('error', (err) => fail(`cannot run ${command}: ${err.message}`));
