@@ -7,7 +7,7 @@ import { waitFor } from './wait.js';
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
- * Node options for cutover run as a process in tests: a garbage collection every 100 ms
+ * Node options for cutover run as a process in tests: a full garbage collection every 500 ms
  * (gc-pressure.mjs), so that timers and signals lost to the GC show up in the tests.
  */
 export const GC_PRESSURE_ARGS: readonly string[] = ['--expose-gc', '--import', fileURLToPath(new URL('./gc-pressure.mjs', import.meta.url))];
