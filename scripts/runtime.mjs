@@ -157,7 +157,9 @@ function runNpm(node, npmArgs, options = {}) {
     child.stdout?.on('data', (d) => (output += d));
     child.stderr?.on('data', (d) => (output += d));
     // Stopped while npm runs: stop npm too, instead of leaving it writing behind our back.
-    const forward = (signal) => child.kill(signal);
+    const forward = (signal) => {
+      if (signal === 'SIGTERM' || !inTerminalForeground()) child.kill(signal); // see runCommand
+    };
     for (const s of FORWARDED_SIGNALS) process.on(s, forward);
     const done = () => {
       for (const s of FORWARDED_SIGNALS) process.off(s, forward);
@@ -277,8 +279,9 @@ function runCommand(node, env, [command, ...args]) {
     for (const s of FORWARDED_SIGNALS) process.off(s, forward);
     if (signal) {
       // Die of the same signal, so whoever started us sees what happened to the command.
+      // (Should that signal be ignored here, exit as a shell would report it.)
       process.kill(process.pid, signal);
-      setTimeout(() => process.exit(128 + (osConstants.signals[signal] ?? 1)), 100).unref();
+      setTimeout(() => process.exit(128 + (osConstants.signals[signal] ?? 1)), 100);
       return;
     }
     process.exit(code ?? 1);
