@@ -48,7 +48,12 @@ function readTapSummary(path: string): Summary {
   return { tests: value('tests'), pass: value('pass'), fail: value('fail'), cancelled: value('cancelled'), skipped: value('skipped'), todo: value('todo') };
 }
 
+/** Every test file runs with a full garbage collection every 500 ms (test/support/gc-pressure.mjs). */
+const GC_PRESSURE = ['--expose-gc', '--import', './test/support/gc-pressure.mjs'];
+
 async function main(): Promise<number> {
+  // The first line of every run says which Node runs the tests (the one pinned in package.json).
+  say(`node ${process.version} (${process.execPath}) on ${process.platform}-${process.arch}`);
   const requested = process.argv.slice(2).filter((a) => a.endsWith('.ts'));
   const files = requested.length > 0 ? requested : findTests(join(root, 'test'));
   if (files.length === 0) {
@@ -77,8 +82,9 @@ async function main(): Promise<number> {
     const parallel = files.filter((f) => !f.endsWith('.serial.test.ts'));
     const serial = files.filter((f) => f.endsWith('.serial.test.ts'));
     const runFiles = async (list: string[], concurrency: number, tapFile: string): Promise<{ code: number; summary: Summary }> => {
+      // node:test passes these options on to the process of each test file.
       const code = await run(process.execPath, [
-        '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`,
+        ...GC_PRESSURE, '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`,
         '--test-reporter=spec', '--test-reporter-destination=stdout',
         '--test-reporter=tap', `--test-reporter-destination=${tapFile}`,
         ...list,

@@ -18,7 +18,12 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-process.once('SIGINT', () => {
+// `on` with a guard rather than `once`: a second SIGINT (sent to the whole process group and also
+// passed on by a parent such as scripts/runtime.mjs) must not kill the process before the note is out.
+let interrupted = false;
+process.on('SIGINT', () => {
+  if (interrupted) return;
+  interrupted = true;
   run.progress?.close();
   process.stderr.write(`\ninterrupted${run.interruptNote ? `: ${run.interruptNote}` : ''}\n`);
   process.exit(ExitCode.interrupted);

@@ -20,7 +20,13 @@ const run = promisify(execFile);
  */
 describe('container image', () => {
   const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
-  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string>; engines: { node: string } };
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string>; engines: { node: string }; cutover: { runtime: string } };
+  /** Every npm script runs through the runtime bootstrap; in the image, node already is the pinned one. */
+  const BOOTSTRAP = 'node scripts/runtime.mjs ';
+  const withoutBootstrap = (script: string): string => {
+    assert.ok(script.startsWith(BOOTSTRAP), `"${script}" runs through ${BOOTSTRAP.trim()}`);
+    return script.slice(BOOTSTRAP.length);
+  };
   const stages = dockerfile.split(/^FROM /m).slice(1);
 
   it('builds with dev dependencies and runs with production dependencies only, as a non-root user', () => {
@@ -34,15 +40,18 @@ describe('container image', () => {
     assert.match(runtime, /CUTOVER_HOST=0\.0\.0\.0/);
     assert.match(runtime, /^HEALTHCHECK[\s\S]*\/healthz/m);
     assert.match(runtime, /^STOPSIGNAL SIGTERM$/m);
-    for (const s of stages) assert.match(s, /^node:20\.20-bookworm-slim/, 'the Node version of package.json engines');
-    assert.match(pkg.engines.node, /20/);
+    // Exactly the Node that package.json pins, which development and CI run on (scripts/runtime.mjs).
+    for (const s of stages) assert.equal(/^(\S+)/.exec(s)?.[1], `node:${pkg.cutover.runtime}-bookworm-slim`, 'the Node pinned in package.json');
+    assert.match(pkg.engines.node, new RegExp(`^>=${pkg.cutover.runtime.split('.')[0]}\\.`), 'engines.node starts at the pinned major');
   });
 
   it('uses the same build and start commands as package.json and CI', () => {
-    assert.equal(pkg.scripts['build'], 'tsc -p tsconfig.build.json');
+    assert.equal(withoutBootstrap(pkg.scripts['build']!), 'tsc -p tsconfig.build.json');
+    // `npm run build` in the build stage needs the bootstrap in the image.
+    assert.match(stages[0]!, /^COPY scripts\/runtime\.mjs \.\/scripts\/$/m);
     const cmd = /^CMD (\[.*\])$/m.exec(dockerfile)?.[1];
-    assert.deepEqual(JSON.parse(cmd ?? '[]'), pkg.scripts['serve']!.split(' '));
-    assert.match(readFileSync(join(root, '.ci/run'), 'utf8'), /npm ci --no-audit --no-fund/);
+    assert.deepEqual(JSON.parse(cmd ?? '[]'), withoutBootstrap(pkg.scripts['serve']!).split(' '));
+    assert.match(readFileSync(join(root, '.ci/run'), 'utf8'), /^node scripts\/runtime\.mjs npm ci --no-audit --no-fund$/m);
   });
 
   describe('the built service', () => {

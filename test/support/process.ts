@@ -6,6 +6,12 @@ import { waitFor } from './wait.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
+/**
+ * Node options for cutover run as a process in tests: a full garbage collection every 500 ms
+ * (gc-pressure.mjs), so that timers and signals lost to the GC show up in the tests.
+ */
+export const GC_PRESSURE_ARGS: readonly string[] = ['--expose-gc', '--import', fileURLToPath(new URL('./gc-pressure.mjs', import.meta.url))];
+
 /** cutover as a real process (src/main.ts via tsx), for tests of signals, restarts and crashes. */
 export class CutoverProcess {
   readonly output: string[] = [];
@@ -31,7 +37,7 @@ export class CutoverProcess {
   }
 
   async start(): Promise<void> {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    const child = spawn(process.execPath, [...GC_PRESSURE_ARGS, '--import', 'tsx', 'src/main.ts'], {
       cwd: REPO_ROOT,
       env: { ...process.env, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
