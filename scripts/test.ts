@@ -48,7 +48,7 @@ function readTapSummary(path: string): Summary {
   return { tests: value('tests'), pass: value('pass'), fail: value('fail'), cancelled: value('cancelled'), skipped: value('skipped'), todo: value('todo') };
 }
 
-/** Every test file runs with a full garbage collection every 500 ms (test/support/gc-pressure.mjs). */
+/** Every test file runs with a major garbage collection every 500 ms, cutover processes every 100 ms (test/support/gc-pressure.mjs). */
 const GC_PRESSURE = ['--expose-gc', '--import', './test/support/gc-pressure.mjs'];
 
 async function main(): Promise<number> {

@@ -1,8 +1,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { startBedFixture, type BedFixture } from '../support/bed.js';
-import { fakeAppDescriptor } from '../support/deploy.js';
+import { ClusterView, DeployClient, fakeAppDescriptor } from '../support/deploy.js';
+import { TestEtcd } from '../support/etcd.js';
+import { Replicas } from '../support/replicas.js';
+import { createTestNamespace, deleteNamespace, loadKubeConfig, useTestbed, type Testbed, type TestNamespace } from '../testbed/harness.js';
 import { request } from '../support/http.js';
 import { waitFor } from '../support/wait.js';
 import { InvariantObserver } from '../support/invariants.js';
@@ -209,6 +212,71 @@ describe('problem 5 on the test bed: when traffic cannot be put back, the new ve
     } finally {
       await observer.stop();
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('problem 1 on the test bed: deadlines fire under garbage collection (cutover processes run with forced GCs)', () => {
+  let etcd: TestEtcd;
+  let testbed: Testbed;
+  let kc: KubeConfig;
+  const namespaces: TestNamespace[] = [];
+  before(async () => {
+    testbed = await useTestbed();
+    kc = loadKubeConfig(testbed.kubeconfigPath);
+    etcd = await TestEtcd.create();
+  });
+  after(async () => {
+    await etcd?.destroy();
+    await Promise.all(namespaces.map((n) => n.delete()));
+    await testbed?.release();
+  });
+  const env = () => ({ CUTOVER_ETCD_ENDPOINTS: etcd.endpoint, CUTOVER_KUBECONFIG: testbed.kubeconfigPath, CUTOVER_HEALTHCHECK_INTERVAL_MS: '200', CUTOVER_LEASE_TTL_SECONDS: '3', CUTOVER_DRAIN_SECONDS: '1' });
+
+  it('a first deployment whose pods answer 503 fails at its health-check timeout, not at the deadline', async () => {
+    const ns = (await createTestNamespace(kc, 'gc-timeout')).name;
+    namespaces.push({ name: ns, delete: () => deleteNamespace(kc, ns) } as TestNamespace);
+    const replicas = await Replicas.start(1, env());
+    try {
+      const api = replicas.client(0);
+      const started = Date.now();
+      const failed = await api.deploy(ns, { health: 'error', healthCheckTimeout: 6 }, 90_000);
+      const tookS = (Date.now() - started) / 1000;
+      assert.equal(failed.status, 'FAILURE');
+      assert.match(failed.failureReason, /not healthy within 6 s/);
+      assert.ok(tookS < 6 + 20, `FAILURE after ${tookS} s (timeout 6 s)`);
+    } finally {
+      await replicas.stopAll();
+    }
+  });
+
+  it('with two replicas, pods slower than the request timeout and the owner killed mid-check: FAILURE at the timeout after the takeover; v1 untouched', async () => {
+    const ns = (await createTestNamespace(kc, 'gc-takeover')).name;
+    namespaces.push({ name: ns, delete: () => deleteNamespace(kc, ns) } as TestNamespace);
+    const replicas = await Replicas.start(2, env());
+    try {
+      const api = replicas.client(0);
+      const v1 = await api.deploy(ns, { replicas: 1 });
+      assert.equal(v1.status, 'DEPLOYED', v1.failureReason);
+      const descriptorId = await api.createDescriptor(ns, fakeAppDescriptor(ns, { replicas: 1, health: 'slow', healthCheckTimeout: 8 }));
+      const id = (await api.startDeployment(ns, descriptorId)).body.id;
+      const checking = await waitFor('the health check of v2', async () => {
+        const r = await api.get(ns, id);
+        return r.step === 'health-checking' ? r : undefined;
+      }, { timeoutMs: 30_000, intervalMs: 50 });
+      const owner = replicas.all[Number(String(checking.owner).replace('replica-', ''))]!;
+      const killedAt = Date.now();
+      await owner.kill();
+      const other = replicas.all.find((p) => p !== owner)!;
+      const done = await new DeployClient(other.url).waitForStatus(ns, id, undefined, 90_000);
+      assert.equal(done.status, 'FAILURE');
+      assert.match(done.failureReason, /not healthy within 8 s/);
+      const afterKillS = (Date.now() - killedAt) / 1000;
+      assert.ok(afterKillS < 3 + 8 + 20, `FAILURE ${afterKillS} s after the kill (TTL 3 s, timeout 8 s)`);
+      assert.deepEqual(await new ClusterView(kc).workloads(ns, 'shop'), ['shop-1']);
+      assert.equal((await new DeployClient(other.url).get(ns, v1.id)).status, 'DEPLOYED');
+    } finally {
+      await replicas.stopAll();
     }
   });
 });

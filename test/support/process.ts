@@ -7,9 +7,12 @@ import { waitFor } from './wait.js';
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
- * Node options for cutover run as a process in tests: a full garbage collection every 500 ms
- * (gc-pressure.mjs), so that timers and signals lost to the GC show up in the tests.
+ * Node options for cutover run as a process in tests: a major garbage collection every 100 ms
+ * (gc-pressure.mjs, CUTOVER_TEST_GC_INTERVAL_MS below), so that timers and signals lost to the GC
+ * show up in the tests. Test files themselves collect every 500 ms (they are heavier: in-process
+ * cutovers, clients, the observer).
  */
+const CUTOVER_GC_INTERVAL_MS = process.env['CUTOVER_TEST_GC_INTERVAL_MS'] === '0' ? '0' : '100';
 export const GC_PRESSURE_ARGS: readonly string[] = ['--expose-gc', '--import', fileURLToPath(new URL('./gc-pressure.mjs', import.meta.url))];
 
 /** cutover as a real process (src/main.ts via tsx), for tests of signals, restarts and crashes. */
@@ -39,7 +42,7 @@ export class CutoverProcess {
   async start(): Promise<void> {
     const child = spawn(process.execPath, [...GC_PRESSURE_ARGS, '--import', 'tsx', 'src/main.ts'], {
       cwd: REPO_ROOT,
-      env: { ...process.env, ...this.env },
+      env: { ...process.env, CUTOVER_TEST_GC_INTERVAL_MS: CUTOVER_GC_INTERVAL_MS, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
