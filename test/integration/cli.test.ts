@@ -326,7 +326,7 @@ describe('cutover CLI on the test bed', { concurrency: 4 }, () => {
       const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8'));
       assert.equal(pkg.bin.cutover, 'dist/src/cli/main.js');
       const emitted = readdirSync(join(out, 'out/src'));
-      assert.deepEqual(emitted.sort(), ['auth', 'cli', 'domain'], 'only the CLI, the shared domain types and request signing');
+      assert.deepEqual(emitted.sort(), ['auth', 'cli', 'domain', 'lib'], 'only the CLI, the shared domain types, request signing and the deadline primitives');
       const version = await startCli(['--version'], {}, { entry: [main] }).done;
       assert.equal(version.code, 0);
       assert.equal(version.stdout.trim(), pkg.version);

@@ -24,7 +24,8 @@ describe('blue-green deployments on the test bed', { concurrency: 3 }, () => {
   const namespace = (prefix: string) => bed.namespace(prefix);
 
   before(async () => {
-    bed = await startBedFixture({ CUTOVER_INGRESS_CLASS: 'cutover-test' });
+    // Every namespace is watched by the invariant observer: I1 and I4 must hold at every instant.
+    bed = await startBedFixture({ CUTOVER_INGRESS_CLASS: 'cutover-test' }, { observe: true });
     ({ testbed, kc, etcd, cutover, api, cluster } = bed);
   });
 
