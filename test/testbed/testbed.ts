@@ -1,5 +1,5 @@
 // Bringing the whole test bed up and down, and reporting on it. `up` is idempotent (a healthy bed is left
-// alone, a broken one is removed and rebuilt); `down` stops exactly the processes recorded in state.json
+// alone but for add-ons — Traefik — which are added or repaired in place; a broken one is removed and rebuilt); `down` stops exactly the processes recorded in state.json
 // and removes the network objects by name, so it also cleans up after a crash.
 import { createServer } from 'node:net';
 import { mkdir, rm, readdir, readFile, writeFile } from 'node:fs/promises';
