@@ -46,6 +46,8 @@ export class Scheduler {
   private readonly runs = new Map<string, AppRun>();
   private readonly watches = new Map<string, WatchHandle>();
   private readonly laterTimers = new Map<string, NodeJS.Timeout>();
+  /** Apps that got an event while this replica was running them: looked at again once the run ends. */
+  private readonly dirty = new Set<string>();
   private stopping = false;
   private readonly maxAttempts: number;
 
@@ -120,7 +122,12 @@ export class Scheduler {
 
   private schedule(namespace: string, appName: string): void {
     const id = `${namespace}/${appName}`;
-    if (this.stopping || this.runs.has(id)) return;
+    if (this.stopping) return;
+    if (this.runs.has(id)) {
+      // The run may be past its last look at the queue (or releasing): come back when it ends.
+      this.dirty.add(id);
+      return;
+    }
     const abort = new AbortController();
     const run: AppRun = { abort, done: Promise.resolve() };
     this.runs.set(id, run);
@@ -128,6 +135,7 @@ export class Scheduler {
       this.options.log.error({ err, namespace, app: appName }, 'app run failed');
     }).finally(() => {
       if (this.runs.get(id) === run) this.runs.delete(id);
+      if (this.dirty.delete(id)) this.schedule(namespace, appName);
     });
   }
 
@@ -137,9 +145,7 @@ export class Scheduler {
     clearTimeout(this.laterTimers.get(id));
     this.laterTimers.set(id, setTimeout(() => {
       this.laterTimers.delete(id);
-      // Our own run of the app may still be ending (interrupted by a lost lease): come back once it has.
-      if (this.runs.has(id)) this.scheduleLater(namespace, appName, Date.now() + 500);
-      else this.schedule(namespace, appName);
+      this.schedule(namespace, appName); // if our run of it is still ending, it comes back when it has
     }, Math.max(0, atMs - Date.now())));
   }
 

@@ -256,10 +256,11 @@ describe('blue-green deployments on the test bed', { concurrency: 3 }, () => {
   });
 
   it('checks health through the API server pod proxy when configured to', async () => {
-    const ns = await namespace('proxyhc');
+    const ns = await bed.namespace('proxyhc', { observe: false });
     const proxied = await startTestCutover(etcd.endpoint, {
       CUTOVER_KUBECONFIG: testbed.kubeconfigPath, CUTOVER_HEALTHCHECK_MODE: 'proxy', CUTOVER_DRAIN_SECONDS: '1', CUTOVER_HEALTHCHECK_INTERVAL_MS: '200',
     });
+    await bed.observe(ns, proxied.config.etcdPrefix);
     try {
       const client = new DeployClient(proxied.url);
       const ok = await client.deploy(ns, {});
@@ -287,11 +288,12 @@ describe('blue-green deployments on the test bed', { concurrency: 3 }, () => {
   });
 
   it('with the traefik profile creates Middlewares and annotations for compression, headers, stickiness and the www redirect', async () => {
-    const ns = await namespace('traefik');
+    const ns = await bed.namespace('traefik', { observe: false });
     await assertTraefikMiddlewareCrd(kc);
     const traefik = await startTestCutover(etcd.endpoint, {
       CUTOVER_KUBECONFIG: testbed.kubeconfigPath, CUTOVER_INGRESS_PROFILE: 'traefik', CUTOVER_DRAIN_SECONDS: '1', CUTOVER_HEALTHCHECK_INTERVAL_MS: '200',
     });
+    await bed.observe(ns, traefik.config.etcdPrefix);
     try {
       const client = new DeployClient(traefik.url);
       const d = await client.deploy(ns, {

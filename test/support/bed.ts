@@ -21,6 +21,8 @@ export interface BedFixture {
    * default), an invariant observer watches it from the start; close() fails on any violation.
    */
   namespace(prefix: string, options?: { observe?: boolean }): Promise<string>;
+  /** Watches `namespace` with an invariant observer reading the records under another cutover's `etcdPrefix` (checked by close()). */
+  observe(namespace: string, etcdPrefix: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -48,6 +50,9 @@ export async function startBedFixture(env: Record<string, string> = {}, options:
         observers.push(await InvariantObserver.start({ kubeConfig: kc, namespace: ns.name, etcdEndpoint: etcd.endpoint, etcdPrefix: cutover.config.etcdPrefix }));
       }
       return ns.name;
+    },
+    async observe(namespace, etcdPrefix) {
+      observers.push(await InvariantObserver.start({ kubeConfig: kc, namespace, etcdEndpoint: etcd.endpoint, etcdPrefix }));
     },
     async close() {
       // Invariants I1 and I4 held at every instant in every observed namespace.
