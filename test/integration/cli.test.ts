@@ -214,10 +214,10 @@ describe('cutover CLI on the test bed', { concurrency: 4 }, () => {
 
   it('an unhealthy version exits 1 and prints the reason and the last log lines', async () => {
     const ns = await namespace('cli-unhealthy');
-    const file = writeDescriptor('unhealthy', fakeAppDescriptor(ns, { appName: 'sick', health: 'probe-false', healthCheckTimeout: 3 }));
+    const file = writeDescriptor('unhealthy', fakeAppDescriptor(ns, { appName: 'sick', health: 'probe-false', healthCheckTimeout: 8 }));
     const r = await cli(['deploy', `${ns}/sick`, '-f', file, '--wait']);
     assert.equal(r.code, ExitCode.deploymentFailed, `${r.stdout}\n${r.stderr}`);
-    assert.match(r.stderr, new RegExp(`error: FAILURE ${ns}/sick version 1: new version not healthy within 3 s`));
+    assert.match(r.stderr, new RegExp(`error: FAILURE ${ns}/sick version 1: new version not healthy within 8 s`));
     assert.match(r.stderr, /last \d+ log lines:\n(.*\n)*.*Deployment failed: new version not healthy/);
     assert.match(r.stderr, /hint: the whole log: cutover logs \S+ -n /);
     assert.match(r.stdout, /health +pod sick-1-\S+ not healthy \(HTTP 200, \d+ ms\): body has "healthy": false/);

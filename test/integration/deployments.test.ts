@@ -96,9 +96,9 @@ describe('blue-green deployments on the test bed', { concurrency: 3 }, () => {
     const stableBefore = await cluster.service(ns, 'shop');
     const ingressBefore = await cluster.ingress(ns, 'shop');
 
-    const failed = await api.deploy(ns, { health: 'probe-false', frontend: 'shop.example.test', healthCheckTimeout: 3 });
+    const failed = await api.deploy(ns, { health: 'probe-false', frontend: 'shop.example.test', healthCheckTimeout: 8 });
     assert.equal(failed.status, 'FAILURE');
-    assert.match(failed.failureReason, /not healthy within 3 s/);
+    assert.match(failed.failureReason, /not healthy within 8 s/);
     assert.match(failed.failureReason, /healthy": false|"healthy": false|healthy.*false/);
     await cluster.waitForWorkloads(ns, 'shop', ['shop-1']);
     assert.deepEqual(await cluster.services(ns), ['shop', 'shop-1'], 'the stable Service survives a failed redeploy (the original deleted it)');
@@ -111,7 +111,7 @@ describe('blue-green deployments on the test bed', { concurrency: 3 }, () => {
 
   it('fails a simple check on a 500, and a first deployment that fails leaves nothing behind', async () => {
     const ns = await namespace('firstfail');
-    const failed = await api.deploy(ns, { health: 'error', healthCheckType: 'simple', frontend: 'shop.example.test', healthCheckTimeout: 3 });
+    const failed = await api.deploy(ns, { health: 'error', healthCheckType: 'simple', frontend: 'shop.example.test', healthCheckTimeout: 8 });
     assert.equal(failed.status, 'FAILURE');
     assert.match(failed.failureReason, /status 500/);
     // FAILURE is written only after the cleanup: nothing of the app exists at that moment.
@@ -265,7 +265,7 @@ describe('blue-green deployments on the test bed', { concurrency: 3 }, () => {
       const client = new DeployClient(proxied.url);
       const ok = await client.deploy(ns, {});
       assert.equal(ok.status, 'DEPLOYED', ok.failureReason);
-      const bad = await client.deploy(ns, { health: 'probe-false', healthCheckTimeout: 3 });
+      const bad = await client.deploy(ns, { health: 'probe-false', healthCheckTimeout: 8 });
       assert.equal(bad.status, 'FAILURE');
       assert.match(bad.failureReason, /healthy/);
     } finally {
@@ -344,7 +344,7 @@ describe('blue-green deployments on the test bed', { concurrency: 3 }, () => {
     const ns = await namespace('metrics');
     const ok = await api.deploy(ns, {});
     assert.equal(ok.status, 'DEPLOYED', ok.failureReason);
-    const failed = await api.deploy(ns, { health: 'probe-false', healthCheckTimeout: 2 });
+    const failed = await api.deploy(ns, { health: 'probe-false', healthCheckTimeout: 8 });
     assert.equal(failed.status, 'FAILURE');
     const res = await request(`${cutover.url}/metrics`);
     assert.equal(res.status, 200);

@@ -62,7 +62,7 @@ describe('log websocket during real deployments', { concurrency: 3 }, () => {
 
   it('streams a failed deployment including its cleanup lines, then 1000 FAILURE; a late socket gets the backlog and a close', async () => {
     const ns = await namespace('ws-fail');
-    const { id, text, json } = await deployWatched(ns, { health: 'probe-false', healthCheckTimeout: 3 });
+    const { id, text, json } = await deployWatched(ns, { health: 'probe-false', healthCheckTimeout: 8 });
     await assertStreamedEverything(ns, id, text, json, 'FAILURE');
     const failedAt = text.frames.findIndex((f) => / Deployment failed: /.test(f));
     assert.ok(failedAt >= 0 && failedAt < text.frames.length - 1, 'the cleanup lines, written with FAILURE after "Deployment failed", arrive before the close');

@@ -231,7 +231,12 @@ describe('problem 1 on the test bed: deadlines fire under garbage collection (cu
     await Promise.all(namespaces.map((n) => n.delete()));
     await testbed?.release();
   });
-  const env = () => ({ CUTOVER_ETCD_ENDPOINTS: etcd.endpoint, CUTOVER_KUBECONFIG: testbed.kubeconfigPath, CUTOVER_HEALTHCHECK_INTERVAL_MS: '200', CUTOVER_LEASE_TTL_SECONDS: '3', CUTOVER_DRAIN_SECONDS: '1' });
+  // A major GC every 100 ms in these cutover processes (test/support/gc-pressure.mjs): on Node 20 the
+  // health-check timeout below was lost and the deployment failed only at its 600-s deadline.
+  const env = () => ({
+    CUTOVER_ETCD_ENDPOINTS: etcd.endpoint, CUTOVER_KUBECONFIG: testbed.kubeconfigPath, CUTOVER_HEALTHCHECK_INTERVAL_MS: '200',
+    CUTOVER_LEASE_TTL_SECONDS: '3', CUTOVER_DRAIN_SECONDS: '1', CUTOVER_TEST_GC_INTERVAL_MS: '100',
+  });
 
   it('a first deployment whose pods answer 503 fails at its health-check timeout, not at the deadline', async () => {
     const ns = (await createTestNamespace(kc, 'gc-timeout')).name;
