@@ -227,10 +227,11 @@ describe('cutover CLI on the test bed', { concurrency: 4 }, () => {
     const ns = await namespace('cli-timeout');
     const file = writeDescriptor('slow', fakeAppDescriptor(ns, { appName: 'slow', podBehaviour: 'never-ready', healthCheckTimeout: 60, deadlineSeconds: 60 }));
     const started = Date.now();
-    const r = await cli(['deploy', `${ns}/slow`, '-f', file, '--wait', '--timeout', '3s']);
+    const r = await cli(['deploy', `${ns}/slow`, '-f', file, '--wait', '--timeout', '5s']);
     assert.equal(r.code, ExitCode.timeout, `${r.stdout}\n${r.stderr}`);
-    assert.ok(Date.now() - started < 15_000);
-    assert.match(r.stderr, /timed out after 3\.0s: deployment \S+ is still DEPLOYING \(step waiting-for-pods\)/);
+    assert.ok(Date.now() - started < 20_000);
+    // Where it got to in 5 s depends on the machine's load; that it is still going on does not.
+    assert.match(r.stderr, /timed out after 5\.0s: deployment \S+ is still DEPLOYING \(step [a-z-]+\)/);
     assert.match(r.stderr, /goes on on the server/);
 
     // Ctrl-C while waiting (here for a deployment queued behind that one): 130, and where to look.
