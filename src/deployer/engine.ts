@@ -4,7 +4,6 @@ import { StoreDataError } from '../store/kv.js';
 import { runBlueGreen } from './bluegreen.js';
 import type { EngineDeps, RunContext } from './context.js';
 import { drainReplaced } from './drain.js';
-import { WorkInterrupted } from './errors.js';
 import { Journal } from './journal.js';
 import { writeFailure } from './outcome.js';
 import { FencedCluster, type AppOwnership } from './ownership.js';
