@@ -11,7 +11,7 @@ import { ConfigError, loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { startCutover } from '../src/service.js';
 import { ensureEtcdBinary } from '../test/testbed/binaries.js';
-import { loadKubeConfig } from '../src/deployer/kubernetes.js';
+import { loadKubeConfig } from '../test/testbed/kube.js';
 import { runDemo } from './demo.js';
 import { down as testbedDown, up as testbedUp } from '../test/testbed/testbed.js';
 
@@ -92,7 +92,7 @@ async function main(): Promise<void> {
   const cutover = await startCutover(config, log);
   say(`cutover is running at ${cutover.url}`);
   if (demo) {
-    await runDemo(cutover.url, loadKubeConfig(config.kubeconfig), say).catch((err: Error) => say(`demo failed: ${err.message}`));
+    await runDemo(cutover.url, loadKubeConfig(config.kubeconfig ?? process.env['KUBECONFIG'] ?? ''), say).catch((err: Error) => say(`demo failed: ${err.message}`));
   }
   say('');
   say(`API:      ${cutover.url}/deployments/?namespace=demo   (all routes: README.md)`);

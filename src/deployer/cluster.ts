@@ -3,11 +3,13 @@ import type { ProxyGetRequest } from '../healthcheck/proxy.js';
 
 /**
  * The engine's view of one Kubernetes cluster: the few operations it needs, on the few kinds it
- * manages. src/deployer/kubernetes.ts implements it with @kubernetes/client-node; nothing else
- * imports the client. "Which cluster" is decided by whoever constructs it, never by the engine.
+ * manages. src/deployer/kubernetes.ts implements it over our own REST client (src/kube/);
+ * @kubernetes/client-node is used for its types only. "Which cluster" is decided by whoever
+ * constructs it, never by the engine.
  */
 
-export type Kind = 'Deployment' | 'ReplicationController' | 'Service' | 'Ingress' | 'Middleware';
+export type { Kind } from '../kube/resources.js';
+import type { Kind } from '../kube/resources.js';
 
 export interface KubeObject {
   apiVersion?: string;
@@ -47,34 +49,4 @@ export interface Cluster {
   close(): void;
 }
 
-/** A failure talking to Kubernetes, with what the engine needs to decide. */
-export class KubeError extends Error {
-  constructor(
-    message: string,
-    /** HTTP status, 0 when no answer was received. */
-    readonly status: number,
-    /** Kubernetes Status reason, e.g. AlreadyExists, Conflict, Invalid, Forbidden. */
-    readonly reason: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'KubeError';
-  }
-
-  /** Worth retrying: no answer, throttled, or a server-side failure. */
-  get retryable(): boolean {
-    return this.status === 0 || this.status === 429 || this.status >= 500;
-  }
-}
-
-export function isNotFound(err: unknown): boolean {
-  return err instanceof KubeError && err.status === 404;
-}
-
-export function isAlreadyExists(err: unknown): boolean {
-  return err instanceof KubeError && err.status === 409 && err.reason === 'AlreadyExists';
-}
-
-export function isConflict(err: unknown): boolean {
-  return err instanceof KubeError && err.status === 409 && err.reason !== 'AlreadyExists';
-}
+export { KubeError, isAlreadyExists, isConflict, isNotFound } from '../kube/errors.js';
