@@ -4,23 +4,28 @@ import { validateDescriptor } from '../domain/descriptor-schema.js';
 import { Deadline } from '../lib/deadline.js';
 import { StoreDataError, StoreUnavailableError, whileUnavailable } from '../store/kv.js';
 import { KubeError } from './cluster.js';
-import type { RunContext } from './context.js';
+import { trafficContext, type RunContext } from './context.js';
 import { DeploymentFailure, WorkInterrupted } from './errors.js';
 import { checkHealth } from './health.js';
 import { Journal } from './journal.js';
 import { injectedEnvironmentNames, type DeploymentFacts, type EnvValue } from './manifests.js';
 import { drainReplaced } from './drain.js';
+import { awaitConvergence, type ConvergenceResult } from './convergence.js';
 import { rollback } from './rollback.js';
 import { assertSwitchable, switchTraffic } from './switch.js';
-import { ForeignObjectError, type TrafficContext } from './traffic.js';
+import { ForeignObjectError, type TrafficContext } from './traffic/index.js';
 import { assertNamesFree, createVersion, waitForPods } from './workload.js';
 
 /**
  * The blue-green strategy for one DEPLOYING record — the whole algorithm:
  *
  *   prepare → create the new version → wait for its pods → health-check them
- *     → switch traffic (guarded: I1) → DEPLOYED + replaced record draining + live pointer (one write: I4)
+ *     → switch traffic (guarded: I1) → wait until traffic has arrived (convergence)
+ *     → DEPLOYED + replaced record draining + live pointer (one write: I4)
  *     → drain and remove the replaced version.
+ *
+ * DEPLOYED means requests reach the new version, not that a write was accepted: a pipeline that
+ * smoke-tests right after DEPLOYED meets the new version.
  *
  * Until the switch, nothing of the running version is touched; any failure, and the deadline,
  * lead to rollback(), which touches only what carries this deployment's id (I2) and ends in
@@ -61,7 +66,14 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
       readyBy.clear();
     }
     const lines = await switchTraffic(ctx, d, facts.version, deadline.signal);
-    await commitDeployed(ctx, lines, Date.now() - healthyAt);
+    const overheadMs = Date.now() - healthyAt;
+    await journal.update((x) => ({ ...x, times: { ...x.times, switched: iso(ctx) } }), [
+      ...lines, `Traffic switched to version ${facts.version} (${overheadMs} ms after the last health check); waiting for it to arrive`,
+    ]);
+    deps.bus.publish({ type: 'switch', namespace: d.namespace, appName: d.appName, deploymentId: journal.record.id, fromVersion: journal.record.OldVersion, toVersion: facts.version, overheadMs, at: deps.now() });
+    const switchedAt = Date.parse(journal.record.times.switched!);
+    const convergence = await awaitConvergence(ctx, d, facts.version, switchedAt, deadline.signal);
+    await commitDeployed(ctx, convergence, switchedAt);
   } catch (err) {
     if (err instanceof WorkInterrupted || ctx.ownership.signal.aborted) throw err instanceof WorkInterrupted ? err : new WorkInterrupted('stopped');
     // etcd did not answer: transient. The scheduler runs the item again and it resumes here
@@ -97,7 +109,10 @@ async function prepare(ctx: RunContext, signal: AbortSignal): Promise<Deployment
     throw new DeploymentFailure(`version ${record.version} of ${d.appName} is already running (deployment ${live.deploymentId}); nothing was changed (deploy another version, or "#" for the next number)`);
   }
   await assertNamesFree(ctx, d, record.version, signal);
-  const probe: TrafficContext = { cluster: ctx.cluster, descriptor: d, version: record.version, deploymentId: record.id, signal, log: async () => {} };
+  const probe = trafficContext(ctx, d, record.version, record.id, signal, async () => {});
+  if (probe.routing.httproute && d.frontend && !probe.routing.parent) {
+    throw new DeploymentFailure('the app routes through an HTTPRoute, but no Gateway is configured: set the descriptor\'s "gateway" or CUTOVER_GATEWAY; nothing was changed');
+  }
   try {
     for (const target of deps.traffic) await target.capture(probe);
   } catch (err) {
@@ -123,21 +138,28 @@ async function prepare(ctx: RunContext, signal: AbortSignal): Promise<Deployment
 
 /**
  * One transaction: this record DEPLOYED, the replaced one UNDEPLOYING (draining) and the live
- * pointer moved — so there is never more than one DEPLOYED record (I4), also across a crash.
- * Without a replaced version there is nothing to drain and the work item goes with it.
+ * pointer moved — so there is never more than one DEPLOYED record (I4), also across a crash. The
+ * work item stays until the replaced version is drained; the drain counts from convergence.
  */
-async function commitDeployed(ctx: RunContext, switchLines: string[], overheadMs: number): Promise<void> {
+async function commitDeployed(ctx: RunContext, convergence: ConvergenceResult, switchedAt: number): Promise<void> {
   const { journal, deps } = ctx;
   const record = journal.record;
   const live = await whileUnavailable(() => deps.store.live(record.namespace, record.appName), ctx.ownership.signal);
   const replaced = live && live.deploymentId !== record.id ? await readReplaced(ctx, live.deploymentId) : undefined;
   const draining = replaced && replaced.value.status === 'DEPLOYED' ? new Journal(replaced, deps.store, deps.bus, ctx.log, { signal: ctx.ownership.signal, fence: ctx.ownership.fence }, deps.now) : undefined;
   const at = iso(ctx);
+  const convergedAt = new Date(convergence.convergedAt).toISOString();
+  const ms = Math.max(0, convergence.convergedAt - switchedAt);
   const drainS = record.descriptor.drainSeconds ?? deps.config.defaultDrainSeconds;
+  const details = convergence.lines.length > 0 ? `: ${convergence.lines.join('; ')}` : '';
   await journal.update((x) => ({
     ...x, status: 'DEPLOYED', step: 'deployed', failureReason: undefined, ...(replaced ? { replaces: replaced.value.id } : {}),
-    times: { ...x.times, switched: at, finished: at },
-  }), [...switchLines, `Traffic switched to version ${record.version} (${overheadMs} ms after the last health check); deployment successful`], {
+    times: { ...x.times, switched: x.times.switched ?? at, converged: convergedAt, finished: at },
+  }), [
+    convergence.complete
+      ? `Traffic has moved to version ${record.version}, ${ms} ms after the switch${details}; deployment successful`
+      : `Traffic to version ${record.version}${details}; deployment successful`,
+  ], {
     final: true,
     live: { expectedRevision: live?.revision ?? '0', next: { deploymentId: record.id, version: record.version } },
     ...(draining ? {
@@ -145,13 +167,13 @@ async function commitDeployed(ctx: RunContext, switchLines: string[], overheadMs
         journal: draining,
         change: (x: DeploymentRecord) => ({
           ...x, status: 'UNDEPLOYING' as const, step: 'draining' as const, replacedBy: record.id,
-          deadline: new Date(Date.now() + (drainS + deps.config.defaultDeadlineSeconds) * 1000).toISOString(), times: { ...x.times, drainStarted: at },
+          deadline: new Date(Date.now() + (drainS + deps.config.defaultDeadlineSeconds) * 1000).toISOString(), times: { ...x.times, drainStarted: convergedAt },
         }),
         lines: [`Replaced by deployment ${record.id} (version ${record.version}); version ${draining.record.version} keeps running for the drain delay, then is removed`],
       },
-    } : { dequeue: ctx.workId }),
+    } : {}),
   });
-  deps.bus.publish({ type: 'switch', namespace: record.namespace, appName: record.appName, deploymentId: record.id, fromVersion: record.OldVersion, toVersion: record.version, overheadMs, at: deps.now() });
+  deps.bus.publish({ type: 'converged', namespace: record.namespace, appName: record.appName, deploymentId: record.id, ms, complete: convergence.complete, at: deps.now() });
 }
 
 async function readReplaced(ctx: RunContext, id: string) {

@@ -7,8 +7,8 @@ import { writeFailure } from './outcome.js';
 import { removeVersion } from './workload.js';
 
 /**
- * After a switch: the replaced version keeps running for the drain delay (counted from the
- * switch), then its workload and versioned Service are removed and its record becomes
+ * After a switch: the replaced version keeps running for the drain delay (counted from
+ * convergence: when requests reached the new version), then its workload and versioned Service are removed and its record becomes
  * UNDEPLOYED — in the same transaction that removes the work item, so the next deployment of the
  * app starts only after the drain and at most two versions ever run. The removal is guarded: a
  * version that any traffic target points at is never removed.
@@ -23,7 +23,8 @@ export async function drainReplaced(ctx: RunContext): Promise<void> {
   }
   const oldJournal = new Journal(old, deps.store, deps.bus, ctx.log, { signal: ctx.ownership.signal, fence: ctx.ownership.fence }, deps.now);
   const drainS = record.descriptor.drainSeconds ?? deps.config.defaultDrainSeconds;
-  const startedAt = Date.parse(old.value.times.drainStarted ?? '') || Date.now();
+  // The drain counts from when traffic had moved (convergence), not from the write that moved it.
+  const startedAt = Date.parse(record.times.converged ?? '') || Date.parse(old.value.times.drainStarted ?? '') || Date.now();
   const remaining = Math.max(0, startedAt + drainS * 1000 - Date.now());
   if (remaining > 0 && old.value.step === 'draining') await oldJournal.line(`Draining for ${Math.round(remaining / 1000)} s before removing version ${old.value.version}`);
   await sleep(remaining, ctx.ownership.signal).catch(() => {
@@ -42,7 +43,7 @@ export async function drainReplaced(ctx: RunContext): Promise<void> {
     }
     await deps.failpoints.hit('before-drain-removal', deadline.signal);
     if (old.value.step !== 'removing') await oldJournal.update((x) => ({ ...x, step: 'removing', owner: deps.replicaId }));
-    const removed = await removeVersion(ctx.cluster, old.value, deadline.signal);
+    const removed = await removeVersion(deps, ctx.cluster, old.value, deadline.signal);
     await oldJournal.update((x) => ({ ...x, status: 'UNDEPLOYED', step: 'undeployed', times: { ...x.times, removed: deps.now().toISOString() } }), [
       removed.length > 0 ? `Removed ${removed.join(', ')}` : 'Nothing left to remove', `Version ${old.value.version} undeployed (replaced by ${record.id})`,
     ], { final: true, dequeue: ctx.workId });

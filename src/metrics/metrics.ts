@@ -25,6 +25,7 @@ export class CutoverMetrics {
   private readonly deploymentDuration: Histogram<'outcome'>;
   private readonly stepDuration: Histogram<'step'>;
   private readonly switchOverhead: Histogram;
+  private readonly switchConvergence: Histogram<'complete'>;
   private readonly inFlight: Gauge<'kind'>;
   private readonly healthChecks: Counter<'result'>;
   private readonly healthCheckLatency: Histogram;
@@ -56,6 +57,10 @@ export class CutoverMetrics {
     this.switchOverhead = new Histogram({
       name: 'cutover_switch_overhead_seconds', help: "cutover's own time from the last healthy pod to traffic switched.",
       buckets: FAST_BUCKETS, registers,
+    });
+    this.switchConvergence = new Histogram({
+      name: 'cutover_switch_convergence_seconds', help: 'From traffic switched (writes accepted) to traffic moved (every target that can tell says it was applied); complete="false" when not confirmed in time.',
+      labelNames: ['complete'], buckets: FAST_BUCKETS, registers,
     });
     this.inFlight = new Gauge({ name: 'cutover_work_in_flight', help: 'Deploys and undeploys this replica is running now.', labelNames: ['kind'], registers });
     new Gauge({
@@ -116,6 +121,9 @@ export class CutoverMetrics {
         return;
       case 'switch':
         this.switchOverhead.observe(event.overheadMs / 1000);
+        return;
+      case 'converged':
+        this.switchConvergence.observe({ complete: String(event.complete) }, event.ms / 1000);
         return;
       case 'unreadable':
         if (this.unreadableKeys.size < 10_000) this.unreadableKeys.add(event.key);

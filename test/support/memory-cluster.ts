@@ -18,6 +18,8 @@ export class MemoryCluster implements Cluster {
   fault: (operation: string, kind: Kind | 'Pod' | 'EndpointSlice', name: string) => void = () => {};
   /** Called after a write succeeded (e.g. to fail "after it landed"). */
   afterWrite: (operation: string, kind: Kind, name: string) => void = () => {};
+  /** Acts as a Gateway's controller: HTTPRoutes get Accepted/ResolvedRefs status for their generation. */
+  gatewayController = true;
 
   private key(kind: string, ns: string, name: string): string {
     return `${kind}/${ns}/${name}`;
@@ -41,7 +43,7 @@ export class MemoryCluster implements Cluster {
     this.fault('create', kind, name);
     const k = this.key(kind, namespace, name);
     if (this.objects.has(k)) throw new KubeError(`create ${kind}: 409 AlreadyExists`, 409, 'AlreadyExists');
-    const stored = { ...structuredClone(object), metadata: { ...object.metadata, resourceVersion: String(++this.rv), uid: `uid-${this.rv}` } };
+    const stored = this.withStatus(kind, { ...structuredClone(object), metadata: { ...object.metadata, resourceVersion: String(++this.rv), uid: `uid-${this.rv}`, generation: 1 } });
     this.objects.set(k, stored);
     this.writes.push(`create ${kind} ${namespace}/${name}`);
     if (kind === 'Deployment' || kind === 'ReplicationController') this.startPods(stored);
@@ -59,7 +61,9 @@ export class MemoryCluster implements Cluster {
     if (object.metadata?.resourceVersion && object.metadata.resourceVersion !== existing.metadata?.resourceVersion) {
       throw new KubeError(`replace ${kind}: 409 Conflict`, 409, 'Conflict');
     }
-    const stored = { ...structuredClone(object), metadata: { ...object.metadata, resourceVersion: String(++this.rv) } };
+    const changed = JSON.stringify(object.spec) !== JSON.stringify(existing.spec);
+    const generation = Number(existing.metadata?.generation ?? 1) + (changed ? 1 : 0);
+    const stored = this.withStatus(kind, { ...structuredClone(object), metadata: { ...object.metadata, resourceVersion: String(++this.rv), generation } });
     this.objects.set(k, stored);
     this.writes.push(`replace ${kind} ${namespace}/${name}`);
     this.notify();
@@ -118,6 +122,23 @@ export class MemoryCluster implements Cluster {
 
   async ping(): Promise<void> {}
   close(): void {}
+
+  /** The Gateway's controller catches up: every HTTPRoute gets the status of its generation. */
+  gatewayCatchesUp(): void {
+    this.gatewayController = true;
+    for (const [k, o] of this.objects) if (o.kind === 'HTTPRoute' || k.startsWith('HTTPRoute/')) this.objects.set(k, this.withStatus('HTTPRoute', o));
+    this.notify();
+  }
+
+  private withStatus(kind: Kind, o: KubeObject): KubeObject {
+    if (kind !== 'HTTPRoute' || !this.gatewayController) return o;
+    const generation = o.metadata?.generation;
+    const parents = (o.spec?.parentRefs ?? []).map((parentRef: unknown) => ({
+      parentRef, controllerName: 'example.test/gateway',
+      conditions: ['Accepted', 'ResolvedRefs'].map((type) => ({ type, status: 'True', observedGeneration: generation, reason: type })),
+    }));
+    return { ...o, status: { parents } };
+  }
 
   /** Marks a pod (by name prefix) ready or not. */
   setReady(namePrefix: string, ready: boolean): void {
