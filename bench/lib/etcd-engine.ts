@@ -15,7 +15,7 @@ import { noFailpoints } from '../../src/deployer/failpoints.js';
 import { genericProfile } from '../../src/deployer/ingress-profiles.js';
 import { DeploymentRequests } from '../../src/deployer/requests.js';
 import { Scheduler } from '../../src/deployer/scheduler.js';
-import { IngressTarget, StableServiceTarget } from '../../src/deployer/traffic.js';
+import { HttpRouteTarget, IngressTarget, StableServiceTarget } from '../../src/deployer/traffic/index.js';
 import type { HealthChecker, HealthTarget } from '../../src/healthcheck/index.js';
 import { createLogger } from '../../src/log.js';
 import { DeploymentStore } from '../../src/store/deployments.js';
@@ -82,12 +82,12 @@ export class EtcdEngine {
     this.engine = new DeploymentEngine({
       store: this.store, environment: new EnvironmentStore(this.kv), cluster: this.cluster, profile: genericProfile, healthChecker: checker,
       bus: this.bus, log, now: () => new Date(), replicaId: 'bench',
-      traffic: [new StableServiceTarget(genericProfile), new IngressTarget(genericProfile, {})],
+      traffic: [new StableServiceTarget(genericProfile), new IngressTarget(genericProfile, {}), new HttpRouteTarget(genericProfile)],
       failpoints: noFailpoints,
       onUnreadable: (key) => this.unreadable.push(key),
       config: {
         defaultDrainSeconds: 0, defaultHealthCheckTimeoutSeconds: 30, defaultDeadlineSeconds: 120, healthCheckIntervalMs: 20,
-        cleanupTimeoutSeconds: 5, retainRecords: options.retainRecords,
+        cleanupTimeoutSeconds: 5, retainRecords: options.retainRecords, routing: { defaultRouting: 'ingress' }, convergenceTimeoutSeconds: 5,
       },
     });
     this.scheduler = new Scheduler({ kv: this.kv, store: this.store, engine: this.engine, bus: this.bus, log, replicaId: 'bench', leaseTtlSeconds: 10 });
