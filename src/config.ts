@@ -199,6 +199,36 @@ export const settings = {
     schema: Joi.string().valid('generic', 'traefik').default('generic'),
     defaultText: 'generic',
   },
+  routing: {
+    env: 'CUTOVER_ROUTING',
+    description: 'Which routes carry a frontend\'s traffic when the descriptor does not say (`routing`): "ingress" (an Ingress), "httproute" (a Gateway API HTTPRoute) or "both".',
+    schema: Joi.string().trim().lowercase().valid('ingress', 'httproute', 'both').default('ingress'),
+    defaultText: 'ingress',
+  },
+  gateway: {
+    env: 'CUTOVER_GATEWAY',
+    description: 'The Gateway HTTPRoutes attach to when the descriptor does not say (`gateway`): "namespace/name" or "namespace/name/sectionName". Required for HTTPRoutes.',
+    schema: Joi.string().trim().allow('').pattern(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?(\/[a-z0-9]([-a-z0-9]*[a-z0-9])?)?$/, 'namespace/name[/sectionName]'),
+    defaultText: '',
+  },
+  versionHeader: {
+    env: 'CUTOVER_VERSION_HEADER',
+    description: 'When set (e.g. "X-Cutover-Version"), responses through an app\'s routes carry this header with the version that answered (HTTPRoute filter; Traefik Middleware for Ingresses with the traefik profile), so the traffic probe can see when traffic has moved.',
+    schema: Joi.string().trim().allow('').pattern(/^[A-Za-z0-9-]{1,64}$/, 'HTTP header name'),
+    defaultText: '',
+  },
+  trafficProbeUrl: {
+    env: 'CUTOVER_TRAFFIC_PROBE_URL',
+    description: 'The gateway\'s address as cutover can reach it (e.g. http://traefik.traefik.svc): after a switch, cutover sends requests there with the app\'s Host until the new version answers (needs CUTOVER_VERSION_HEADER); the drain delay counts from then.',
+    schema: Joi.string().trim().allow('').uri({ scheme: ['http', 'https'] }),
+    defaultText: '',
+  },
+  convergenceTimeoutSeconds: {
+    env: 'CUTOVER_CONVERGENCE_TIMEOUT_SECONDS',
+    description: 'How long cutover waits after a switch for traffic to have moved (route status, endpoints, the traffic probe) before it drains the old version anyway (with a warning).',
+    schema: Joi.number().integer().min(1).max(600).default(30),
+    defaultText: '30',
+  },
   replicaId: {
     env: 'CUTOVER_REPLICA_ID',
     description: 'Name of this cutover replica in logs and ownership records.',
@@ -358,6 +388,11 @@ export interface Config {
   deadlineSeconds: number;
   ingressClassName?: string;
   ingressProfile: 'generic' | 'traefik';
+  routing: 'ingress' | 'httproute' | 'both';
+  gateway?: string;
+  versionHeader?: string;
+  trafficProbeUrl?: string;
+  convergenceTimeoutSeconds: number;
   replicaId?: string;
   leaseTtlSeconds: number;
   retainRecords: number;

@@ -13,7 +13,7 @@ import { deploymentRoutes } from './api/routes/deployments.js';
 import { healthRoutes } from './api/routes/health.js';
 import { attachLogStream, type LogStream } from './api/websocket/log-stream.js';
 import { assertNamespaceAllowed } from './auth/caller.js';
-import { KubernetesCluster, loadKubeConfig } from './deployer/kubernetes.js';
+import { KubernetesCluster, connectCluster } from './deployer/kubernetes.js';
 import type { Cluster } from './deployer/cluster.js';
 import { DeploymentEngine } from './deployer/engine.js';
 import { EngineEvents } from './deployer/events.js';
@@ -28,7 +28,7 @@ import { environmentRoutes } from './api/routes/environment.js';
 import { keys } from './store/keys.js';
 import { parseFailpoints } from './deployer/failpoints.js';
 import { withDeadline } from './lib/deadline.js';
-import { IngressTarget, StableServiceTarget } from './deployer/traffic.js';
+import { HttpRouteTarget, IngressTarget, StableServiceTarget } from './deployer/traffic/index.js';
 import { ApiServerProxyHealthChecker, DirectHealthChecker, type HealthChecker } from './healthcheck/index.js';
 import { resolveAuthSetup } from './auth/settings.js';
 import { createSecurity } from './auth/security.js';
@@ -94,7 +94,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
   let cluster: Cluster;
   try {
     cluster = overrides.cluster ?? new KubernetesCluster({
-      kubeConfig: loadKubeConfig(config.kubeconfig),
+      client: connectCluster(config.kubeconfig),
       requestTimeoutMs: config.kubeRequestTimeoutMs,
       retryBudgetMs: 60_000,
       log: log.child({ component: 'kubernetes' }),
@@ -111,7 +111,11 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     : new DirectHealthChecker({ timeoutMs: config.healthCheckRequestTimeoutMs });
   const engine = new DeploymentEngine({
     store: deployments, environment, cluster, profile, healthChecker, bus: events, now, replicaId, onUnreadable,
-    traffic: [new StableServiceTarget(profile), new IngressTarget(profile, { ...(config.ingressClassName ? { defaultIngressClassName: config.ingressClassName } : {}) })],
+    traffic: [
+      new StableServiceTarget(profile),
+      new IngressTarget(profile, { ...(config.ingressClassName ? { defaultIngressClassName: config.ingressClassName } : {}) }),
+      new HttpRouteTarget(profile),
+    ],
     log: log.child({ component: 'engine' }),
     failpoints: parseFailpoints(config.failpoints),
     config: {
@@ -122,6 +126,13 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
       // Keeps "FAILURE within deadline + 1 min" (I3) even when the cleanup after a deadline is slow.
       cleanupTimeoutSeconds: 40,
       retainRecords: config.retainRecords,
+      routing: {
+        defaultRouting: config.routing,
+        ...(config.gateway ? { gateway: config.gateway } : {}),
+        ...(config.versionHeader ? { versionHeader: config.versionHeader } : {}),
+      },
+      ...(config.trafficProbeUrl ? { trafficProbeUrl: config.trafficProbeUrl } : {}),
+      convergenceTimeoutSeconds: config.convergenceTimeoutSeconds,
     },
   });
   const scheduler = new Scheduler({

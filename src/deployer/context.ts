@@ -8,7 +8,9 @@ import type { Failpoints } from './failpoints.js';
 import type { IngressProfile } from './ingress-profiles.js';
 import type { Journal } from './journal.js';
 import type { AppOwnership } from './ownership.js';
-import type { TrafficTarget } from './traffic.js';
+import type { TrafficContext, TrafficTarget } from './traffic/index.js';
+import type { Descriptor } from '../domain/types.js';
+import { routingPlan, type RoutingConfig } from './routing.js';
 
 export interface EngineConfig {
   defaultDrainSeconds: number;
@@ -17,8 +19,12 @@ export interface EngineConfig {
   healthCheckIntervalMs: number;
   /** Upper bound of a failure's cleanup (putting traffic back, removing what the deployment made). */
   cleanupTimeoutSeconds: number;
-  /** Finished records (FAILURE, UNDEPLOYED) kept per app, with their logs and health data. */
+  /** Records kept per app (the newest), with their logs and health data. */
   retainRecords: number;
+  routing: RoutingConfig;
+  /** Where the traffic probe sends requests after a switch (CUTOVER_TRAFFIC_PROBE_URL). */
+  trafficProbeUrl?: string;
+  convergenceTimeoutSeconds: number;
 }
 
 /** Everything the engine works with; built once by the composition root. */
@@ -54,4 +60,9 @@ export interface RunContext {
 
 export function iso(ctx: RunContext): string {
   return ctx.deps.now().toISOString();
+}
+
+/** The context a traffic target is written in: for `deploymentId`, pointing at `version` of `descriptor`. */
+export function trafficContext(ctx: { deps: EngineDeps; cluster: RunContext['cluster'] }, descriptor: Descriptor, version: string, deploymentId: string, signal: AbortSignal, log: (line: string) => Promise<void>): TrafficContext {
+  return { cluster: ctx.cluster, descriptor, version, deploymentId, signal, log, routing: routingPlan(descriptor, ctx.deps.config.routing) };
 }

@@ -216,3 +216,68 @@ function ingressFor(o: {
     },
   };
 }
+
+/** A Gateway an HTTPRoute attaches to. */
+export interface ParentRef {
+  namespace: string;
+  name: string;
+  sectionName?: string;
+}
+
+/** "namespace/name[/sectionName]" (validated by the descriptor schema and the configuration). */
+export function parseGatewayRef(ref: string): ParentRef {
+  const [namespace = '', name = '', sectionName] = ref.split('/');
+  return { namespace, name, ...(sectionName ? { sectionName } : {}) };
+}
+
+/** An HTTPRoute filter (Gateway API), as data. */
+export type RouteFilter = Record<string, unknown>;
+
+export interface RouteSpecInput {
+  descriptor: Descriptor;
+  version: string;
+  parent: ParentRef;
+  annotations?: Record<string, string>;
+  filters?: RouteFilter[];
+}
+
+const GATEWAY_API = 'gateway.networking.k8s.io/v1';
+
+function parentRefOf(p: ParentRef): Record<string, string> {
+  return { group: 'gateway.networking.k8s.io', kind: 'Gateway', namespace: p.namespace, name: p.name, ...(p.sectionName ? { sectionName: p.sectionName } : {}) };
+}
+
+/** The HTTPRoute `{app}`: the frontend host to the versioned Service, through the given filters. */
+export function mainRoute(input: RouteSpecInput): { apiVersion: string; kind: string; metadata: Record<string, unknown>; spec: Record<string, unknown> } | undefined {
+  const { descriptor: d, version } = input;
+  const port = ingressPort(d.podspec);
+  if (!d.frontend || port === undefined) return undefined;
+  return {
+    apiVersion: GATEWAY_API, kind: 'HTTPRoute',
+    metadata: { name: d.appName, namespace: d.namespace, labels: trafficLabels(d.appName), annotations: { [VERSION_ANNOTATION]: version, ...(input.annotations ?? {}) } },
+    spec: {
+      parentRefs: [parentRefOf(input.parent)],
+      hostnames: [d.frontend],
+      rules: [{
+        matches: [{ path: { type: 'PathPrefix', value: '/' } }],
+        ...(input.filters && input.filters.length > 0 ? { filters: input.filters } : {}),
+        backendRefs: [{ group: '', kind: 'Service', name: versionedName(d.appName, version), port }],
+      }],
+    },
+  };
+}
+
+/** The HTTPRoute `{app}-www-redirect`: `www.{frontend}` answered with a 301 to the bare host (a standard filter). */
+export function wwwRedirectRoute(input: RouteSpecInput): { apiVersion: string; kind: string; metadata: Record<string, unknown>; spec: Record<string, unknown> } | undefined {
+  const { descriptor: d, version } = input;
+  if (!d.frontend || !d.redirectWww || d.frontend.startsWith('*.')) return undefined;
+  return {
+    apiVersion: GATEWAY_API, kind: 'HTTPRoute',
+    metadata: { name: `${d.appName}-www-redirect`, namespace: d.namespace, labels: trafficLabels(d.appName), annotations: { [VERSION_ANNOTATION]: version, ...(input.annotations ?? {}) } },
+    spec: {
+      parentRefs: [parentRefOf(input.parent)],
+      hostnames: [`www.${d.frontend}`],
+      rules: [{ filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: d.frontend, statusCode: 301 } }] }],
+    },
+  };
+}

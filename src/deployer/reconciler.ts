@@ -3,14 +3,16 @@ import { FINAL_STATUSES } from '../domain/deployment.js';
 import type { Versioned } from '../domain/types.js';
 import type { Logger } from '../log.js';
 import { Deadline } from '../lib/deadline.js';
-import type { Cluster, Kind, KubeObject } from './cluster.js';
+import { isNotFound, type Cluster, type Kind, type KubeObject } from './cluster.js';
+import { resourceOf } from '../kube/resources.js';
+import { managedKinds } from './permissions.js';
 import type { EngineDeps } from './context.js';
 import { WorkInterrupted } from './errors.js';
 import { Journal } from './journal.js';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, deploymentIdOf, isManagedByCutover } from './labels.js';
 import { writeFailure } from './outcome.js';
 import { FencedCluster, type AppOwnership } from './ownership.js';
-import type { TrafficPointer } from './traffic.js';
+import type { TrafficPointer } from './traffic/index.js';
 import { restoreTraffic } from './rollback.js';
 
 export interface ReconcileReport {
@@ -158,15 +160,13 @@ async function endStuck(scope: ReconcileScope, found: Versioned<DeploymentRecord
 
 async function managedObjects(cluster: Cluster, deps: EngineDeps, namespace: string, appName: string, signal: AbortSignal): Promise<Array<{ kind: Kind; object: KubeObject }>> {
   const selector = `app=${appName},${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
-  const kinds: Kind[] = ['Deployment', 'ReplicationController', 'Service', 'Ingress'];
-  if (deps.profile.name === 'traefik') kinds.push('Middleware');
   const out: Array<{ kind: Kind; object: KubeObject }> = [];
-  for (const kind of kinds) {
+  for (const kind of managedKinds(deps.traffic)) {
     let objects: KubeObject[];
     try {
       objects = await cluster.list(kind, namespace, selector, signal);
     } catch (err) {
-      if (kind === 'Middleware') continue; // the CRD may not be installed
+      if (resourceOf(kind).optional && isNotFound(err)) continue; // the CRD is not installed
       throw err;
     }
     for (const object of objects) if (isManagedByCutover(object.metadata)) out.push({ kind, object });

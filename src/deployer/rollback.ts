@@ -3,12 +3,12 @@ import type { DeploymentRecord } from '../domain/deployment.js';
 import { Deadline } from '../lib/deadline.js';
 import { whileUnavailable } from '../store/kv.js';
 import type { Cluster, Kind } from './cluster.js';
-import type { EngineDeps, RunContext } from './context.js';
+import { trafficContext, type EngineDeps, type RunContext } from './context.js';
 import { WorkInterrupted } from './errors.js';
 import { carriesDeployment } from './labels.js';
 import { writeFailure } from './outcome.js';
-import type { TrafficContext } from './traffic.js';
-import { WORKLOAD_KINDS, workloadExists } from './workload.js';
+import type { TrafficContext } from './traffic/index.js';
+import { WORKLOAD_KINDS, versionedExtraNames, workloadExists } from './workload.js';
 
 /**
  * The failure path of a deployment (invariant I2): everything goes back to how it was, touching
@@ -42,7 +42,7 @@ export async function rollback(ctx: RunContext, reason: string): Promise<void> {
     }
     if (trafficBack) {
       const removed: string[] = [];
-      for (const { kind, name } of ownObjects(record)) {
+      for (const { kind, name } of [...ownObjects(record), ...versionedExtraNames(deps, record.descriptor, record.version)]) {
         try {
           const existing = await ctx.cluster.get(kind, record.namespace, name, bound.signal);
           if (!existing || !carriesDeployment(existing.metadata, record.id)) continue;
@@ -75,7 +75,7 @@ export async function rollback(ctx: RunContext, reason: string): Promise<void> {
 export async function restoreTraffic(deps: EngineDeps, cluster: Cluster, record: DeploymentRecord, signal: AbortSignal): Promise<string[]> {
   const lines: string[] = [];
   const log = async (l: string) => { lines.push(l); };
-  const own: TrafficContext = { cluster, descriptor: record.descriptor, version: record.version, deploymentId: record.id, signal, log };
+  const own = trafficContext({ deps, cluster }, record.descriptor, record.version, record.id, signal, log);
   let previous: TrafficContext | undefined;
   let previousLoaded = false;
   for (const target of [...deps.traffic].reverse()) {
@@ -100,7 +100,7 @@ async function previousTraffic(deps: EngineDeps, cluster: Cluster, record: Deplo
   if (!(await workloadExists(cluster, record.namespace, record.appName, record.OldVersion, signal))) return undefined;
   const found = await whileUnavailable(() => deps.store.get(record.namespace, record.replaces!), signal).catch(() => undefined);
   const descriptor = found?.value.descriptor ?? record.descriptor;
-  return { cluster, descriptor, version: record.OldVersion, deploymentId: record.replaces, signal, log };
+  return trafficContext({ deps, cluster }, descriptor, record.OldVersion, record.replaces, signal, log);
 }
 
 /** What a deployment may have created (each is removed only if it carries the deployment's id). */

@@ -1,11 +1,11 @@
 import type { Descriptor } from '../domain/types.js';
 import { versionedName } from '../domain/names.js';
 import { Deadline, sleep } from '../lib/deadline.js';
-import type { RunContext } from './context.js';
+import { trafficContext, type RunContext } from './context.js';
 import { DeploymentFailure } from './errors.js';
 import { podPorts } from './manifests.js';
 import { isPodReady, type ReadyPod } from './readiness.js';
-import type { TrafficContext, TrafficSnapshot, TrafficTarget } from './traffic.js';
+import type { TrafficContext, TrafficSnapshot, TrafficTarget } from './traffic/index.js';
 
 /**
  * Invariant I1, guarded where it could break: traffic only ever moves to a version whose pods
@@ -72,7 +72,7 @@ const ENDPOINTS_PATIENCE_MS = 30_000;
  */
 export async function switchTraffic(ctx: RunContext, d: Descriptor, version: string, signal: AbortSignal): Promise<string[]> {
   const lines: string[] = [];
-  const traffic: TrafficContext = { cluster: ctx.cluster, descriptor: d, version, deploymentId: ctx.journal.record.id, signal, log: async (line) => { lines.push(line); } };
+  const traffic = trafficContext(ctx, d, version, ctx.journal.record.id, signal, async (line) => { lines.push(line); });
   const captured: Array<{ target: TrafficTarget; snapshot: TrafficSnapshot }> = [];
   for (const target of ctx.deps.traffic) captured.push({ target, snapshot: await target.capture(traffic) });
   let attempted = 0;

@@ -1,10 +1,10 @@
 import { StoreUnavailableError, whileUnavailable } from '../store/kv.js';
 import type { QueueItem } from '../domain/deployment.js';
 import { Deadline } from '../lib/deadline.js';
-import type { RunContext } from './context.js';
+import { trafficContext, type RunContext } from './context.js';
 import { WorkInterrupted } from './errors.js';
 import { writeFailure } from './outcome.js';
-import type { TrafficContext } from './traffic.js';
+import type { TrafficContext } from './traffic/index.js';
 import { removeVersion } from './workload.js';
 
 /**
@@ -39,14 +39,14 @@ export async function runUndeploy(ctx: RunContext, item: QueueItem): Promise<voi
   try {
     await deps.failpoints.hit('before-undeploy-removal', deadline.signal);
     const d = record.descriptor;
-    const traffic: TrafficContext = { cluster: ctx.cluster, descriptor: d, version: record.version, deploymentId: record.id, signal: deadline.signal, log: (line) => journal.line(line) };
+    const traffic = trafficContext(ctx, d, record.version, record.id, deadline.signal, (line) => journal.line(line));
     for (const target of [...deps.traffic].reverse()) {
       const pointer = await target.pointer(d, ctx.cluster, deadline.signal);
       if (!pointer) continue;
       if (pointer.version === record.version || pointer.version === undefined) await target.remove(traffic);
       else await journal.line(`${target.name} points at version ${pointer.version}; left alone`);
     }
-    const removed = await removeVersion(ctx.cluster, record, deadline.signal);
+    const removed = await removeVersion(deps, ctx.cluster, record, deadline.signal);
     if (removed.length > 0) await journal.line(`Removed ${removed.join(', ')}`);
     await journal.update((x) => ({ ...x, status: 'UNDEPLOYED', step: 'undeployed', times: { ...x.times, removed: deps.now().toISOString() } }), [
       `Deployment ${record.id} undeployed`,

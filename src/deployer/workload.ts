@@ -3,13 +3,15 @@ import type { Descriptor } from '../domain/types.js';
 import type { DeploymentRecord } from '../domain/deployment.js';
 import { versionedName } from '../domain/names.js';
 import type { Cluster, Kind, KubeObject } from './cluster.js';
-import type { RunContext } from './context.js';
+import type { EngineDeps, RunContext } from './context.js';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { routingPlan } from './routing.js';
 import { DeploymentFailure, WorkInterrupted } from './errors.js';
-import { carriesDeployment, deploymentIdOf, isAmdatuVersioned, mayManageStableService, mayManageVersioned } from './labels.js';
+import { DEPLOYMENT_ID_ANNOTATION, carriesDeployment, deploymentIdOf, isAmdatuVersioned, mayManageStableService, mayManageVersioned } from './labels.js';
 import { placeholderStableService, versionedService, versionedWorkload, type DeploymentFacts } from './manifests.js';
 import { evaluatePods, type ReadyPod } from './readiness.js';
 import type { Deadline } from '../lib/deadline.js';
-import { ForeignObjectError } from './traffic.js';
+import { ForeignObjectError } from './traffic/index.js';
 
 /** The versioned workload and Service of a deployment: creating, waiting for and removing them. */
 
@@ -42,6 +44,9 @@ export async function createVersion(ctx: RunContext, facts: DeploymentFacts, sig
   const service = versionedService(facts, ctx.deps.profile.decorate(d).serviceAnnotations);
   const items: Array<{ kind: Kind; object: KubeObject }> = [{ kind: d.controllerKind, object: versionedWorkload(facts) as KubeObject }];
   if (service) items.push({ kind: 'Service', object: service as KubeObject });
+  for (const extra of versionedExtras(ctx.deps, d, facts.version)) {
+    items.push({ kind: extra.kind as Kind, object: { ...extra, metadata: { ...extra.metadata, annotations: { ...(extra.metadata?.annotations ?? {}), [DEPLOYMENT_ID_ANNOTATION]: record.id } } } as KubeObject });
+  }
   await Promise.all(items.map(async ({ kind, object }) => {
     const name = object.metadata!.name!;
     if (await ctx.cluster.get(kind, d.namespace, name, signal)) {
@@ -107,7 +112,7 @@ export async function waitForPods(ctx: RunContext, d: Descriptor, version: strin
  * its deployment id, or made by the Amdatu deployer under the same name (no id). Never objects of
  * another deployment, never objects cutover did not make.
  */
-export async function removeVersion(cluster: Cluster, record: DeploymentRecord, signal: AbortSignal): Promise<string[]> {
+export async function removeVersion(deps: EngineDeps, cluster: Cluster, record: DeploymentRecord, signal: AbortSignal): Promise<string[]> {
   const { namespace, appName, version } = record;
   const name = versionedName(appName, version);
   const removed: string[] = [];
@@ -118,7 +123,23 @@ export async function removeVersion(cluster: Cluster, record: DeploymentRecord, 
     if (id ? id !== record.id : !isAmdatuVersioned(existing.metadata, appName)) continue;
     if (await cluster.delete(kind, namespace, name, signal)) removed.push(`${kind} ${name}`);
   }
+  for (const { kind, name: extra } of versionedExtraNames(deps, record.descriptor, version)) {
+    const existing = await cluster.get(kind, namespace, extra, signal);
+    if (!existing || !carriesDeployment(existing.metadata, record.id)) continue;
+    if (await cluster.delete(kind, namespace, extra, signal)) removed.push(`${kind} ${extra}`);
+  }
   return removed;
+}
+
+/** Controller objects that belong to one version (the profile's, e.g. a version-tag Middleware for the Ingress). */
+export function versionedExtras(deps: EngineDeps, d: Descriptor, version: string): KubernetesObject[] {
+  const routing = routingPlan(d, deps.config.routing);
+  if (!routing.ingress || !routing.versionHeader) return [];
+  return deps.profile.versionedObjects(d, version, { versionHeader: routing.versionHeader });
+}
+
+export function versionedExtraNames(deps: EngineDeps, d: Descriptor, version: string): Array<{ kind: Kind; name: string }> {
+  return versionedExtras(deps, d, version).map((o) => ({ kind: o.kind as Kind, name: o.metadata?.name ?? '' }));
 }
 
 export async function workloadExists(cluster: Cluster, namespace: string, appName: string, version: string, signal: AbortSignal): Promise<boolean> {

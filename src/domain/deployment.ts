@@ -51,6 +51,8 @@ export interface StepTimes {
   switched?: string;
   finished?: string;
   drainStarted?: string;
+  /** Traffic had moved to this version (every target that can tell said so); the replaced version's drain counts from here. */
+  converged?: string;
   removed?: string;
 }
 

@@ -19,6 +19,8 @@ const dnsLabel = Joi.string().max(MAX_LABEL_LENGTH).pattern(DNS1123_LABEL, 'DNS-
   'string.pattern.name': '{{#label}} must be a DNS-1123 label (lower-case letters, digits and "-", starting and ending with a letter or digit)',
 });
 const noNewlines = /^[^\r\n\0]*$/;
+/** A Gateway reference: namespace/name[/sectionName] (DNS labels / subdomain names). */
+export const GATEWAY_REF = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?(\/[a-z0-9]([-a-z0-9]*[a-z0-9])?)?$/;
 /** RFC 7230 token characters, i.e. what a header name may contain. */
 const headerName = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** A hostname (RFC 1123), optionally a wildcard "*.example.com"; no scheme, port or path. */
@@ -107,6 +109,9 @@ export const descriptorSchema = Joi.object({
   useStickySessions: Joi.boolean().default(false),
   tlsSecretName: Joi.string().max(253).pattern(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'DNS-1123 subdomain'),
   ingressClassName: Joi.string().max(253).pattern(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'DNS-1123 subdomain'),
+  routing: Joi.string().lowercase().valid('ingress', 'httproute', 'both'),
+  gateway: Joi.string().max(512).pattern(GATEWAY_REF, 'namespace/name[/sectionName]')
+    .messages({ 'string.pattern.name': '{{#label}} must name a Gateway as "namespace/name" or "namespace/name/sectionName"' }),
   additionHttpHeaders: Joi.array().items(headerSchema).max(100).default([]),
 
   useHealthCheck: Joi.boolean().default(false),

@@ -5,6 +5,7 @@
 
 export type ControllerKind = 'Deployment' | 'ReplicationController';
 export type HealthCheckType = 'probe' | 'simple';
+export type Routing = 'ingress' | 'httproute' | 'both';
 
 export interface HttpHeader {
   Header: string;
@@ -50,6 +51,10 @@ export interface Descriptor {
   useStickySessions: boolean;
   tlsSecretName?: string;
   ingressClassName?: string;
+  /** Which routes carry the frontend's traffic: an Ingress, a Gateway API HTTPRoute, or both (default: CUTOVER_ROUTING). */
+  routing?: Routing;
+  /** The Gateway an HTTPRoute attaches to, "namespace/name[/sectionName]" (default: CUTOVER_GATEWAY). */
+  gateway?: string;
   additionHttpHeaders: HttpHeader[];
 
   useHealthCheck: boolean;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Descriptor, HealthResult } from '../../src/domain/types.js';
+import type { Descriptor, HealthResult, Routing } from '../../src/domain/types.js';
 import type { DeploymentRecord } from '../../src/domain/deployment.js';
 import { validateDescriptor } from '../../src/domain/descriptor-schema.js';
 import { DeploymentEngine } from '../../src/deployer/engine.js';
@@ -8,7 +8,7 @@ import { noFailpoints, type Failpoints } from '../../src/deployer/failpoints.js'
 import { genericProfile } from '../../src/deployer/ingress-profiles.js';
 import { DeploymentRequests } from '../../src/deployer/requests.js';
 import { Scheduler } from '../../src/deployer/scheduler.js';
-import { IngressTarget, StableServiceTarget } from '../../src/deployer/traffic.js';
+import { HttpRouteTarget, IngressTarget, StableServiceTarget } from '../../src/deployer/traffic/index.js';
 import type { HealthChecker, HealthTarget } from '../../src/healthcheck/index.js';
 import { createMemoryLogger } from '../../src/log.js';
 import { DeploymentStore } from '../../src/store/deployments.js';
@@ -40,7 +40,7 @@ export class EngineHarness {
   private readonly descriptors = new EtcdDescriptorStore(this.kv);
   private readonly requests: DeploymentRequests;
 
-  constructor(options: { cleanupTimeoutSeconds?: number; retainRecords?: number } = {}) {
+  constructor(options: { cleanupTimeoutSeconds?: number; retainRecords?: number; routing?: Routing; convergenceTimeoutSeconds?: number } = {}) {
     const checker: HealthChecker = {
       check: async (t: HealthTarget): Promise<HealthResult> => {
         const verdict = this.health(t);
@@ -50,12 +50,12 @@ export class EngineHarness {
     this.engine = new DeploymentEngine({
       store: this.store, environment: new EnvironmentStore(this.kv), cluster: this.cluster, profile: genericProfile, healthChecker: checker,
       bus: this.bus, log: this.log.logger, now: () => new Date(), replicaId: 'unit',
-      traffic: [new StableServiceTarget(genericProfile), new IngressTarget(genericProfile, {})],
+      traffic: [new StableServiceTarget(genericProfile), new IngressTarget(genericProfile, {}), new HttpRouteTarget(genericProfile)],
       failpoints: { hit: (name, signal) => this.failpoints.hit(name, signal) },
       onUnreadable: (key) => this.unreadable.push(key),
       config: {
         defaultDrainSeconds: 0, defaultHealthCheckTimeoutSeconds: 2, defaultDeadlineSeconds: 60, healthCheckIntervalMs: 20,
-        cleanupTimeoutSeconds: options.cleanupTimeoutSeconds ?? 2, retainRecords: options.retainRecords ?? 50,
+        cleanupTimeoutSeconds: options.cleanupTimeoutSeconds ?? 2, retainRecords: options.retainRecords ?? 50, routing: { defaultRouting: options.routing ?? 'ingress', gateway: 'gateways/shared/web' }, convergenceTimeoutSeconds: options.convergenceTimeoutSeconds ?? 5,
       },
     });
     this.scheduler = new Scheduler({ kv: this.kv, store: this.store, engine: this.engine, bus: this.bus, log: this.log.logger, replicaId: 'unit', leaseTtlSeconds: 10 });

@@ -2,6 +2,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
+import { requiredPermissions } from '../../src/deployer/permissions.js';
+import { traefikProfile } from '../../src/deployer/ingress-profiles.js';
+import { HttpRouteTarget, IngressTarget, StableServiceTarget } from '../../src/deployer/traffic/index.js';
 
 const read = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
 
@@ -11,40 +14,16 @@ interface Rule {
   verbs: string[];
 }
 
-/** client-node method → [API group, resource, verb], for the methods src/deployer/kubernetes.ts calls. */
-const VERBS: Record<string, string> = { read: 'get', get: 'get', create: 'create', replace: 'update', delete: 'delete', list: 'list' };
-const RESOURCES: Record<string, [string, string]> = {
-  Deployment: ['apps', 'deployments'],
-  ReplicationController: ['', 'replicationcontrollers'],
-  Service: ['', 'services'],
-  Ingress: ['networking.k8s.io', 'ingresses'],
-  Pod: ['', 'pods'],
-  Secret: ['', 'secrets'],
-  CustomObject: ['traefik.io', 'middlewares'],
-  EndpointSlice: ['discovery.k8s.io', 'endpointslices'],
-};
-
-/** What the code calls, as "group/resource:verb". */
-function usedByTheEngine(): Set<string> {
-  const source = read('src/deployer/kubernetes.ts');
+/** What cutover uses, as "group/resource:verb": the engine's own needs and every traffic target's kinds (all profiles). */
+function usedByCutover(): Set<string> {
+  const targets = [new StableServiceTarget(traefikProfile), new IngressTarget(traefikProfile, {}), new HttpRouteTarget(traefikProfile)];
   const used = new Set<string>();
-  for (const m of source.matchAll(/\b(read|get|create|replace|delete|list)Namespaced([A-Z][A-Za-z]*?)(?:WithHttpInfo)?\(/g)) {
-    const target = RESOURCES[m[2]!];
-    assert.ok(target, `kubernetes.ts calls ${m[0]}: add its resource to this test and to k8s/rbac.yaml`);
-    used.add(`${target[0]}/${target[1]}:${VERBS[m[1]!]}`);
-  }
-  assert.match(source, /group: 'traefik\.io'.*plural: 'middlewares'/, 'custom objects are Traefik middlewares');
-  if (/connectGetNamespacedPodProxyWithPath/.test(source)) used.add('/pods/proxy:get');
-  if (/watch\(`\/api\/v1\/namespaces\/\$\{namespace\}\/pods`/.test(source)) used.add('/pods:watch');
-  assert.ok(used.size >= 20, `found ${used.size} calls in kubernetes.ts: the patterns above no longer match the code`);
-  for (const m of source.matchAll(/\bthis\.(?:core|apps|networking|custom)\.(\w+)\(/g)) {
-    assert.match(m[1]!, /^(read|get|create|replace|delete|list)Namespaced|^connectGetNamespacedPodProxyWithPath|^getAPIResources$/, `unmapped API call ${m[1]}`);
-  }
+  for (const p of requiredPermissions(targets, { podProxy: true })) for (const v of p.verbs) used.add(`${p.group}/${p.resource}:${v}`);
   return used;
 }
 
-/** Granted on purpose though not called yet (reserved, read-only); documented in k8s/rbac.yaml. */
-const RESERVED = new Set(['/pods:get', 'discovery.k8s.io/endpointslices:list', 'discovery.k8s.io/endpointslices:watch']);
+/** Granted on purpose though not used yet (reserved, read-only); documented in k8s/rbac.yaml. */
+const RESERVED = new Set<string>();
 
 describe('Kubernetes RBAC manifests (k8s/)', () => {
   const docs = parseAllDocuments(read('k8s/rbac.yaml'));
@@ -53,13 +32,14 @@ describe('Kubernetes RBAC manifests (k8s/)', () => {
   const role = objects.find((o) => o.kind === 'ClusterRole')!;
   const granted = new Set(role.rules!.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}/${res}:${v}`)))));
 
-  it('grants every call the engine makes', () => {
-    const missing = [...usedByTheEngine()].filter((u) => !granted.has(u));
+  it('grants everything cutover uses: the engine and the kinds every traffic target declares', () => {
+    assert.ok(usedByCutover().has('gateway.networking.k8s.io/httproutes:update'), 'the HTTPRoute target declares its kind');
+    const missing = [...usedByCutover()].filter((u) => !granted.has(u));
     assert.deepEqual(missing, []);
   });
 
   it('grants nothing else (least privilege), no wildcards and no escalation verbs', () => {
-    const used = usedByTheEngine();
+    const used = usedByCutover();
     const extra = [...granted].filter((g) => !used.has(g) && !RESERVED.has(g));
     assert.deepEqual(extra, []);
     for (const r of role.rules!) {

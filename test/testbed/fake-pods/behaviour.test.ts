@@ -2,7 +2,7 @@
 // Run: node --import tsx --test test/testbed/fake-pods/behaviour.test.ts
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { answer, DEFAULT_SLOW_DELAY_MS } from './behaviour.js';
+import { answer, DEFAULT_SLOW_DELAY_MS, MAX_PAD } from './behaviour.js';
 import type { FakePod } from './protocol.js';
 
 const pod = (env: Record<string, string> = {}, labels: Record<string, string> = { version: 'v2' }): FakePod => ({
@@ -18,6 +18,18 @@ describe('fake pod answers', () => {
       assert.deepEqual({ ...json(a.body) }, { healthy: true, pod: 'web-1', version: 'v2', namespace: 'ns', ip: '198.18.0.7' });
     }
     assert.equal(json(answer(pod({}, {}), '/', 1).body).version, null);
+  });
+
+  it('?pad=N lengthens a JSON answer by N bytes (capped at 1 MiB) and changes nothing else', () => {
+    const plain = answer(pod(), '/health', 1);
+    const padded = answer(pod(), '/health?pad=2000', 1);
+    assert.equal(padded.status, 200);
+    assert.equal(padded.body.length - plain.body.length, 2000 + ',"pad":""'.length);
+    assert.deepEqual({ ...json(padded.body), pad: undefined }, { ...json(plain.body), pad: undefined });
+    assert.equal((JSON.parse(answer(pod(), '/?pad=99999999', 1).body) as { pad: string }).pad.length, MAX_PAD);
+    assert.equal(answer(pod(), '/unhealthy?pad=10', 1).status, 200, 'the path still decides');
+    assert.equal(json(answer(pod(), '/unhealthy?pad=10', 1).body).healthy, false);
+    assert.equal(answer(pod(), '/?pad=-3', 1).body, answer(pod(), '/', 1).body);
   });
 
   it('unhealthy: 503 with healthy false; probe-false: 200 with healthy false', () => {

@@ -17,12 +17,14 @@ export const DEFAULT_SLOW_DELAY_MS = 10_000;
  */
 export function answer(pod: FakePod, path: string, requestNumber: number): Answer {
   const mode = pod.env.FAKE_HEALTH;
+  const pad = padding(path);
   const body = (healthy: boolean) => JSON.stringify({
     healthy,
     pod: pod.name,
     version: pod.labels.version ?? null,
     namespace: pod.namespace,
     ip: pod.ip,
+    ...(pad ? { pad } : {}),
   });
   const json = (status: number, healthy: boolean, delayMs = 0): Answer =>
     ({ status, contentType: 'application/json', body: body(healthy), delayMs });
@@ -68,6 +70,15 @@ function byPath(
     default:
       return json(200, true);
   }
+}
+
+/** `?pad=N` makes a JSON answer N bytes longer (at most 1 MiB): large enough to be compressed. */
+export const MAX_PAD = 1 << 20;
+
+function padding(path: string): string | undefined {
+  const query = path.includes('?') ? new URLSearchParams(path.slice(path.indexOf('?') + 1)) : undefined;
+  const n = Number(query?.get('pad') ?? 0);
+  return Number.isInteger(n) && n > 0 ? 'x'.repeat(Math.min(n, MAX_PAD)) : undefined;
 }
 
 function slowDelay(raw: string | undefined): number {
