@@ -1,8 +1,10 @@
 /**
  * The part of `npm run demo` that shows cutover at work: a sample app deployed twice (v1, then
  * v2) through the REST API, each deployment's log streamed live over the websocket, then real
- * HTTP through the stable Service's endpoints to show which version answers.
+ * HTTP through the stable Service's endpoints — and, when the test bed runs Traefik, through the
+ * gateway with the app's Host — to show which version answers.
  */
+import { request } from 'undici';
 import WebSocket from 'ws';
 import { CoreV1Api, DiscoveryV1Api, type KubeConfig } from '@kubernetes/client-node';
 
@@ -68,7 +70,22 @@ async function whoAnswers(kc: KubeConfig): Promise<string[]> {
   return [];
 }
 
-export async function runDemo(base: string, kc: KubeConfig, say: Say): Promise<void> {
+/** Four requests through the gateway with the app's Host: which pods and versions answer. */
+async function throughGateway(gatewayUrl: string): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    const res = await request(gatewayUrl, { headers: { host: descriptor.frontend }, headersTimeout: 2000, bodyTimeout: 2000 }).catch((err: Error) => err);
+    if (res instanceof Error) {
+      out.push(`no answer: ${res.message}`);
+      continue;
+    }
+    const body = (await res.body.json().catch(() => ({}))) as { pod?: string; version?: string };
+    out.push(`HTTP ${res.statusCode} from pod ${body.pod ?? '?'} version ${body.version ?? '?'} (X-Cutover-Version: ${res.headers['x-cutover-version'] ?? '-'})`);
+  }
+  return out;
+}
+
+export async function runDemo(base: string, kc: KubeConfig, say: Say, gatewayUrl?: string): Promise<void> {
   await ensureNamespace(kc, say);
   const created = await api<{ id: string }>(base, `/descriptors/?namespace=${NAMESPACE}`, { method: 'POST', body: JSON.stringify(descriptor) });
   if (created.status !== 201) throw new Error(`creating the demo descriptor failed: ${created.status} ${JSON.stringify(created.body)}`);
@@ -81,5 +98,6 @@ export async function runDemo(base: string, kc: KubeConfig, say: Say): Promise<v
     say(`deployment ${round} ended ${outcome}`);
     if (outcome !== 'DEPLOYED') return;
     for (const line of await whoAnswers(kc)) say(`  traffic via Service ${APP}: ${line}`);
+    if (gatewayUrl) for (const line of await throughGateway(gatewayUrl)) say(`  traffic via Traefik (Host ${descriptor.frontend}): ${line}`);
   }
 }

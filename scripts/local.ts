@@ -14,6 +14,7 @@ import { ensureEtcdBinary } from '../test/testbed/binaries.js';
 import { loadKubeConfig } from '../test/testbed/kube.js';
 import { runDemo } from './demo.js';
 import { down as testbedDown, up as testbedUp } from '../test/testbed/testbed.js';
+import { TRAEFIK } from '../test/testbed/traefik.js';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const say = (line: string) => process.stderr.write(`cutover-local: ${line}\n`);
@@ -76,12 +77,24 @@ async function main(): Promise<void> {
   const etcdEndpoint = config.etcdEndpoints[0]!;
   const etcd = await startLocalEtcd(etcdEndpoint);
   let bedStarted = false;
+  let gatewayUrl: string | undefined;
   if (!config.kubeconfig) {
     say('bringing up the local Kubernetes test bed (the first run builds it from Go modules: about 10 minutes)…');
     const bed = await testbedUp({ log: (l) => say(`testbed: ${l}`) });
     bedStarted = !bed.alreadyUp;
     config.kubeconfig = bed.state.kubeconfig;
     say(`deploying to the test bed (kubeconfig ${bed.state.kubeconfig})`);
+    const traefik = bed.state.traefik;
+    if (traefik) {
+      // Route through the bed's Traefik, unless the environment says otherwise.
+      gatewayUrl = traefik.url;
+      config.ingressClassName ??= TRAEFIK.ingressClass;
+      if (!process.env['CUTOVER_INGRESS_PROFILE']) config.ingressProfile = 'traefik';
+      config.gateway ??= `${TRAEFIK.gatewayNamespace}/${TRAEFIK.gatewayName}/${TRAEFIK.listenerName}`;
+      config.versionHeader ??= 'X-Cutover-Version';
+      config.trafficProbeUrl ??= traefik.url;
+      say(`routing through Traefik at ${traefik.url} (IngressClass ${TRAEFIK.ingressClass}, Gateway ${config.gateway})`);
+    }
   }
   // The demo keeps the terminal for the story; cutover's JSON log goes to a file.
   const demo = process.argv.includes('--demo');
@@ -92,13 +105,14 @@ async function main(): Promise<void> {
   const cutover = await startCutover(config, log);
   say(`cutover is running at ${cutover.url}`);
   if (demo) {
-    await runDemo(cutover.url, loadKubeConfig(config.kubeconfig ?? process.env['KUBECONFIG'] ?? ''), say).catch((err: Error) => say(`demo failed: ${err.message}`));
+    await runDemo(cutover.url, loadKubeConfig(config.kubeconfig ?? process.env['KUBECONFIG'] ?? ''), say, gatewayUrl).catch((err: Error) => say(`demo failed: ${err.message}`));
   }
   say('');
   say(`API:      ${cutover.url}/deployments/?namespace=demo   (all routes: README.md)`);
   say(`API docs: ${cutover.url}/docs`);
   say(`metrics:  ${cutover.url}/metrics`);
   say(`logs:     ws://${cutover.url.replace(/^http:\/\//, '')}/stream/deployments/<id>/logs?namespace=demo`);
+  if (gatewayUrl) say(`traffic:  curl -H 'Host: hello.demo.test' ${gatewayUrl}/   (the demo app through Traefik)`);
   say('stop everything with Ctrl-C (cutover, its etcd, and the test bed if this run started it)');
 
   let stopping = false;
