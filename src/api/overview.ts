@@ -130,9 +130,8 @@ export async function readOverview(kv: KvStore, query: OverviewQuery): Promise<{
     const [descriptors, index, live] = await Promise.all([
       kv.list(`descriptors/${scope}`),
       kv.list(`app-records/${appScope}`),
-      query.appName !== undefined && scope !== ''
-        ? kv.get(keys.live(scope.slice(0, -1), query.appName)).then((e) => ({ entries: e ? [e] : [], revision: e?.modRevision ?? '0' }))
-        : kv.list(`live/${scope}`),
+      // One key per app: a namespace's pointers are a small read (an app name may prefix another, hence not `live/ns/app`).
+      kv.list(`live/${scope}`),
     ]);
     revision = [descriptors.revision, index.revision, live.revision].reduce(maxRevision, revision);
     for (const { ns, entry } of parseEntries(descriptors.entries, 'descriptors/')) {

@@ -228,7 +228,7 @@ export function AppPage(props: { ns: string; app: string }): JSX.Element {
           {action.kind === 'deploy' ? (
             <p>cutover deploys descriptor <code>{action.descriptor.id.slice(0, 8)}</code> of <strong>{ns}/{app}</strong> as version {action.descriptor.newVersion === '#' ? 'the next number' : action.descriptor.newVersion}. The new version starts next to {live ? `the live version ${live.version}` : 'nothing (no version is live)'}; traffic switches only once all its pods are ready and healthy{live ? `, then version ${live.version} is removed` : ''}.</p>
           ) : action.kind === 'redeploy' ? (
-            <p>cutover deploys the descriptor copy of version <strong>{action.record.version}</strong> of <strong>{ns}/{app}</strong> again, as a new deployment. {live ? `Version ${live.version} keeps serving until it is healthy, then it is removed.` : 'No version is live now.'}</p>
+            <p>cutover deploys the descriptor copy of version <strong>{action.record.version}</strong> of <strong>{ns}/{app}</strong> again, as a new deployment{action.record.descriptor.newVersion === '#' ? ' with the next version number' : ''}. {live ? `Version ${live.version} keeps serving until the new one is ready and healthy, then it is removed.` : 'No version is live now.'}</p>
           ) : (
             <p>Version <strong>{action.record.version}</strong> of <strong>{ns}/{app}</strong> is removed: its pods, Services and Ingress. <strong>The app stops receiving traffic.</strong> The history stays.</p>
           )}

@@ -204,7 +204,7 @@ export function DeploymentPage(props: { ns: string; id: string }): JSX.Element {
       {record.failureReason ? (
         <div class="failure" role="alert" data-testid="failure-reason">
           <strong><span aria-hidden="true">✖ </span>Why it failed:</strong> {record.failureReason}
-          <div class="muted">The version that was live before is untouched; everything this deployment created was removed.</div>
+          {record.OldVersion ? <div class="muted">Version {record.OldVersion}, live before, keeps serving; the log below says what was cleaned up.</div> : null}
         </div>
       ) : null}
 
