@@ -59,11 +59,14 @@ export function overviewRoutes(deps: OverviewRoutesDeps): Router<AppState> {
       throw err;
     }
     heartbeat = setInterval(() => stream.write(': keep-alive\n\n'), heartbeatMs);
-    ctx.req.once('close', end);
-    if (ctx.req.socket.destroyed) end(); // the client left while the snapshot was read
+    // The response's close, not the request's: a GET's request closes as soon as it has been read.
+    ctx.res.once('close', end);
+    if (ctx.res.destroyed || ctx.req.socket.destroyed) end(); // the client left while the snapshot was read
     stream.once('error', end);
     ctx.req.socket.setNoDelay(true);
     ctx.set('Cache-Control', 'no-store');
+    // The connection ends with the stream: a kept-alive idle socket would hold a shutting-down server until its grace ends.
+    ctx.set('Connection', 'close');
     ctx.set('X-Accel-Buffering', 'no'); // nginx-style proxies: do not buffer the events
     ctx.type = 'text/event-stream; charset=utf-8';
     ctx.body = stream;
