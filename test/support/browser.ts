@@ -15,7 +15,7 @@ export interface TestBrowser {
   browser: Browser;
   /** A fresh context (own session storage) with the UI's base URL; closed by close(). */
   page(baseURL: string, options?: { width?: number; height?: number }): Promise<Page>;
-  /** Saves a full-page screenshot as test-artifacts/ui/<name>.png. */
+  /** Saves a full-page screenshot as test-artifacts/ui/<name>.png, and its first screen as <name>.top.png (docs/ui/ uses those). */
   screenshot(page: Page, name: string): Promise<string>;
   /** Errors the pages logged or threw (a test asserts there are none). */
   pageErrors: string[];
@@ -49,6 +49,8 @@ export async function startBrowser(): Promise<TestBrowser> {
     async screenshot(page, name) {
       const path = join(ARTIFACTS, `${name}.png`);
       await page.screenshot({ path, fullPage: true });
+      const size = page.viewportSize() ?? { width: 1280, height: 900 };
+      await page.screenshot({ path: join(ARTIFACTS, `${name}.top.png`), clip: { x: 0, y: 0, width: size.width, height: Math.min(size.height, 760) } });
       return path;
     },
     async close() {
