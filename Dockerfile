@@ -10,7 +10,10 @@ COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts/runtime.mjs ./scripts/
+COPY scripts/build-ui.ts ./scripts/
 COPY src ./src
+# The web UI's sources; `npm run build` bundles them into dist/ui, which the runtime stage copies with dist.
+COPY ui ./ui
 RUN npm run build
 
 FROM node:24.22.3-bookworm-slim

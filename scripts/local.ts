@@ -15,6 +15,7 @@ import { loadKubeConfig } from '../test/testbed/kube.js';
 import { runDemo } from './demo.js';
 import { down as testbedDown, up as testbedUp } from '../test/testbed/testbed.js';
 import { TRAEFIK } from '../test/testbed/traefik.js';
+import { ensureUiBuilt } from './build-ui.js';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const say = (line: string) => process.stderr.write(`cutover-local: ${line}\n`);
@@ -74,6 +75,9 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  // The web UI is served from dist/ui: build it when missing or older than ui/ (well under a second).
+  const ui = await ensureUiBuilt();
+  if (ui.rebuilt) say(`built the web UI into dist/ui (${ui.ms} ms)`);
   const etcdEndpoint = config.etcdEndpoints[0]!;
   const etcd = await startLocalEtcd(etcdEndpoint);
   let bedStarted = false;
@@ -108,6 +112,7 @@ async function main(): Promise<void> {
     await runDemo(cutover.url, loadKubeConfig(config.kubeconfig ?? process.env['KUBECONFIG'] ?? ''), say, gatewayUrl).catch((err: Error) => say(`demo failed: ${err.message}`));
   }
   say('');
+  say(`web UI:   ${cutover.url}/ui/`);
   say(`API:      ${cutover.url}/deployments/?namespace=demo   (all routes: README.md)`);
   say(`API docs: ${cutover.url}/docs`);
   say(`metrics:  ${cutover.url}/metrics`);

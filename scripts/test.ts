@@ -11,6 +11,7 @@ import { readdirSync, readFileSync, mkdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { down, up } from '../test/testbed/testbed.js';
+import { ensureUiBuilt } from './build-ui.js';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const say = (line: string) => process.stdout.write(`\n=== ${line}\n`);
@@ -67,6 +68,12 @@ async function main(): Promise<number> {
     process.stderr.write('type check failed\n');
     return tsc;
   }
+  // The web UI has its own settings (DOM, JSX): a second project.
+  const tscUi = await run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', 'ui']);
+  if (tscUi !== 0) {
+    process.stderr.write('type check of the web UI failed\n');
+    return tscUi;
+  }
 
   // cutover processes in tests run this build (test/support/process.ts): less CPU per start than tsx.
   say('build for the tests (tsc -p tsconfig.build.json → .local/test-dist)');
@@ -77,6 +84,9 @@ async function main(): Promise<number> {
     return build;
   }
   process.env['CUTOVER_TEST_ENTRY'] = join(outDir, 'src', 'main.js');
+  // The UI tests and every cutover serve dist/ui: built when missing or older than ui/.
+  const ui = await ensureUiBuilt();
+  say(ui.rebuilt ? `web UI built into dist/ui (${ui.ms} ms)` : 'web UI is up to date (dist/ui)');
 
   say('test bed (builds Kubernetes, etcd and kwok from Go modules on first use; see docs/testbed.md)');
   const bed = await up({ log: (line: string) => process.stdout.write(`testbed: ${line}\n`) });

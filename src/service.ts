@@ -34,6 +34,9 @@ import { resolveAuthSetup } from './auth/settings.js';
 import { createSecurity } from './auth/security.js';
 import { auditRoutes } from './api/routes/audit.js';
 import { adminKeyRoutes } from './api/routes/admin-keys.js';
+import { overviewRoutes } from './api/routes/overview.js';
+import { OverviewFeed } from './api/overview-feed.js';
+import { uiRoutes } from './api/routes/ui.js';
 
 /**
  * The composition root: the only place that knows which implementation backs which interface.
@@ -141,6 +144,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
   });
   const requests = new DeploymentRequests({ descriptors, deployments, now, defaultDeadlineSeconds: config.deadlineSeconds });
 
+  const overviewFeed = new OverviewFeed({ kv, log: log.child({ component: 'overview-feed' }) });
   const routers = [
     metricsRoutes(metrics),
     docsRoutes(CUTOVER_VERSION),
@@ -156,6 +160,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     deploymentRoutes({ deployments, requests }),
     auditRoutes({ audit: security.audit }),
     adminKeyRoutes({ keys: security.keyAdmin }),
+    overviewRoutes({ kv, feed: overviewFeed }),
   ];
   const app = createApp({
     log,
@@ -167,6 +172,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     onAuditWriteFailure: () => metrics.auditWriteFailure(),
     hstsMaxAgeSeconds: config.hstsMaxAgeSeconds,
     routers,
+    publicRouters: [uiRoutes()],
   });
 
   let server: RunningServer;
@@ -202,8 +208,8 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
       stopping ??= (async () => {
         shuttingDown = true;
         const graceMs = config.shutdownGraceSeconds * 1000;
-        // Websockets first (1001, resume hint): server.close() would otherwise wait for them.
-        await logStream.close();
+        // Websockets and event streams first (1001, resume hint): server.close() would otherwise wait for them.
+        await Promise.all([logStream.close(), overviewFeed.close()]);
         await Promise.all([server.close(graceMs), scheduler.stop(graceMs)]);
         cluster.close();
         await healthChecker.close?.();

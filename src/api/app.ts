@@ -12,6 +12,8 @@ import type { AuditStore } from '../store/audit.js';
 export interface AppOptions {
   log: Logger;
   routers: Array<Router<AppState>>;
+  /** Served without credentials, before authentication: the web UI's static files (routes/ui.ts). */
+  publicRouters?: Array<Router<AppState>>;
   /** Browser origins allowed besides the same origin (CUTOVER_ALLOWED_ORIGINS); the log websocket uses the same rule. */
   allowedOrigins?: readonly string[];
   /** Sees every finished request (metrics). */
@@ -43,6 +45,7 @@ export function createApp(options: AppOptions): Koa<AppState> {
   app.use(jsonErrors());
   app.use(cors(new OriginPolicy(options.allowedOrigins ?? [])));
   app.use(normalisePath());
+  for (const r of options.publicRouters ?? []) app.use(r.routes());
   // After CORS (preflights carry no credentials) and path normalising, before any body is read.
   app.use(authenticate(options.authenticator, { openPaths: new Set(options.openPaths), bodyLimitBytes: BODY_LIMIT_BYTES }));
   app.use(jsonBody());

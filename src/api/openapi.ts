@@ -137,11 +137,16 @@ export const operations: Operation[] = [
     responses: { '101': { description: 'Switching to the websocket protocol.' }, '404': { description: 'Not found.' }, ...common } },
 
   { method: 'get', path: '/environment', tag: 'administration', summary: 'Values injected into every deployed container (administrators).',
-    responses: { '200': { description: '[{key, name, value}]' }, ...common } },
+    query: Joi.object({ values: Joi.boolean().default(true).description('false: names only, without values (the web UI)') }),
+    responses: { '200': { description: '[{key, name, value}] ([{key, name}] with values=false)' }, ...common } },
   { method: 'put', path: '/environment/{key}', tag: 'administration', summary: 'Set an injected value (administrators; audited).', body: environmentValueSchema, example: { value: 'postgres://db.shop.svc:5432/shop' },
     responses: { '204': { description: 'Set.' }, ...common } },
   { method: 'delete', path: '/environment/{key}', tag: 'administration', summary: 'Remove an injected value (administrators; audited).',
     responses: { '204': { description: 'Removed.' }, '404': { description: 'No such value.' }, ...common } },
+  { method: 'get', path: '/overview', tag: 'overview', summary: 'Every app the caller may see, grouped by namespace: live version, newest deployment (status, when, by whom), URLs; and the caller.',
+    responses: { '200': { description: '{caller: {identity, auth, namespaces}, namespaces: [{namespace, apps: [...]}], revision}' }, ...common } },
+  { method: 'get', path: '/overview/stream', tag: 'overview', summary: 'Server-sent events: "snapshot" (as GET /overview), then "app" with an app\'s new summary on every change; "end" when the client must reconnect (docs/ui.md).',
+    responses: { '200': { description: 'text/event-stream', contentType: 'text/event-stream' }, ...common } },
   { method: 'get', path: '/audit', tag: 'administration', summary: 'Audit trail of a namespace (or _cluster for administrators), newest first.', query: Joi.object({ namespace: Joi.string().required(), limit: Joi.number().integer().min(1), app: Joi.string() }),
     responses: { '200': { description: 'Entries: who, what, where, when, outcome.' }, ...common } },
   { method: 'get', path: '/admin/keys', tag: 'administration', summary: 'List API keys (never their secrets).', query: Joi.object({ team: Joi.string() }),
@@ -205,7 +210,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       version,
       description: 'Descriptor-based blue-green deployments on Kubernetes. Paths work with and without a trailing slash. Errors are JSON: {"error", "message", "details"}.',
     },
-    tags: [{ name: 'descriptors' }, { name: 'deployments' }, { name: 'administration' }, { name: 'operations' }],
+    tags: [{ name: 'descriptors' }, { name: 'deployments' }, { name: 'overview' }, { name: 'administration' }, { name: 'operations' }],
     components: {
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },

@@ -10,6 +10,7 @@ import { TestEtcd } from '../support/etcd.js';
 import { unreachableKubeconfig } from '../support/cutover.js';
 import { freePort } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
+import { ensureUiBuilt } from '../../scripts/build-ui.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const run = promisify(execFile);
@@ -46,9 +47,11 @@ describe('container image', () => {
   });
 
   it('uses the same build and start commands as package.json and CI', () => {
-    assert.equal(withoutBootstrap(pkg.scripts['build']!), 'tsc -p tsconfig.build.json');
-    // `npm run build` in the build stage needs the bootstrap in the image.
+    assert.equal(withoutBootstrap(pkg.scripts['build']!), 'tsc -p tsconfig.build.json && node scripts/runtime.mjs node --import tsx scripts/build-ui.ts --force');
+    // `npm run build` in the build stage needs the bootstrap and the web UI's sources and build script in the image.
     assert.match(stages[0]!, /^COPY scripts\/runtime\.mjs \.\/scripts\/$/m);
+    assert.match(stages[0]!, /^COPY scripts\/build-ui\.ts \.\/scripts\/$/m);
+    assert.match(stages[0]!, /^COPY ui \.\/ui$/m);
     const cmd = /^CMD (\[.*\])$/m.exec(dockerfile)?.[1];
     assert.deepEqual(JSON.parse(cmd ?? '[]'), withoutBootstrap(pkg.scripts['serve']!).split(' '));
     assert.match(readFileSync(join(root, '.ci/run'), 'utf8'), /^node scripts\/runtime\.mjs npm ci --no-audit --no-fund$/m);
@@ -64,6 +67,8 @@ describe('container image', () => {
       outDir = mkdtempSync(join(root, '.local', 'build-'));
       // The build of the Dockerfile, into a scratch directory instead of dist/.
       await run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', outDir], { cwd: root });
+      // …and the web UI, into dist/ui (npm test has built it already; this is for a file run on its own).
+      await ensureUiBuilt();
     });
     after(async () => {
       await etcd?.destroy();
@@ -86,6 +91,10 @@ describe('container image', () => {
           if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}: ${output}`);
           return (await fetch(`http://127.0.0.1:${port}/healthz`)).ok;
         }, { timeoutMs: 20_000, intervalMs: 100 });
+        // The web UI is served by the built service too (from dist/ui, which the image copies).
+        const ui = await fetch(`http://127.0.0.1:${port}/ui/`);
+        assert.equal(ui.status, 200);
+        assert.match(await ui.text(), /<div id="app">/);
         const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1]);
         console.log(`# compiled cutover RSS after start: ${Math.round(rssKiB / 1024)} MiB`);
         child.kill('SIGTERM');

@@ -5,7 +5,7 @@ import { ENV_NAME, envNameOfKey, type EnvironmentStore } from '../../store/envir
 import { noteAudit } from '../audit-trail.js';
 import { badRequest, notFound } from '../errors.js';
 import type { AppContext, AppState } from '../middleware.js';
-import { objectBody } from '../params.js';
+import { booleanParam, objectBody } from '../params.js';
 import { environmentValueSchema } from '../validation/environment.js';
 
 /** A key as the original deployer stored it: the variable name in lower or upper case, "-" for "_". */
@@ -29,7 +29,9 @@ export function environmentRoutes(deps: { environment: EnvironmentStore }): Rout
 
   router.get('/environment', async (ctx) => {
     requireAdministrator(ctx);
-    ctx.body = (await deps.environment.read()).entries;
+    const entries = (await deps.environment.read()).entries;
+    // values=false: names only (the web UI never shows or holds values).
+    ctx.body = booleanParam(ctx, 'values', true) ? entries : entries.map(({ key, name }) => ({ key, name }));
   });
 
   router.put('/environment/:key', async (ctx) => {

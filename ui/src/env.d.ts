@@ -1,0 +1,2 @@
+/** esbuild bundles imported CSS into the build's one stylesheet. */
+declare module '*.css';
