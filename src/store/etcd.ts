@@ -63,7 +63,7 @@ export class EtcdStore implements KvStore {
   async get(key: string): Promise<KvEntry | undefined> {
     const res = await this.call(() => this.ns.get(key).exec(), 'get');
     const kv = res.kvs[0];
-    return kv ? toEntry(kv) : undefined;
+    return kv ? this.unprefixed(toEntry(kv)) : undefined;
   }
 
   async getMany(keys: string[]): Promise<Array<KvEntry | undefined>> {

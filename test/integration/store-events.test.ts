@@ -20,6 +20,14 @@ describe('deployment event log in etcd', () => {
     await etcd?.destroy();
   });
 
+  it('get, getMany, list and watch name keys alike: relative to the store\'s prefix', async () => {
+    const key = `keys/${randomUUID()}`;
+    await kv.transact([], [{ type: 'put', key, value: 'v' }]);
+    assert.equal((await kv.get(key))?.key, key);
+    assert.equal((await kv.getMany([key]))[0]?.key, key);
+    assert.deepEqual((await kv.list(key)).entries.map((e) => e.key), [key]);
+  });
+
   it('keeps every line of concurrent writers, numbered without gaps, and reads long logs in pages', async () => {
     const id = randomUUID();
     // Two writers (as two replicas would be) appending at once.
