@@ -139,7 +139,9 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     kv, store: deployments, engine, bus: events, replicaId, log: log.child({ component: 'scheduler' }),
     leaseTtlSeconds: config.leaseTtlSeconds,
   });
-  const requests = new DeploymentRequests({ descriptors, deployments, now, defaultDeadlineSeconds: config.deadlineSeconds });
+  const requests = new DeploymentRequests({
+    descriptors, deployments, now, defaultDeadlineSeconds: config.deadlineSeconds, defaultControllerKind: config.defaultControllerKind,
+  });
 
   const routers = [
     metricsRoutes(metrics),

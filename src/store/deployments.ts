@@ -2,10 +2,17 @@ import type { Versioned } from '../domain/types.js';
 import type { DeploymentEvent, DeploymentRecord, LivePointer, PodHealth, QueueItem } from '../domain/deployment.js';
 import { FINAL_STATUSES } from '../domain/deployment.js';
 import { FenceLostError, RevisionConflictError } from '../domain/errors.js';
-import type { Guard, KvEntry, KvOp, KvStore } from './kv.js';
+import type { Guard, KvEntry, KvOp, KvStore, WatchHandle } from './kv.js';
 import { StoreDataError } from './kv.js';
 import { keys, seqOfEventKey } from './keys.js';
 import { parseRecord } from './json.js';
+
+/** Someone's request to stop a deployment in progress. */
+export interface CancelRequest {
+  /** Who asked (the caller's identity, as in the audit trail). */
+  by: string;
+  at: string;
+}
 
 /** What an event carries before the store gives it a sequence number and time. */
 export type EventInput =
@@ -316,7 +323,72 @@ export class DeploymentStore {
       { type: 'delete', key: keys.appRecord(namespace, appName, id) },
       { type: 'deletePrefix', prefix: keys.eventsOf(namespace, id) },
       { type: 'deletePrefix', prefix: keys.healthOf(namespace, id) },
+      { type: 'delete', key: keys.cancelRequest(namespace, id) },
     ];
+  }
+
+  // --- cancel requests -----------------------------------------------------------------------
+
+  /**
+   * Asks whoever runs the deployment to stop at its next safe point. Written only while the
+   * record is still at `expectedRevision` (the caller checked it may be cancelled); false when it
+   * moved on meanwhile. The log says who asked.
+   */
+  async requestCancel(namespace: string, id: string, by: string, expectedRevision: string): Promise<boolean> {
+    const request: CancelRequest = { by, at: this.now().toISOString() };
+    const res = await this.kv.transact([{ key: keys.deployment(namespace, id), modRevision: expectedRevision }], [
+      { type: 'put', key: keys.cancelRequest(namespace, id), value: JSON.stringify(request) },
+    ]);
+    if (!res.succeeded) return false;
+    await this.appendLog(namespace, id, `Cancel requested by ${by}`);
+    return true;
+  }
+
+  async cancelRequestOf(namespace: string, id: string): Promise<CancelRequest | undefined> {
+    const entry = await this.kv.get(keys.cancelRequest(namespace, id));
+    return entry ? parseRecord<CancelRequest>(entry) : undefined;
+  }
+
+  /**
+   * Calls `onCancel` once if a cancel request exists or arrives while watching. A watch that
+   * ends for good is re-established from a fresh read, so no request is missed.
+   */
+  async watchCancel(namespace: string, id: string, onCancel: (request: CancelRequest) => void): Promise<WatchHandle> {
+    const key = keys.cancelRequest(namespace, id);
+    let fired = false;
+    let closed = false;
+    let current: WatchHandle | undefined;
+    const fire = (value: string) => {
+      if (fired || closed) return;
+      fired = true;
+      try {
+        onCancel(JSON.parse(value) as CancelRequest);
+      } catch {
+        onCancel({ by: 'unknown', at: this.now().toISOString() });
+      }
+    };
+    const start = async (): Promise<void> => {
+      const { entries, revision } = await this.kv.list(key);
+      const existing = entries.find((e) => e.key.endsWith(key));
+      if (existing) return fire(existing.value);
+      if (closed) return;
+      current = await this.kv.watch(key, String(BigInt(revision) + 1n), {
+        onEvents: (events) => {
+          for (const e of events) if (e.type === 'put' && e.key.endsWith(key)) fire(e.value);
+        },
+        onError: () => {
+          if (!closed && !fired) void start().catch(() => undefined);
+        },
+      });
+      if (closed) await current.close();
+    };
+    await start();
+    return {
+      close: async () => {
+        closed = true;
+        await current?.close();
+      },
+    };
   }
 
   // --- events --------------------------------------------------------------------------------

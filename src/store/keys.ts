@@ -19,6 +19,9 @@ export const keys = {
   /** The app's one DEPLOYED record ({deploymentId, version}); changed only together with record statuses. */
   live: (ns: string, app: string) => `live/${ns}/${app}`,
 
+  /** Someone asked to cancel a deployment in progress ({by, at}); deleted with the record. */
+  cancelRequest: (ns: string, id: string) => `cancel/${ns}/${id}`,
+
   /** A request to reconcile an app's objects (after a cleanup that could not finish); run by its owner. */
   reconcileRequest: (ns: string, app: string) => `reconcile/${ns}/${app}`,
   allReconcileRequests: () => 'reconcile/',
