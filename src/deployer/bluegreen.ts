@@ -9,6 +9,7 @@ import { DeploymentFailure, WorkInterrupted } from './errors.js';
 import { checkHealth } from './health.js';
 import { Journal } from './journal.js';
 import { injectedEnvironmentNames, type DeploymentFacts, type EnvValue } from './manifests.js';
+import { adoptOriginalVersion } from './adoption.js';
 import { drainReplaced } from './drain.js';
 import { awaitConvergence, type ConvergenceResult } from './convergence.js';
 import { rollback } from './rollback.js';
@@ -129,7 +130,7 @@ async function prepare(ctx: RunContext, signal: AbortSignal): Promise<Deployment
       : `Deployment ${describe(record)} started on replica ${deps.replicaId}`,
   ]);
   const d = validatedCopy(record);
-  const live = await whileUnavailable(() => deps.store.live(d.namespace, d.appName), signal);
+  const live = await whileUnavailable(() => deps.store.live(d.namespace, d.appName), signal) ?? await adoptOriginalVersion(ctx, d, signal);
   if (live && live.version === record.version && live.deploymentId !== record.id) {
     throw new DeploymentFailure(`version ${record.version} of ${d.appName} is already running (deployment ${live.deploymentId}); nothing was changed (deploy another version, or "#" for the next number)`);
   }

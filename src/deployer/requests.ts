@@ -13,6 +13,11 @@ export interface DeploymentRequestsOptions {
   defaultDeadlineSeconds: number;
   /** The workload kind of a deployment whose descriptor names none (CUTOVER_DEFAULT_CONTROLLER_KIND). */
   defaultControllerKind: ControllerKind;
+  /**
+   * The highest numeric version of the app running in the cluster (e.g. left by the Amdatu
+   * deployer), asked only for an app's first "#" deployment, so versions never restart at 1.
+   */
+  highestVersionInCluster?: (namespace: string, appName: string) => Promise<number>;
 }
 
 export type UndeployOutcome =
@@ -63,8 +68,10 @@ export class DeploymentRequests {
       let version: string;
       let nextCounter: number | undefined;
       if (descriptor.newVersion === AUTO_VERSION) {
-        version = String(counter.value + 1);
-        nextCounter = counter.value + 1;
+        const floor = counter.revision === '0' && this.o.highestVersionInCluster
+          ? await this.o.highestVersionInCluster(descriptor.namespace, descriptor.appName) : 0;
+        version = String(Math.max(counter.value, floor) + 1);
+        nextCounter = Number(version);
       } else {
         version = descriptor.newVersion;
         if (isNumericVersion(version) && Number(version) > counter.value) nextCounter = Number(version);

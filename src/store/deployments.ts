@@ -190,6 +190,36 @@ export class DeploymentStore {
     return { value: record, revision: res.revision };
   }
 
+  /**
+   * Records a running version that cutover did not deploy as the app's live deployment: the
+   * record (DEPLOYED, `adopted`), its index entry, first events and the live pointer — only if
+   * the app has no live deployment (else RevisionConflictError) — and the version counter moved
+   * past its version.
+   */
+  async adopt(record: DeploymentRecord, events: EventInput[]): Promise<Live> {
+    const recordKey = keys.deployment(record.namespace, record.id);
+    const liveKey = keys.live(record.namespace, record.appName);
+    const counter = await this.versionCounter(record.namespace, record.appName);
+    const guards: Guard[] = [{ key: recordKey, modRevision: '0' }, { key: liveKey, modRevision: '0' }];
+    const pointer: LivePointer = { deploymentId: record.id, version: record.version };
+    const ops: KvOp[] = [
+      { type: 'put', key: recordKey, value: JSON.stringify(record) },
+      { type: 'put', key: keys.appRecord(record.namespace, record.appName, record.id), value: record.created },
+      { type: 'put', key: liveKey, value: JSON.stringify(pointer) },
+      ...this.eventOps(record.namespace, record.id, 1, events),
+    ];
+    const numeric = /^[0-9]{1,15}$/.test(record.version) ? Number(record.version) : undefined;
+    if (numeric !== undefined && numeric > counter.value) {
+      const counterKey = keys.versionCounter(record.namespace, record.appName);
+      guards.push({ key: counterKey, modRevision: counter.revision });
+      ops.push({ type: 'put', key: counterKey, value: String(numeric) });
+    }
+    const res = await this.kv.transact(guards, ops);
+    if (!res.succeeded) throw new RevisionConflictError(`${record.namespace}/${record.appName} got a live deployment or a new version meanwhile`);
+    this.nextSeq.set(recordKey, events.length + 1);
+    return { ...pointer, revision: res.revision };
+  }
+
   /** One record's change; see commit(). */
   async update(change: RecordChange, options: CommitOptions = {}): Promise<Versioned<DeploymentRecord>> {
     const [one] = await this.commit([change], options);

@@ -3,6 +3,7 @@ import type { ControllerKind, Descriptor, HealthResult, Routing } from '../../sr
 import type { DeploymentRecord } from '../../src/domain/deployment.js';
 import { validateDescriptor } from '../../src/domain/descriptor-schema.js';
 import { DeploymentEngine } from '../../src/deployer/engine.js';
+import { highestVersionInCluster } from '../../src/deployer/adoption.js';
 import { EngineEvents } from '../../src/deployer/events.js';
 import { noFailpoints, type Failpoints } from '../../src/deployer/failpoints.js';
 import { genericProfile } from '../../src/deployer/ingress-profiles.js';
@@ -59,7 +60,9 @@ export class EngineHarness {
       },
     });
     this.scheduler = new Scheduler({ kv: this.kv, store: this.store, engine: this.engine, bus: this.bus, log: this.log.logger, replicaId: 'unit', leaseTtlSeconds: 10 });
-    this.requests = new DeploymentRequests({ descriptors: this.descriptors, deployments: this.store, now: () => new Date(), defaultDeadlineSeconds: 60, defaultControllerKind: options.defaultControllerKind ?? 'Deployment' });
+    this.requests = new DeploymentRequests({ descriptors: this.descriptors, deployments: this.store, now: () => new Date(), defaultDeadlineSeconds: 60, defaultControllerKind: options.defaultControllerKind ?? 'Deployment',
+      highestVersionInCluster: (ns, app) => highestVersionInCluster(this.cluster, ns, app, new AbortController().signal),
+    });
   }
 
   async start(): Promise<this> {
