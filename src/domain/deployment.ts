@@ -89,6 +89,10 @@ export interface DeploymentRecord {
   deleteWhenUndeployed?: boolean;
   /** A failure's cleanup could not remove everything; the app's owner reconciles the rest. */
   cleanupIncomplete?: boolean;
+  /** Imported from another deployer's data (`cutover-admin import-amdatu`), not deployed by cutover. */
+  importedFrom?: 'amdatu';
+  /** The status the record had there, when it was imported with another one (docs/migrating-from-amdatu.md). */
+  originalStatus?: DeploymentStatus;
 }
 
 /** The app's one DEPLOYED record, kept under `live/{ns}/{app}` and changed only with record statuses. */
