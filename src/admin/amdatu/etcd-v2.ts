@@ -1,4 +1,5 @@
 import { Agent, request } from 'undici';
+import { isDeadlineExceeded, withDeadline } from '../../lib/deadline.js';
 
 /**
  * A read-only client of etcd's v2 keys API (plain HTTP and JSON), just enough to read the Amdatu
@@ -90,9 +91,11 @@ export class EtcdV2Reader {
   async #get(path: string): Promise<{ status: number; text: string; contentType: string }> {
     const url = new URL(path, this.base);
     try {
-      const res = await request(url, { method: 'GET', dispatcher: this.#agent, headers: { accept: 'application/json' }, signal: AbortSignal.timeout(this.#timeoutMs) });
-      const text = await res.body.text();
-      return { status: res.statusCode, text, contentType: String(res.headers['content-type'] ?? '') };
+      return await withDeadline(this.#timeoutMs, undefined, async (signal) => {
+        const res = await request(url, { method: 'GET', dispatcher: this.#agent, headers: { accept: 'application/json' }, signal });
+        const text = await res.body.text();
+        return { status: res.statusCode, text, contentType: String(res.headers['content-type'] ?? '') };
+      });
     } catch (err) {
       throw new SourceError(`cannot read ${this.#show(path)}: ${describeNetworkError(err)}`);
     }
@@ -108,7 +111,7 @@ function describeNetworkError(err: unknown): string {
   const code = e.code ?? e.cause?.code;
   if (code === 'ECONNREFUSED') return 'connection refused (is etcd running there?)';
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'host not found';
-  if (e.name === 'TimeoutError' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'no answer in time';
+  if (isDeadlineExceeded(err) || e.name === 'TimeoutError' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'no answer in time';
   return [code, e.message ?? String(err)].filter(Boolean).join(' ');
 }
 
