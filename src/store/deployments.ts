@@ -6,6 +6,7 @@ import type { Guard, KvEntry, KvOp, KvStore, WatchHandle } from './kv.js';
 import { StoreDataError } from './kv.js';
 import { keys, seqOfEventKey } from './keys.js';
 import { parseRecord } from './json.js';
+import { importMarkOp, type ImportMark } from './imports.js';
 
 /** Someone's request to stop a deployment in progress. */
 export interface CancelRequest {
@@ -53,6 +54,25 @@ export interface NewDeployment {
   versionCounter?: { value: number; expectedRevision: string };
 }
 
+/** An event with the time it happened (imported logs keep their own times). */
+export type TimedEvent = EventInput & { time: string };
+
+/** A finished record imported from another deployer's data (DeploymentStore.importRecord). */
+export interface ImportedDeployment {
+  record: DeploymentRecord;
+  /** Its log lines and status changes, in order (they get seq 1, 2, …). */
+  events: TimedEvent[];
+  health: PodHealth[];
+  /** The import ledger's source name (e.g. "amdatu") and the mark written with the record. */
+  source: string;
+  mark: ImportMark;
+  /** Make it the app's live record; only when the app has none (else nothing is written: 'live-taken'). */
+  live: boolean;
+}
+
+/** 'exists': the record or its import mark is there already; 'live-taken': the app has a live record. */
+export type ImportOutcome = 'imported' | 'exists' | 'live-taken';
+
 export interface VersionCounter {
   value: number;
   /** "0" when the counter does not exist yet. */
@@ -98,6 +118,10 @@ function contentionPause(attempt: number): Promise<void> {
 const EVENT_PAGE = 1000;
 /** Records removed per pruning transaction (each takes four operations; etcd allows 128). */
 const PRUNE_BATCH = 25;
+/** etcd's default limit of operations in one transaction (--max-txn-ops). */
+const MAX_TXN_OPS = 128;
+/** Log lines and health entries of an imported record written per transaction when they do not fit in one. */
+const IMPORT_BATCH = 100;
 /** The key layout this code writes; older layouts are migrated at start-up (migrateLayout). */
 export const LAYOUT_VERSION = '2';
 
@@ -421,6 +445,56 @@ export class DeploymentStore {
     };
   }
 
+  /**
+   * Stores a finished record imported from another deployer's data — record, index entry, events,
+   * health data, import mark and (when `live`) the app's live pointer — only if neither the record
+   * nor its mark exists and, for `live`, the app has no live record. One transaction when it fits
+   * etcd's limit; a long log is written first in batches under the not-yet-existing record's
+   * prefixes (fixed sequence numbers, so a repeated import rewrites the same keys), and removed
+   * again when the record could not be written.
+   */
+  async importRecord(input: ImportedDeployment): Promise<ImportOutcome> {
+    const { record } = input;
+    const { namespace, appName, id } = record;
+    const recordKey = keys.deployment(namespace, id);
+    const markKey = keys.importMark(input.source, 'deployments', namespace, id);
+    const liveKey = keys.live(namespace, appName);
+    const [existing, marked, live] = await this.kv.getMany([recordKey, markKey, liveKey]);
+    if (existing || marked) return 'exists';
+    if (input.live && live) return 'live-taken';
+
+    const dataOps: KvOp[] = [
+      ...input.events.map((e, i): KvOp => ({ type: 'put', key: keys.event(namespace, id, i + 1), value: JSON.stringify(timedEvent(e, i + 1)) })),
+      ...input.health.map((h): KvOp => ({ type: 'put', key: keys.health(namespace, id, h.podName), value: JSON.stringify(h) })),
+    ];
+    const ops: KvOp[] = [
+      { type: 'put', key: recordKey, value: JSON.stringify(record) },
+      { type: 'put', key: keys.appRecord(namespace, appName, id), value: record.created },
+      importMarkOp({ source: input.source, kind: 'deployments', namespace, id }, input.mark),
+    ];
+    const guards: Guard[] = [{ key: recordKey, modRevision: '0' }, { key: markKey, modRevision: '0' }];
+    if (input.live) {
+      guards.push({ key: liveKey, modRevision: '0' });
+      ops.push({ type: 'put', key: liveKey, value: JSON.stringify({ deploymentId: id, version: record.version } satisfies LivePointer) });
+    }
+    const batched = dataOps.length + ops.length + guards.length > MAX_TXN_OPS;
+    if (batched) {
+      for (let i = 0; i < dataOps.length; i += IMPORT_BATCH) await this.kv.transact([], dataOps.slice(i, i + IMPORT_BATCH));
+    } else {
+      ops.push(...dataOps);
+    }
+    const res = await this.kv.transact(guards, ops);
+    if (res.succeeded) return 'imported';
+    const [nowRecord, nowMark] = await this.kv.getMany([recordKey, markKey]);
+    if (batched && !nowRecord) {
+      await this.kv.transact([{ key: recordKey, modRevision: '0' }], [
+        { type: 'deletePrefix', prefix: keys.eventsOf(namespace, id) },
+        { type: 'deletePrefix', prefix: keys.healthOf(namespace, id) },
+      ]);
+    }
+    return nowRecord || nowMark ? 'exists' : 'live-taken';
+  }
+
   // --- events --------------------------------------------------------------------------------
 
   /** Appends one log line (its own key, so concurrent writers never lose lines). */
@@ -493,6 +567,21 @@ export class DeploymentStore {
     if (!entry) return { value: 0, revision: '0' };
     const value = Number.parseInt(entry.value, 10);
     return { value: Number.isFinite(value) ? value : 0, revision: entry.modRevision };
+  }
+
+  /**
+   * Raises the app's version counter to at least `atLeast` (never lowers it), so "#" continues
+   * after versions that came from elsewhere (imported records). Returns the value before and after.
+   */
+  async raiseVersionCounter(namespace: string, appName: string, atLeast: number): Promise<{ before: number; after: number }> {
+    const key = keys.versionCounter(namespace, appName);
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const counter = await this.versionCounter(namespace, appName);
+      if (counter.value >= atLeast) return { before: counter.value, after: counter.value };
+      const res = await this.kv.transact([{ key, modRevision: counter.revision }], [{ type: 'put', key, value: String(atLeast) }]);
+      if (res.succeeded) return { before: counter.value, after: atLeast };
+    }
+    throw new RevisionConflictError(`the version counter of ${namespace}/${appName} keeps changing; retry`);
   }
 
   // --- work queue ----------------------------------------------------------------------------
@@ -644,6 +733,12 @@ export class DeploymentStore {
     });
     return run;
   }
+}
+
+function timedEvent(e: TimedEvent, seq: number): DeploymentEvent {
+  return e.type === 'log'
+    ? { seq, time: e.time, type: 'log', message: e.message }
+    : { seq, time: e.time, type: 'status', status: e.status, step: e.step };
 }
 
 function parseQueueItem(entry: KvEntry): QueueItem {
