@@ -73,7 +73,7 @@ describe('amdatu import: descriptors', () => {
     assert.equal(d.lastModified, '2017-10-12T12:05:00.000Z');
     assert.equal(d.newVersion, '#');
     assert.equal(d.healthCheckPath, 'health', 'leading "/" removed, as cutover stores it');
-    assert.equal(d.controllerKind, 'Deployment', 'cutover\'s default');
+    assert.equal(d.controllerKind, undefined, 'no kind: each deployment takes CUTOVER_DEFAULT_CONTROLLER_KIND');
     assert.deepEqual(d.additionHttpHeaders, [{ Header: 'X-Frame-Options', Value: 'SAME ORIGIN' }], 'the original\'s HAProxy escape undone');
     assert.equal('email' in d || 'password' in d, false);
     assert.ok(mapped.notes.some((n) => n.includes('email')), mapped.notes.join('; '));
