@@ -199,6 +199,12 @@ export const settings = {
     schema: Joi.string().valid('generic', 'traefik').default('generic'),
     defaultText: 'generic',
   },
+  defaultControllerKind: {
+    env: 'CUTOVER_DEFAULT_CONTROLLER_KIND',
+    description: 'The workload kind of a deployment whose descriptor does not say (`controllerKind`): "Deployment" (apps/v1) or "ReplicationController" (what the Amdatu deployer created; for teams migrating whose tooling looks for RCs). Recorded on each deployment, so changing it never changes a running version.',
+    schema: Joi.string().trim().valid('Deployment', 'ReplicationController').default('Deployment'),
+    defaultText: 'Deployment',
+  },
   routing: {
     env: 'CUTOVER_ROUTING',
     description: 'Which routes carry a frontend\'s traffic when the descriptor does not say (`routing`): "ingress" (an Ingress), "httproute" (a Gateway API HTTPRoute) or "both".',
@@ -388,6 +394,7 @@ export interface Config {
   deadlineSeconds: number;
   ingressClassName?: string;
   ingressProfile: 'generic' | 'traefik';
+  defaultControllerKind: 'Deployment' | 'ReplicationController';
   routing: 'ingress' | 'httproute' | 'both';
   gateway?: string;
   versionHeader?: string;

@@ -28,6 +28,7 @@ import { environmentRoutes } from './api/routes/environment.js';
 import { keys } from './store/keys.js';
 import { parseFailpoints } from './deployer/failpoints.js';
 import { withDeadline } from './lib/deadline.js';
+import { highestVersionInCluster } from './deployer/adoption.js';
 import { HttpRouteTarget, IngressTarget, StableServiceTarget } from './deployer/traffic/index.js';
 import { ApiServerProxyHealthChecker, DirectHealthChecker, type HealthChecker } from './healthcheck/index.js';
 import { resolveAuthSetup } from './auth/settings.js';
@@ -142,7 +143,11 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     kv, store: deployments, engine, bus: events, replicaId, log: log.child({ component: 'scheduler' }),
     leaseTtlSeconds: config.leaseTtlSeconds,
   });
-  const requests = new DeploymentRequests({ descriptors, deployments, now, defaultDeadlineSeconds: config.deadlineSeconds });
+  const requests = new DeploymentRequests({
+    descriptors, deployments, now, defaultDeadlineSeconds: config.deadlineSeconds, defaultControllerKind: config.defaultControllerKind,
+    // Unknown (the API server did not answer) counts as none: adoption still finds what runs.
+    highestVersionInCluster: (ns, app) => withDeadline(10_000, undefined, (signal) => highestVersionInCluster(cluster, ns, app, signal)).catch(() => 0),
+  });
 
   const overviewFeed = new OverviewFeed({ kv, log: log.child({ component: 'overview-feed' }) });
   const routers = [

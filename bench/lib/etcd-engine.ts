@@ -91,7 +91,7 @@ export class EtcdEngine {
       },
     });
     this.scheduler = new Scheduler({ kv: this.kv, store: this.store, engine: this.engine, bus: this.bus, log, replicaId: 'bench', leaseTtlSeconds: 10 });
-    this.requests = new DeploymentRequests({ descriptors: this.descriptors, deployments: this.store, now: () => new Date(), defaultDeadlineSeconds: 120 });
+    this.requests = new DeploymentRequests({ descriptors: this.descriptors, deployments: this.store, now: () => new Date(), defaultDeadlineSeconds: 120, defaultControllerKind: 'Deployment' });
     this.bus.subscribe((e) => {
       if (e.type !== 'work-finished') return;
       this.finished.add(e.deploymentId);

@@ -7,6 +7,7 @@
  *   npm run admin -- keys create --team T --namespaces a,b [--expires 90d] [--description TEXT] [--json]
  *   npm run admin -- keys list [--team T] [--json]
  *   npm run admin -- keys revoke ID
+ *   npm run admin -- import-amdatu --from http://ETCD_V2:2379 [--dry-run] [--json]
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -17,11 +18,19 @@ import { loadKeyEncryptionKeys } from '../auth/settings.js';
 import { ApiKeyStore } from '../store/api-keys.js';
 import { AuditStore } from '../store/audit.js';
 import { EtcdStore } from '../store/etcd.js';
+import { StoreUnavailableError } from '../store/kv.js';
+import { runImportAmdatu, TargetLayoutError } from './amdatu/command.js';
+import { SourceError } from './amdatu/etcd-v2.js';
+import { formatReport } from './amdatu/report.js';
 
 const USAGE = `usage:
   cutover-admin keys create --team TEAM --namespaces NS[,NS…]|* [--expires 90d|ISO-TIME] [--description TEXT] [--json]
   cutover-admin keys list [--team TEAM] [--json]
   cutover-admin keys revoke KEY-ID
+  cutover-admin import-amdatu --from http://ETCD:2379 [--dry-run] [--json]
+      copies the Amdatu deployer's etcd v2 data (descriptors, deployment records with logs and
+      health data, environment values) into cutover's etcd; idempotent; see docs/migrating-from-amdatu.md.
+      Exit 0: done; 3: done, but some items were bad and not imported (listed); 1: failed.
 
 Uses the CUTOVER_* environment of cutover itself (CUTOVER_ETCD_ENDPOINTS, CUTOVER_ETCD_PREFIX,
 CUTOVER_KEY_ENCRYPTION_KEY or CUTOVER_KEY_ENCRYPTION_KEY_FILE). See docs/security.md.`;
@@ -61,6 +70,8 @@ async function main(argv: string[]): Promise<number> {
       expires: { type: 'string' },
       description: { type: 'string' },
       json: { type: 'boolean', default: false },
+      from: { type: 'string' },
+      'dry-run': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -68,6 +79,14 @@ async function main(argv: string[]): Promise<number> {
   if (values.help || group === undefined) {
     out(USAGE);
     return group === undefined && !values.help ? 2 : 0;
+  }
+  if (group === 'import-amdatu') {
+    if (command !== undefined) throw new UsageError(`import-amdatu takes no arguments: ${positionals.slice(1).join(' ')}`);
+    if (!values.from) throw new UsageError('import-amdatu needs --from URL: the etcd client endpoint of the original deployer (with its v2 API)');
+    const report = await runImportAmdatu({ from: values.from, dryRun: values['dry-run'] }, loadConfig());
+    if (values.json) out(JSON.stringify(report));
+    else for (const line of formatReport(report)) out(line);
+    return report.counts.bad > 0 ? 3 : 0;
   }
   if (group !== 'keys' || !['create', 'list', 'revoke'].includes(command ?? '')) throw new UsageError(`unknown command: ${positionals.join(' ')}`);
 
@@ -129,6 +148,14 @@ main(process.argv.slice(2)).then((code) => process.exit(code), (e: unknown) => {
     err((e as Error).message);
     process.stderr.write(`${USAGE}\n`);
     process.exit(2);
+  }
+  if (e instanceof SourceError || e instanceof TargetLayoutError) {
+    err(e.message);
+    process.exit(1);
+  }
+  if (e instanceof StoreUnavailableError) {
+    err(`cutover's etcd (CUTOVER_ETCD_ENDPOINTS) did not answer: ${e.message}`);
+    process.exit(1);
   }
   if (e instanceof ConfigError || e instanceof KeyInputError || e instanceof KeyEncryptionKeyError) {
     err(e.message);

@@ -39,6 +39,7 @@ const ACTIONS: Record<string, string> = {
   'POST /deployments': 'deployment.deploy',
   'PUT /deployments/:id': 'deployment.redeploy',
   'DELETE /deployments/:id': 'deployment.undeploy',
+  'POST /deployments/:id/cancel': 'deployment.cancel',
   'DELETE /deployments': 'deployment.delete-app',
   'POST /admin/keys': 'apikey.create',
   'DELETE /admin/keys/:id': 'apikey.revoke',

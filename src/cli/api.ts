@@ -22,6 +22,12 @@ export interface ValidationAnswer {
   message?: string;
 }
 
+export interface CancelAnswer {
+  status: 'cancelling';
+  message: string;
+  deployment: DeploymentRecord;
+}
+
 export interface UndeployAnswer {
   status: 'queued' | 'deleted' | 'nothing';
   message: string;
@@ -104,6 +110,13 @@ export class CutoverApi {
   async undeploy(ns: string, id: string, appName: string): Promise<UndeployAnswer> {
     const res = await this.client.request<UndeployAnswer>('DELETE', `/deployments/${encodeURIComponent(id)}/${query({ namespace: ns })}`, {
       context: { action: `undeploying ${app(ns, appName)} (deployment ${id})`, namespace: ns },
+    });
+    return res.body;
+  }
+
+  async cancel(ns: string, id: string, appName: string): Promise<CancelAnswer> {
+    const res = await this.client.request<CancelAnswer>('POST', `/deployments/${encodeURIComponent(id)}/cancel${query({ namespace: ns })}`, {
+      context: { action: `cancelling ${app(ns, appName)} (deployment ${id})`, namespace: ns },
     });
     return res.body;
   }

@@ -7,6 +7,7 @@ import { logsCommand } from './commands/logs.js';
 import { rollbackCommand } from './commands/rollback.js';
 import { statusCommand } from './commands/status.js';
 import { undeployCommand } from './commands/undeploy.js';
+import { cancelCommand } from './commands/cancel.js';
 import { createContext, type CommandContext, type CommonOptions, type RunState } from './context.js';
 import { loadDescriptorFile } from './descriptor-file.js';
 import { CliError } from './errors.js';
@@ -207,6 +208,21 @@ exits 0. The records and descriptors stay (status shows them).
 Examples:
   $ cutover undeploy shop/web --wait`)
     .action(async (ref: AppRef, opts: CommonOptions & { wait?: boolean }) => action((ctx) => undeployCommand(ctx, ref, opts))(opts));
+
+  program.command('cancel')
+    .description('stop the app\'s deployment in progress before it goes live')
+    .argument('<namespace/app>', 'the app, e.g. shop/web', parseAppRef)
+    .option('--id <deployment>', 'cancel this deployment (default: the app\'s deployment in progress)')
+    .option('-w, --wait', 'wait until it has stopped and cleaned up')
+    .addHelpText('after', `
+The deployment stops at its next safe point — any point before traffic is switched to it —
+removes what it created and ends FAILURE "cancelled by <you>"; the running version is never
+touched. Once its traffic switch has begun it is too late (exit 8): undeploy it, or roll back.
+Nothing in progress: prints so and exits 0.
+
+Examples:
+  $ cutover cancel shop/web --wait`)
+    .action(async (ref: AppRef, opts: CommonOptions & { wait?: boolean; id?: string }) => action((ctx) => cancelCommand(ctx, ref, opts))(opts));
 
   const env = program.command('env')
     .description('the environment values cutover injects into every deployed container (administrators)')

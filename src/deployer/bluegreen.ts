@@ -1,7 +1,7 @@
 import type { Descriptor } from '../domain/types.js';
 import { laterStep, type DeploymentRecord } from '../domain/deployment.js';
 import { validateDescriptor } from '../domain/descriptor-schema.js';
-import { Deadline } from '../lib/deadline.js';
+import { Deadline, linkSignals } from '../lib/deadline.js';
 import { StoreDataError, StoreUnavailableError, whileUnavailable } from '../store/kv.js';
 import { KubeError } from './cluster.js';
 import { trafficContext, type RunContext } from './context.js';
@@ -9,6 +9,7 @@ import { DeploymentFailure, WorkInterrupted } from './errors.js';
 import { checkHealth } from './health.js';
 import { Journal } from './journal.js';
 import { injectedEnvironmentNames, type DeploymentFacts, type EnvValue } from './manifests.js';
+import { adoptOriginalVersion } from './adoption.js';
 import { drainReplaced } from './drain.js';
 import { awaitConvergence, type ConvergenceResult } from './convergence.js';
 import { rollback } from './rollback.js';
@@ -40,24 +41,42 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
   if (deadlineAt <= Date.now()) return rollback(ctx, expiredBeforeStart(journal.record));
 
   const deadline = Deadline.at(deadlineAt, ctx.ownership.signal);
+  // A cancel request stops the work at the next safe point — any point before the switch begins;
+  // from the switch on it is too late, and the log says so.
+  const cancel = new AbortController();
+  let cancelledBy: string | undefined;
+  let switching = false;
+  const cancelWatch = await whileUnavailable(() => deps.store.watchCancel(journal.record.namespace, journal.record.id, (request) => {
+    cancelledBy = request.by;
+    if (!switching) cancel.abort(new DeploymentFailure(`cancelled by ${request.by}`));
+    else void journal.line(`Cancel requested by ${request.by} after the switch had begun: too late, the deployment goes on (undeploy or roll back to undo it)`).catch(() => undefined);
+  }), deadline.signal);
+  const beforeSwitch = linkSignals(deadline.signal, cancel.signal);
+  // Safe points: every step boundary before the switch (and every wait inside those steps).
+  const checkpoint = () => beforeSwitch.signal.throwIfAborted();
   let facts: DeploymentFacts;
   try {
-    facts = await prepare(ctx, deadline.signal);
-    await createVersion(ctx, facts, deadline.signal);
+    checkpoint();
+    facts = await prepare(ctx, beforeSwitch.signal);
+    checkpoint();
+    await createVersion(ctx, facts, beforeSwitch.signal);
+    checkpoint();
     await journal.update((x) => ({ ...x, step: laterStep(x.step, 'waiting-for-pods'), times: { ...x.times, resourcesCreated: iso(ctx) } }));
     const d = facts.descriptor;
     const healthTimeoutS = d.healthCheckTimeout ?? deps.config.defaultHealthCheckTimeoutSeconds;
-    const readyBy = Deadline.after(healthTimeoutS * 1000, deadline.signal);
+    const readyBy = Deadline.after(healthTimeoutS * 1000, beforeSwitch.signal);
     let healthyAt: number;
     try {
       const pods = await waitForPods(ctx, d, facts.version, readyBy, healthTimeoutS);
+      checkpoint();
       const checking = d.useHealthCheck && !d.ignoreHealthCheck;
       await journal.update((x) => ({ ...x, step: laterStep(x.step, 'health-checking'), times: { ...x.times, podsReady: iso(ctx) } }), [
         `All ${pods.length} pods are ready${checking ? '' : d.useHealthCheck ? '; health check ignored (ignoreHealthCheck)' : '; no health check configured'}`,
       ]);
-      await deps.failpoints.hit('before-health-check', deadline.signal);
+      await deps.failpoints.hit('before-health-check', beforeSwitch.signal);
       const check = (p: typeof pods) => (checking ? checkHealth(ctx, d, p, readyBy, healthTimeoutS) : Promise.resolve());
       await check(pods);
+      checkpoint();
       if (checking) await journal.line(`All ${pods.length} pods of version ${facts.version} are healthy`);
       healthyAt = Date.now();
       await journal.update((x) => ({ ...x, step: 'switching-traffic', times: { ...x.times, healthy: iso(ctx) } }));
@@ -65,6 +84,8 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
     } finally {
       readyBy.clear();
     }
+    switching = true;
+    if (cancel.signal.aborted) throw cancel.signal.reason;
     const lines = await switchTraffic(ctx, d, facts.version, deadline.signal);
     const overheadMs = Date.now() - healthyAt;
     await journal.update((x) => ({ ...x, times: { ...x.times, switched: iso(ctx) } }), [
@@ -75,15 +96,20 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
     const convergence = await awaitConvergence(ctx, d, facts.version, switchedAt, deadline.signal);
     await commitDeployed(ctx, convergence, switchedAt);
   } catch (err) {
-    if (err instanceof WorkInterrupted || ctx.ownership.signal.aborted) throw err instanceof WorkInterrupted ? err : new WorkInterrupted('stopped');
+    if (ctx.ownership.signal.aborted) throw err instanceof WorkInterrupted ? err : new WorkInterrupted('stopped');
+    const cancelled = cancel.signal.aborted && !deadline.expired;
+    if (err instanceof WorkInterrupted && !cancelled) throw err;
     // etcd did not answer: transient. The scheduler runs the item again and it resumes here
     // (every step is idempotent); past the deadline, that run rolls back.
-    if (err instanceof StoreUnavailableError && !deadline.expired) throw err;
-    const reason = deadline.expired ? `deadline of ${Math.round((deadlineAt - Date.parse(journal.record.created)) / 1000)} s exceeded during step "${journal.record.step}"` : failureReason(err);
-    if (!(err instanceof DeploymentFailure) && !(err instanceof KubeError)) ctx.log.warn({ err, deploymentId: journal.record.id }, 'deployment failed');
+    if (err instanceof StoreUnavailableError && !deadline.expired && !cancelled) throw err;
+    const reason = cancelled ? `cancelled by ${cancelledBy}`
+      : deadline.expired ? `deadline of ${Math.round((deadlineAt - Date.parse(journal.record.created)) / 1000)} s exceeded during step "${journal.record.step}"` : failureReason(err);
+    if (!cancelled && !(err instanceof DeploymentFailure) && !(err instanceof KubeError)) ctx.log.warn({ err, deploymentId: journal.record.id }, 'deployment failed');
     return rollback(ctx, reason);
   } finally {
+    beforeSwitch.dispose();
     deadline.clear();
+    await cancelWatch.close().catch(() => undefined);
   }
   await drainReplaced(ctx);
 }
@@ -104,7 +130,7 @@ async function prepare(ctx: RunContext, signal: AbortSignal): Promise<Deployment
       : `Deployment ${describe(record)} started on replica ${deps.replicaId}`,
   ]);
   const d = validatedCopy(record);
-  const live = await whileUnavailable(() => deps.store.live(d.namespace, d.appName), signal);
+  const live = await whileUnavailable(() => deps.store.live(d.namespace, d.appName), signal) ?? await adoptOriginalVersion(ctx, d, signal);
   if (live && live.version === record.version && live.deploymentId !== record.id) {
     throw new DeploymentFailure(`version ${record.version} of ${d.appName} is already running (deployment ${live.deploymentId}); nothing was changed (deploy another version, or "#" for the next number)`);
   }

@@ -1,6 +1,8 @@
 import type { Descriptor } from '../domain/types.js';
 import type { PodHealth } from '../domain/deployment.js';
-import { selectHealthCheckPort, summarise, waitUntilAllHealthy, type HealthResult, type HealthTarget } from '../healthcheck/index.js';
+import {
+  healthCheckMethod, MethodFallbackChecker, selectHealthCheckPort, summarise, waitUntilAllHealthy, type HealthResult, type HealthTarget,
+} from '../healthcheck/index.js';
 import type { Deadline } from '../lib/deadline.js';
 import type { RunContext } from './context.js';
 import { DeploymentFailure } from './errors.js';
@@ -14,13 +16,19 @@ import type { ReadyPod } from './readiness.js';
 export async function checkHealth(ctx: RunContext, d: Descriptor, pods: ReadyPod[], readyBy: Deadline, timeoutS: number): Promise<void> {
   const port = selectHealthCheckPort(d);
   const path = d.healthCheckPath.replace(/^\/+/, '');
-  await ctx.journal.line(`Health check (${d.healthCheckType}) on port ${port}, path /${path}, of ${pods.length} pods`);
-  const targets: HealthTarget[] = pods.map((p) => ({ namespace: d.namespace, podName: p.name, podIP: p.ip, port, path }));
+  const { method, fallbackToGet } = healthCheckMethod(d.healthCheckType, d.healthCheckMethod);
+  await ctx.journal.line(`Health check (${d.healthCheckType}, ${method}${fallbackToGet ? ', GET where POST is not served' : ''}) on port ${port}, path /${path}, of ${pods.length} pods`);
+  const targets: HealthTarget[] = pods.map((p) => ({ namespace: d.namespace, podName: p.name, podIP: p.ip, port, path, method }));
+  const checker = fallbackToGet
+    ? new MethodFallbackChecker(ctx.deps.healthChecker, (t, status) => {
+      void ctx.journal.line(`Pod ${t.podName}: POST answered ${status}; checking it with GET`).catch(() => undefined);
+    })
+    : ctx.deps.healthChecker;
   const latest = new Map<string, HealthResult>();
   const lastState = new Map<string, string>();
   try {
     await waitUntilAllHealthy({
-      targets, type: d.healthCheckType, checker: ctx.deps.healthChecker, intervalMs: ctx.deps.config.healthCheckIntervalMs, signal: readyBy.signal,
+      targets, type: d.healthCheckType, checker, intervalMs: ctx.deps.config.healthCheckIntervalMs, signal: readyBy.signal,
       onResult: async (result) => {
         latest.set(result.podName, result);
         await ctx.journal.health(toPodHealth(result)).catch(() => undefined);

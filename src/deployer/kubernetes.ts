@@ -137,7 +137,7 @@ export class KubernetesCluster implements Cluster {
     const deadline = Deadline.after(req.timeoutMs, req.signal);
     try {
       const path = `${resourcePath('Pod', req.namespace, `${req.podName}:${req.port}`)}/proxy/${req.path.replace(/^\/+/, '')}`;
-      return await this.client.text(path, deadline.signal);
+      return await this.client.text(path, deadline.signal, req.method ?? 'GET');
     } catch (err) {
       if (deadline.expired) throw new Error(`no answer within ${req.timeoutMs} ms`);
       throw new Error((err as Error).message);

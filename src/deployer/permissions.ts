@@ -20,7 +20,8 @@ export function requiredPermissions(targets: readonly TrafficTarget[], options: 
   };
   for (const kind of [...WORKLOAD_KINDS, 'Service' as const]) grant(kind, MANAGE);
   grant('Pod', ['list', 'watch']);
-  if (options.podProxy) grant({ group: '', resource: 'pods/proxy' }, ['get']);
+  // create: the probe check POSTs (the original's method) through the proxy.
+  if (options.podProxy) grant({ group: '', resource: 'pods/proxy' }, ['get', 'create']);
   grant('Secret', ['get']);
   grant('EndpointSlice', ['list']);
   for (const target of targets) for (const kind of target.kinds) grant(kind, MANAGE);

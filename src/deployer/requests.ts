@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Descriptor, Versioned } from '../domain/types.js';
+import type { ControllerKind, Descriptor, Versioned } from '../domain/types.js';
 import type { DeploymentRecord, QueueItem } from '../domain/deployment.js';
 import { AUTO_VERSION, isNumericVersion } from '../domain/names.js';
 import { NotFoundError, RevisionConflictError, StateConflictError } from '../domain/errors.js';
@@ -11,12 +11,27 @@ export interface DeploymentRequestsOptions {
   deployments: DeploymentStore;
   now: () => Date;
   defaultDeadlineSeconds: number;
+  /** The workload kind of a deployment whose descriptor names none (CUTOVER_DEFAULT_CONTROLLER_KIND). */
+  defaultControllerKind: ControllerKind;
+  /**
+   * The highest numeric version of the app running in the cluster (e.g. left by the Amdatu
+   * deployer), asked only for an app's first "#" deployment, so versions never restart at 1.
+   */
+  highestVersionInCluster?: (namespace: string, appName: string) => Promise<number>;
 }
 
 export type UndeployOutcome =
-  | { kind: 'queued'; record: DeploymentRecord }
+  | { kind: 'queued'; record: DeploymentRecord; cancelled?: boolean }
   | { kind: 'deleted'; record: DeploymentRecord }
   | { kind: 'nothing'; record: DeploymentRecord; reason: string };
+
+/** Why a record cannot be cancelled, or undefined when it can (in progress, before its switch). */
+export function cancelRefusal(record: DeploymentRecord): string | undefined {
+  if (record.status !== 'DEPLOYING') return `it is ${record.status}; only a deployment in progress can be cancelled`;
+  if (record.step === 'switching-traffic') return 'traffic is already being switched to it; undeploy it, or roll back, once it is DEPLOYED';
+  if (record.step === 'rolling-back') return 'it has failed and is being rolled back already';
+  return undefined;
+}
 
 /**
  * What the deployments API asks for, turned into stored records and queued work. Nothing here
@@ -44,15 +59,19 @@ export class DeploymentRequests {
    * after the highest version ever used for the app (the counter moves in the same transaction,
    * so concurrent requests get distinct versions in arrival order).
    */
-  private async start(descriptor: Descriptor, extra: { redeployOf?: string }): Promise<DeploymentRecord> {
+  private async start(stored: Descriptor, extra: { redeployOf?: string }): Promise<DeploymentRecord> {
     const { deployments, now } = this.o;
+    // The copy says which kind, so a later change of the server's default never changes this version.
+    const descriptor: Descriptor = { ...stored, controllerKind: stored.controllerKind ?? this.o.defaultControllerKind };
     for (let attempt = 0; attempt < 20; attempt++) {
       const counter = await deployments.versionCounter(descriptor.namespace, descriptor.appName);
       let version: string;
       let nextCounter: number | undefined;
       if (descriptor.newVersion === AUTO_VERSION) {
-        version = String(counter.value + 1);
-        nextCounter = counter.value + 1;
+        const floor = counter.revision === '0' && this.o.highestVersionInCluster
+          ? await this.o.highestVersionInCluster(descriptor.namespace, descriptor.appName) : 0;
+        version = String(Math.max(counter.value, floor) + 1);
+        nextCounter = Number(version);
       } else {
         version = descriptor.newVersion;
         if (isNumericVersion(version) && Number(version) > counter.value) nextCounter = Number(version);
@@ -92,13 +111,38 @@ export class DeploymentRequests {
   }
 
   /**
+   * Asks the deployment in progress to stop at its next safe point (before its switch): it then
+   * removes what it created and ends FAILURE "cancelled by <by>"; the running version is never
+   * touched. Refused (StateConflictError) once traffic is being switched to it, or when it is not
+   * in progress. Returns the record as it was when the request was stored.
+   */
+  async cancel(namespace: string, deploymentId: string, by: string): Promise<DeploymentRecord> {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const found = await this.o.deployments.get(namespace, deploymentId);
+      if (!found) throw new NotFoundError(`deployment ${deploymentId} not found in namespace ${namespace}`);
+      const refusal = cancelRefusal(found.value);
+      if (refusal) throw new StateConflictError(`deployment ${deploymentId} cannot be cancelled: ${refusal}`);
+      if (await this.o.deployments.requestCancel(namespace, deploymentId, by, found.revision)) return found.value;
+      // The record moved on (a step began): look again.
+    }
+    throw new StateConflictError(`deployment ${deploymentId} changes too fast to cancel; retry`);
+  }
+
+  /**
    * DELETE /deployments/{id}: queues an undeploy of a DEPLOYED (or still deploying) record, or
    * deletes a finished record when asked to.
    */
-  async undeploy(namespace: string, deploymentId: string, deleteRecord: boolean): Promise<UndeployOutcome> {
+  async undeploy(namespace: string, deploymentId: string, deleteRecord: boolean, by = 'anonymous'): Promise<UndeployOutcome> {
     const found = await this.o.deployments.get(namespace, deploymentId);
     if (!found) throw new NotFoundError(`deployment ${deploymentId} not found in namespace ${namespace}`);
     const record = found.value;
+    if (record.status === 'DEPLOYING' && !cancelRefusal(record)) {
+      // Not wanted any more: stop it before it goes live. The queued undeploy (and delete) runs after
+      // it ends, and removes it should the cancel come too late.
+      const cancelled = await this.o.deployments.requestCancel(namespace, deploymentId, by, found.revision);
+      await this.queueUndeploy(record, deleteRecord);
+      return { kind: 'queued', record, ...(cancelled ? { cancelled: true } : {}) };
+    }
     if (record.status === 'DEPLOYED' || record.status === 'DEPLOYING') {
       await this.queueUndeploy(record, deleteRecord);
       return { kind: 'queued', record };

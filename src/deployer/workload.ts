@@ -42,7 +42,8 @@ export async function createVersion(ctx: RunContext, facts: DeploymentFacts, sig
   const d = facts.descriptor;
   const record = ctx.journal.record;
   const service = versionedService(facts, ctx.deps.profile.decorate(d).serviceAnnotations);
-  const items: Array<{ kind: Kind; object: KubeObject }> = [{ kind: d.controllerKind, object: versionedWorkload(facts) as KubeObject }];
+  const workloadKind: Kind = d.controllerKind ?? 'Deployment';
+  const items: Array<{ kind: Kind; object: KubeObject }> = [{ kind: workloadKind, object: versionedWorkload(facts) as KubeObject }];
   if (service) items.push({ kind: 'Service', object: service as KubeObject });
   for (const extra of versionedExtras(ctx.deps, d, facts.version)) {
     items.push({ kind: extra.kind as Kind, object: { ...extra, metadata: { ...extra.metadata, annotations: { ...(extra.metadata?.annotations ?? {}), [DEPLOYMENT_ID_ANNOTATION]: record.id } } } as KubeObject });
@@ -55,7 +56,7 @@ export async function createVersion(ctx: RunContext, facts: DeploymentFacts, sig
       return;
     }
     await ctx.cluster.create(kind, object, signal);
-    await ctx.journal.line(`Created ${kind} ${name}${kind === d.controllerKind ? ` with ${d.replicas} replica(s)` : ''}`);
+    await ctx.journal.line(`Created ${kind} ${name}${kind === workloadKind ? ` with ${d.replicas} replica(s)` : ''}`);
   }));
   if (!service) {
     await ctx.journal.line('The pods have no ports: no Services are created (a worker app)');

@@ -91,6 +91,15 @@ export interface DeploymentRecord {
   deleteWhenUndeployed?: boolean;
   /** A failure's cleanup could not remove everything; the app's owner reconciles the rest. */
   cleanupIncomplete?: boolean;
+  /**
+   * This record stands for a version another deployer left running, found and adopted on the
+   * app's first deployment by cutover (it is drained and removed like one of cutover's own).
+   */
+  adopted?: { from: 'amdatu'; objects: string[]; at: string };
+  /** Imported from another deployer's data (`cutover-admin import-amdatu`), not deployed by cutover. */
+  importedFrom?: 'amdatu';
+  /** The status the record had there, when it was imported with another one (docs/migrating-from-amdatu.md). */
+  originalStatus?: DeploymentStatus;
 }
 
 /** The app's one DEPLOYED record, kept under `live/{ns}/{app}` and changed only with record statuses. */

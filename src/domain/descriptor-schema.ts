@@ -99,7 +99,8 @@ export const descriptorSchema = Joi.object({
   deploymentType: Joi.string().valid('blue-green').default('blue-green'),
   // At least one: zero pods would count as "all ready" and traffic would switch to nothing (invariant I1).
   replicas: Joi.number().integer().min(1).max(1000).default(1),
-  controllerKind: Joi.string().valid('Deployment', 'ReplicationController').default('Deployment'),
+  // No default here: an absent kind is resolved per deployment from CUTOVER_DEFAULT_CONTROLLER_KIND.
+  controllerKind: Joi.string().valid('Deployment', 'ReplicationController'),
   podspec: podSpecSchema.required(),
 
   frontend: Joi.string().trim().lowercase().max(253).pattern(hostname, 'hostname')
@@ -119,6 +120,7 @@ export const descriptorSchema = Joi.object({
   healthCheckType: Joi.string().lowercase().valid('probe', 'simple').default('probe'),
   healthCheckPath: Joi.string().trim().allow('').max(1024).pattern(/^[^\s?#]*(\?[^\s#]*)?$/, 'URL path')
     .custom((v: string) => v.replace(/^\/+/, '') || 'health').default('health'),
+  healthCheckMethod: Joi.string().trim().uppercase().valid('GET', 'POST'),
   healthCheckPort: Joi.number().integer().min(1).max(65535),
   healthCheckTimeout: Joi.number().integer().min(1).max(3600),
   drainSeconds: Joi.number().integer().min(0).max(3600),

@@ -5,6 +5,8 @@
 
 export type ControllerKind = 'Deployment' | 'ReplicationController';
 export type HealthCheckType = 'probe' | 'simple';
+/** The HTTP method of a health check: POST with an empty JSON body (the original's probe) or GET. */
+export type HealthCheckMethod = 'GET' | 'POST';
 export type Routing = 'ingress' | 'httproute' | 'both';
 
 export interface HttpHeader {
@@ -42,7 +44,8 @@ export interface Descriptor {
   lastModified: string;
   deploymentType: 'blue-green';
   replicas: number;
-  controllerKind: ControllerKind;
+  /** Absent in a stored descriptor: the server's default. Always set in a deployment's copy. */
+  controllerKind?: ControllerKind;
   podspec: PodSpec;
 
   frontend?: string;
@@ -61,6 +64,8 @@ export interface Descriptor {
   ignoreHealthCheck: boolean;
   healthCheckType: HealthCheckType;
   healthCheckPath: string;
+  /** Pins the method; absent: probe → POST (GET when POST is not served), simple → GET. */
+  healthCheckMethod?: HealthCheckMethod;
   healthCheckPort?: number;
   /** Seconds the new version may take to become ready and healthy. */
   healthCheckTimeout?: number;

@@ -62,9 +62,11 @@ export class DirectHealthChecker implements HealthChecker {
     const chunks: Buffer[] = [];
     const bodyText = (): string => Buffer.concat(chunks).toString('utf8');
     try {
+      const post = target.method === 'POST';
       const response = await request(healthCheckUrl(target), {
-        method: 'GET',
-        headers: { 'user-agent': this.userAgent, accept: 'application/json' },
+        method: post ? 'POST' : 'GET',
+        headers: { 'user-agent': this.userAgent, accept: 'application/json', ...(post ? { 'content-type': 'application/json' } : {}) },
+        ...(post ? { body: '' } : {}),
         dispatcher: this.#agent,
         signal: controller.signal,
       });

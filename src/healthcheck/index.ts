@@ -9,3 +9,5 @@ export { ApiServerProxyHealthChecker } from './proxy.js';
 export type { ApiServerProxyHealthCheckerOptions, ProxyGet, ProxyGetAnswer, ProxyGetRequest } from './proxy.js';
 export { waitUntilAllHealthy, summarise } from './wait.js';
 export type { WaitUntilAllHealthyOptions } from './wait.js';
+export { healthCheckMethod, MethodFallbackChecker, POST_NOT_SERVED } from './method.js';
+export type { MethodChoice } from './method.js';

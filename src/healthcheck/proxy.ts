@@ -11,6 +11,8 @@ export interface ProxyGetRequest {
   port: number;
   /** Without a leading "/", possibly with a query: "health", "status/health?x=1". */
   path: string;
+  /** Default GET; POST sends an empty body with Content-Type application/json. */
+  method?: 'GET' | 'POST';
   timeoutMs: number;
   /** Aborted at the caller's abort or at the check's deadline; the implementation should stop its request. */
   signal?: AbortSignal;
@@ -72,6 +74,7 @@ export class ApiServerProxyHealthChecker implements HealthChecker {
           podName: target.podName,
           port: target.port,
           path: healthCheckUrlPath(target.path).slice(1),
+          ...(target.method ? { method: target.method } : {}),
           timeoutMs: this.timeoutMs,
           signal: controller.signal,
         }),

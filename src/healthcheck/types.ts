@@ -3,7 +3,8 @@
  * the two can never drift apart.
  */
 export type { HealthCheckType } from '../domain/types.js';
-import type { HealthCheckType } from '../domain/types.js';
+import type { HealthCheckMethod, HealthCheckType } from '../domain/types.js';
+export type { HealthCheckMethod };
 
 /** One pod whose health endpoint is checked. */
 export interface HealthTarget {
@@ -13,6 +14,8 @@ export interface HealthTarget {
   port: number;
   /** Path without a leading "/", optionally with a query: "health", "status/health?x=1". */
   path: string;
+  /** Default GET. POST sends an empty body with Content-Type application/json (the original's probe). */
+  method?: HealthCheckMethod;
 }
 
 import type { HealthResult } from '../domain/types.js';

@@ -13,6 +13,8 @@ export interface RequestOptions {
   body?: unknown;
   /** Default application/json; PATCH callers say which patch type. */
   contentType?: string;
+  /** Sent as is, as application/json (instead of `body`). */
+  rawBody?: string;
   signal?: AbortSignal;
 }
 
@@ -49,9 +51,12 @@ export class KubeClient {
     throw statusError(`${method} ${path}`, res.statusCode, text);
   }
 
-  /** A raw GET whose body is returned as text whatever the status (the pod proxy of health checks). */
-  async text(path: string, signal?: AbortSignal): Promise<{ statusCode: number; body: string }> {
-    const res = await this.send('GET', path, signal ? { signal } : {});
+  /**
+   * A raw call whose body is returned as text whatever the status (the pod proxy of health
+   * checks); a POST sends an empty body as application/json.
+   */
+  async text(path: string, signal?: AbortSignal, method: 'GET' | 'POST' = 'GET'): Promise<{ statusCode: number; body: string }> {
+    const res = await this.send(method, path, { ...(signal ? { signal } : {}), ...(method === 'POST' ? { rawBody: '' } : {}) });
     return { statusCode: res.statusCode, body: await res.body.text() };
   }
 
@@ -99,8 +104,8 @@ export class KubeClient {
     const token = this.access.token?.();
     if (token) headers['authorization'] = `Bearer ${token}`;
     let body: string | undefined;
-    if (options.body !== undefined) {
-      body = JSON.stringify(options.body);
+    if (options.body !== undefined || options.rawBody !== undefined) {
+      body = options.rawBody ?? JSON.stringify(options.body);
       headers['content-type'] = options.contentType ?? 'application/json';
     }
     try {

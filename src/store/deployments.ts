@@ -2,10 +2,18 @@ import type { Versioned } from '../domain/types.js';
 import type { DeploymentEvent, DeploymentRecord, LivePointer, PodHealth, QueueItem } from '../domain/deployment.js';
 import { FINAL_STATUSES } from '../domain/deployment.js';
 import { FenceLostError, RevisionConflictError } from '../domain/errors.js';
-import type { Guard, KvEntry, KvOp, KvStore } from './kv.js';
+import type { Guard, KvEntry, KvOp, KvStore, WatchHandle } from './kv.js';
 import { StoreDataError } from './kv.js';
 import { keys, seqOfEventKey } from './keys.js';
 import { parseRecord } from './json.js';
+import { importMarkOp, type ImportMark } from './imports.js';
+
+/** Someone's request to stop a deployment in progress. */
+export interface CancelRequest {
+  /** Who asked (the caller's identity, as in the audit trail). */
+  by: string;
+  at: string;
+}
 
 /** What an event carries before the store gives it a sequence number and time. */
 export type EventInput =
@@ -45,6 +53,25 @@ export interface NewDeployment {
   /** Advance the app's version counter in the same transaction (guarded by its revision). */
   versionCounter?: { value: number; expectedRevision: string };
 }
+
+/** An event with the time it happened (imported logs keep their own times). */
+export type TimedEvent = EventInput & { time: string };
+
+/** A finished record imported from another deployer's data (DeploymentStore.importRecord). */
+export interface ImportedDeployment {
+  record: DeploymentRecord;
+  /** Its log lines and status changes, in order (they get seq 1, 2, …). */
+  events: TimedEvent[];
+  health: PodHealth[];
+  /** The import ledger's source name (e.g. "amdatu") and the mark written with the record. */
+  source: string;
+  mark: ImportMark;
+  /** Make it the app's live record; only when the app has none (else nothing is written: 'live-taken'). */
+  live: boolean;
+}
+
+/** 'exists': the record or its import mark is there already; 'live-taken': the app has a live record. */
+export type ImportOutcome = 'imported' | 'exists' | 'live-taken';
 
 export interface VersionCounter {
   value: number;
@@ -91,6 +118,10 @@ function contentionPause(attempt: number): Promise<void> {
 const EVENT_PAGE = 1000;
 /** Records removed per pruning transaction (each takes four operations; etcd allows 128). */
 const PRUNE_BATCH = 25;
+/** etcd's default limit of operations in one transaction (--max-txn-ops). */
+const MAX_TXN_OPS = 128;
+/** Log lines and health entries of an imported record written per transaction when they do not fit in one. */
+const IMPORT_BATCH = 100;
 /** The key layout this code writes; older layouts are migrated at start-up (migrateLayout). */
 export const LAYOUT_VERSION = '2';
 
@@ -181,6 +212,36 @@ export class DeploymentStore {
     if (!res.succeeded) throw new RevisionConflictError('the version counter or the record changed concurrently');
     this.nextSeq.set(recordKey, input.events.length + 1);
     return { value: record, revision: res.revision };
+  }
+
+  /**
+   * Records a running version that cutover did not deploy as the app's live deployment: the
+   * record (DEPLOYED, `adopted`), its index entry, first events and the live pointer — only if
+   * the app has no live deployment (else RevisionConflictError) — and the version counter moved
+   * past its version.
+   */
+  async adopt(record: DeploymentRecord, events: EventInput[]): Promise<Live> {
+    const recordKey = keys.deployment(record.namespace, record.id);
+    const liveKey = keys.live(record.namespace, record.appName);
+    const counter = await this.versionCounter(record.namespace, record.appName);
+    const guards: Guard[] = [{ key: recordKey, modRevision: '0' }, { key: liveKey, modRevision: '0' }];
+    const pointer: LivePointer = { deploymentId: record.id, version: record.version };
+    const ops: KvOp[] = [
+      { type: 'put', key: recordKey, value: JSON.stringify(record) },
+      { type: 'put', key: keys.appRecord(record.namespace, record.appName, record.id), value: record.created },
+      { type: 'put', key: liveKey, value: JSON.stringify(pointer) },
+      ...this.eventOps(record.namespace, record.id, 1, events),
+    ];
+    const numeric = /^[0-9]{1,15}$/.test(record.version) ? Number(record.version) : undefined;
+    if (numeric !== undefined && numeric > counter.value) {
+      const counterKey = keys.versionCounter(record.namespace, record.appName);
+      guards.push({ key: counterKey, modRevision: counter.revision });
+      ops.push({ type: 'put', key: counterKey, value: String(numeric) });
+    }
+    const res = await this.kv.transact(guards, ops);
+    if (!res.succeeded) throw new RevisionConflictError(`${record.namespace}/${record.appName} got a live deployment or a new version meanwhile`);
+    this.nextSeq.set(recordKey, events.length + 1);
+    return { ...pointer, revision: res.revision };
   }
 
   /** One record's change; see commit(). */
@@ -316,7 +377,122 @@ export class DeploymentStore {
       { type: 'delete', key: keys.appRecord(namespace, appName, id) },
       { type: 'deletePrefix', prefix: keys.eventsOf(namespace, id) },
       { type: 'deletePrefix', prefix: keys.healthOf(namespace, id) },
+      { type: 'delete', key: keys.cancelRequest(namespace, id) },
     ];
+  }
+
+  // --- cancel requests -----------------------------------------------------------------------
+
+  /**
+   * Asks whoever runs the deployment to stop at its next safe point. Written only while the
+   * record is still at `expectedRevision` (the caller checked it may be cancelled); false when it
+   * moved on meanwhile. The log says who asked.
+   */
+  async requestCancel(namespace: string, id: string, by: string, expectedRevision: string): Promise<boolean> {
+    const request: CancelRequest = { by, at: this.now().toISOString() };
+    const res = await this.kv.transact([{ key: keys.deployment(namespace, id), modRevision: expectedRevision }], [
+      { type: 'put', key: keys.cancelRequest(namespace, id), value: JSON.stringify(request) },
+    ]);
+    if (!res.succeeded) return false;
+    await this.appendLog(namespace, id, `Cancel requested by ${by}`);
+    return true;
+  }
+
+  async cancelRequestOf(namespace: string, id: string): Promise<CancelRequest | undefined> {
+    const entry = await this.kv.get(keys.cancelRequest(namespace, id));
+    return entry ? parseRecord<CancelRequest>(entry) : undefined;
+  }
+
+  /**
+   * Calls `onCancel` once if a cancel request exists or arrives while watching. A watch that
+   * ends for good is re-established from a fresh read, so no request is missed.
+   */
+  async watchCancel(namespace: string, id: string, onCancel: (request: CancelRequest) => void): Promise<WatchHandle> {
+    const key = keys.cancelRequest(namespace, id);
+    let fired = false;
+    let closed = false;
+    let current: WatchHandle | undefined;
+    const fire = (value: string) => {
+      if (fired || closed) return;
+      fired = true;
+      try {
+        onCancel(JSON.parse(value) as CancelRequest);
+      } catch {
+        onCancel({ by: 'unknown', at: this.now().toISOString() });
+      }
+    };
+    const start = async (): Promise<void> => {
+      const { entries, revision } = await this.kv.list(key);
+      const existing = entries.find((e) => e.key.endsWith(key));
+      if (existing) return fire(existing.value);
+      if (closed) return;
+      current = await this.kv.watch(key, String(BigInt(revision) + 1n), {
+        onEvents: (events) => {
+          for (const e of events) if (e.type === 'put' && e.key.endsWith(key)) fire(e.value);
+        },
+        onError: () => {
+          if (!closed && !fired) void start().catch(() => undefined);
+        },
+      });
+      if (closed) await current.close();
+    };
+    await start();
+    return {
+      close: async () => {
+        closed = true;
+        await current?.close();
+      },
+    };
+  }
+
+  /**
+   * Stores a finished record imported from another deployer's data — record, index entry, events,
+   * health data, import mark and (when `live`) the app's live pointer — only if neither the record
+   * nor its mark exists and, for `live`, the app has no live record. One transaction when it fits
+   * etcd's limit; a long log is written first in batches under the not-yet-existing record's
+   * prefixes (fixed sequence numbers, so a repeated import rewrites the same keys), and removed
+   * again when the record could not be written.
+   */
+  async importRecord(input: ImportedDeployment): Promise<ImportOutcome> {
+    const { record } = input;
+    const { namespace, appName, id } = record;
+    const recordKey = keys.deployment(namespace, id);
+    const markKey = keys.importMark(input.source, 'deployments', namespace, id);
+    const liveKey = keys.live(namespace, appName);
+    const [existing, marked, live] = await this.kv.getMany([recordKey, markKey, liveKey]);
+    if (existing || marked) return 'exists';
+    if (input.live && live) return 'live-taken';
+
+    const dataOps: KvOp[] = [
+      ...input.events.map((e, i): KvOp => ({ type: 'put', key: keys.event(namespace, id, i + 1), value: JSON.stringify(timedEvent(e, i + 1)) })),
+      ...input.health.map((h): KvOp => ({ type: 'put', key: keys.health(namespace, id, h.podName), value: JSON.stringify(h) })),
+    ];
+    const ops: KvOp[] = [
+      { type: 'put', key: recordKey, value: JSON.stringify(record) },
+      { type: 'put', key: keys.appRecord(namespace, appName, id), value: record.created },
+      importMarkOp({ source: input.source, kind: 'deployments', namespace, id }, input.mark),
+    ];
+    const guards: Guard[] = [{ key: recordKey, modRevision: '0' }, { key: markKey, modRevision: '0' }];
+    if (input.live) {
+      guards.push({ key: liveKey, modRevision: '0' });
+      ops.push({ type: 'put', key: liveKey, value: JSON.stringify({ deploymentId: id, version: record.version } satisfies LivePointer) });
+    }
+    const batched = dataOps.length + ops.length + guards.length > MAX_TXN_OPS;
+    if (batched) {
+      for (let i = 0; i < dataOps.length; i += IMPORT_BATCH) await this.kv.transact([], dataOps.slice(i, i + IMPORT_BATCH));
+    } else {
+      ops.push(...dataOps);
+    }
+    const res = await this.kv.transact(guards, ops);
+    if (res.succeeded) return 'imported';
+    const [nowRecord, nowMark] = await this.kv.getMany([recordKey, markKey]);
+    if (batched && !nowRecord) {
+      await this.kv.transact([{ key: recordKey, modRevision: '0' }], [
+        { type: 'deletePrefix', prefix: keys.eventsOf(namespace, id) },
+        { type: 'deletePrefix', prefix: keys.healthOf(namespace, id) },
+      ]);
+    }
+    return nowRecord || nowMark ? 'exists' : 'live-taken';
   }
 
   // --- events --------------------------------------------------------------------------------
@@ -391,6 +567,21 @@ export class DeploymentStore {
     if (!entry) return { value: 0, revision: '0' };
     const value = Number.parseInt(entry.value, 10);
     return { value: Number.isFinite(value) ? value : 0, revision: entry.modRevision };
+  }
+
+  /**
+   * Raises the app's version counter to at least `atLeast` (never lowers it), so "#" continues
+   * after versions that came from elsewhere (imported records). Returns the value before and after.
+   */
+  async raiseVersionCounter(namespace: string, appName: string, atLeast: number): Promise<{ before: number; after: number }> {
+    const key = keys.versionCounter(namespace, appName);
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const counter = await this.versionCounter(namespace, appName);
+      if (counter.value >= atLeast) return { before: counter.value, after: counter.value };
+      const res = await this.kv.transact([{ key, modRevision: counter.revision }], [{ type: 'put', key, value: String(atLeast) }]);
+      if (res.succeeded) return { before: counter.value, after: atLeast };
+    }
+    throw new RevisionConflictError(`the version counter of ${namespace}/${appName} keeps changing; retry`);
   }
 
   // --- work queue ----------------------------------------------------------------------------
@@ -542,6 +733,12 @@ export class DeploymentStore {
     });
     return run;
   }
+}
+
+function timedEvent(e: TimedEvent, seq: number): DeploymentEvent {
+  return e.type === 'log'
+    ? { seq, time: e.time, type: 'log', message: e.message }
+    : { seq, time: e.time, type: 'status', status: e.status, step: e.step };
 }
 
 function parseQueueItem(entry: KvEntry): QueueItem {

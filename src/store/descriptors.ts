@@ -3,6 +3,7 @@ import { NotFoundError, RevisionConflictError } from '../domain/errors.js';
 import type { KvStore } from './kv.js';
 import { keys } from './keys.js';
 import { parseRecord } from './json.js';
+import { importMarkOp, type ImportMark } from './imports.js';
 
 export interface DescriptorStore {
   /** Stores a new descriptor; fails if the id is taken. */
@@ -26,6 +27,21 @@ export class EtcdDescriptorStore implements DescriptorStore {
     const res = await this.kv.transact([{ key, modRevision: '0' }], [{ type: 'put', key, value: JSON.stringify(descriptor) }]);
     if (!res.succeeded) throw new RevisionConflictError(`descriptor ${descriptor.id} already exists`);
     return { value: descriptor, revision: res.revision };
+  }
+
+  /**
+   * Stores a descriptor imported from another deployer's data, with its import-ledger mark, in
+   * one transaction: only if neither the descriptor nor the mark exists ('exists' otherwise).
+   */
+  async importDescriptor(descriptor: Descriptor, source: string, mark: ImportMark): Promise<'imported' | 'exists'> {
+    const key = keys.descriptor(descriptor.namespace, descriptor.id);
+    const ref = { source, kind: 'descriptors' as const, namespace: descriptor.namespace, id: descriptor.id };
+    const markKey = keys.importMark(source, 'descriptors', descriptor.namespace, descriptor.id);
+    const res = await this.kv.transact(
+      [{ key, modRevision: '0' }, { key: markKey, modRevision: '0' }],
+      [{ type: 'put', key, value: JSON.stringify(descriptor) }, importMarkOp(ref, mark)],
+    );
+    return res.succeeded ? 'imported' : 'exists';
   }
 
   async get(namespace: string, id: string): Promise<Versioned<Descriptor> | undefined> {

@@ -47,6 +47,18 @@ export class EnvironmentStore {
     await this.kv.transact([], [{ type: 'put', key: keys.environment(key), value }]);
   }
 
+  /** Sets the value only if the key does not exist yet (false: it existed, nothing written). */
+  async create(key: string, value: string): Promise<boolean> {
+    const stored = keys.environment(key);
+    const res = await this.kv.transact([{ key: stored, modRevision: '0' }], [{ type: 'put', key: stored, value }]);
+    return res.succeeded;
+  }
+
+  /** The stored value of one key, if any. */
+  async get(key: string): Promise<string | undefined> {
+    return (await this.kv.get(keys.environment(key)))?.value;
+  }
+
   /** False when there was no such key. */
   async unset(key: string): Promise<boolean> {
     const existing = await this.kv.get(keys.environment(key));

@@ -4,6 +4,9 @@
  * are DNS labels, ids are UUIDs), so no segment can contain "/".
  */
 
+/** What an import ledger mark stands for. */
+export type ImportedKind = 'descriptors' | 'deployments';
+
 export const keys = {
   descriptor: (ns: string, id: string) => `descriptors/${ns}/${id}`,
   descriptorsOf: (ns: string) => `descriptors/${ns}/`,
@@ -18,6 +21,9 @@ export const keys = {
 
   /** The app's one DEPLOYED record ({deploymentId, version}); changed only together with record statuses. */
   live: (ns: string, app: string) => `live/${ns}/${app}`,
+
+  /** Someone asked to cancel a deployment in progress ({by, at}); deleted with the record. */
+  cancelRequest: (ns: string, id: string) => `cancel/${ns}/${id}`,
 
   /** A request to reconcile an app's objects (after a cleanup that could not finish); run by its owner. */
   reconcileRequest: (ns: string, app: string) => `reconcile/${ns}/${app}`,
@@ -60,6 +66,14 @@ export const keys = {
   /** Audit trail: one entry per state-changing call; ids sort by time. `_cluster` holds key management. */
   audit: (ns: string, id: string) => `audit/${ns}/${id}`,
   auditOf: (ns: string) => `audit/${ns}/`,
+
+  /**
+   * Import ledger: one mark per descriptor or record imported from another deployer's data
+   * (`source` e.g. "amdatu"), so a re-run never imports again what was imported once — even after
+   * retention or an operator deleted it.
+   */
+  importMark: (source: string, kind: ImportedKind, ns: string, id: string) => `imports/${source}/${kind}/${ns}/${id}`,
+  importMarksOf: (source: string) => `imports/${source}/`,
 } as const;
 
 /** Parses the sequence number at the end of an event key. */

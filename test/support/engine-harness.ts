@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import type { Descriptor, HealthResult, Routing } from '../../src/domain/types.js';
+import type { ControllerKind, Descriptor, HealthResult, Routing } from '../../src/domain/types.js';
 import type { DeploymentRecord } from '../../src/domain/deployment.js';
 import { validateDescriptor } from '../../src/domain/descriptor-schema.js';
 import { DeploymentEngine } from '../../src/deployer/engine.js';
+import { highestVersionInCluster } from '../../src/deployer/adoption.js';
 import { EngineEvents } from '../../src/deployer/events.js';
 import { noFailpoints, type Failpoints } from '../../src/deployer/failpoints.js';
 import { genericProfile } from '../../src/deployer/ingress-profiles.js';
@@ -40,7 +41,7 @@ export class EngineHarness {
   private readonly descriptors = new EtcdDescriptorStore(this.kv);
   private readonly requests: DeploymentRequests;
 
-  constructor(options: { cleanupTimeoutSeconds?: number; retainRecords?: number; routing?: Routing; convergenceTimeoutSeconds?: number } = {}) {
+  constructor(options: { cleanupTimeoutSeconds?: number; retainRecords?: number; routing?: Routing; convergenceTimeoutSeconds?: number; defaultControllerKind?: ControllerKind } = {}) {
     const checker: HealthChecker = {
       check: async (t: HealthTarget): Promise<HealthResult> => {
         const verdict = this.health(t);
@@ -59,7 +60,9 @@ export class EngineHarness {
       },
     });
     this.scheduler = new Scheduler({ kv: this.kv, store: this.store, engine: this.engine, bus: this.bus, log: this.log.logger, replicaId: 'unit', leaseTtlSeconds: 10 });
-    this.requests = new DeploymentRequests({ descriptors: this.descriptors, deployments: this.store, now: () => new Date(), defaultDeadlineSeconds: 60 });
+    this.requests = new DeploymentRequests({ descriptors: this.descriptors, deployments: this.store, now: () => new Date(), defaultDeadlineSeconds: 60, defaultControllerKind: options.defaultControllerKind ?? 'Deployment',
+      highestVersionInCluster: (ns, app) => highestVersionInCluster(this.cluster, ns, app, new AbortController().signal),
+    });
   }
 
   async start(): Promise<this> {
@@ -88,8 +91,12 @@ export class EngineHarness {
     return this.requests.deployDescriptor(descriptor.namespace, descriptor.id);
   }
 
-  async undeploy(id: string): Promise<void> {
-    await this.requests.undeploy('ns', id, false);
+  async undeploy(id: string, deleteRecord = false): Promise<void> {
+    await this.requests.undeploy('ns', id, deleteRecord, 'tester');
+  }
+
+  async cancel(id: string, by = 'tester'): Promise<DeploymentRecord> {
+    return this.requests.cancel('ns', id, by);
   }
 
   async record(id: string): Promise<DeploymentRecord> {

@@ -34,7 +34,7 @@ describe('descriptor defaults', () => {
     assert.equal(d.newVersion, '#');
     assert.equal(d.replicas, 1);
     assert.equal(d.deploymentType, 'blue-green');
-    assert.equal(d.controllerKind, 'Deployment');
+    assert.equal(d.controllerKind, undefined, 'resolved per deployment from CUTOVER_DEFAULT_CONTROLLER_KIND');
     assert.equal(d.healthCheckType, 'probe');
     assert.equal(d.healthCheckPath, 'health');
     assert.equal(d.useHealthCheck, false);

@@ -92,17 +92,29 @@ export function deploymentRoutes(deps: DeploymentRoutesDeps): Router<AppState> {
     ctx.body = record;
   });
 
+  router.post('/deployments/:id/cancel', async (ctx) => {
+    const { ns, id } = await load(ctx);
+    const record = await deps.requests.cancel(ns, id, ctx.state.caller?.identity ?? 'anonymous');
+    ctx.status = 202;
+    ctx.set('Location', deploymentLocation(id, ns));
+    ctx.body = {
+      status: 'cancelling',
+      message: `cancel of ${id} requested: it stops before its switch, removes what it created and ends FAILURE; the running version is not touched`,
+      deployment: record,
+    };
+  });
+
   router.delete('/deployments/:id', async (ctx) => {
     const { ns, id } = await load(ctx);
     const raw = queryParam(ctx, 'deleteDeployment');
     const deleteRecord = raw === undefined ? false : booleanParam(ctx, 'deleteDeployment', false);
     if (deleteRecord) noteAudit(ctx, { action: 'deployment.undeploy-and-delete' });
-    const outcome = await deps.requests.undeploy(ns, id, deleteRecord);
+    const outcome = await deps.requests.undeploy(ns, id, deleteRecord, ctx.state.caller?.identity ?? 'anonymous');
     ctx.status = 202;
     if (outcome.kind !== 'deleted') ctx.set('Location', deploymentLocation(id, ns));
     ctx.body = {
       status: outcome.kind,
-      message: outcome.kind === 'queued' ? `undeploy of ${id} queued${deleteRecord ? '; the record is deleted afterwards' : ''}`
+      message: outcome.kind === 'queued' ? `${outcome.cancelled ? `deployment ${id} is cancelled (it stops before its switch); ` : ''}undeploy of ${id} queued${deleteRecord ? '; the record is deleted afterwards' : ''}`
         : outcome.kind === 'deleted' ? `deployment ${id} deleted` : outcome.reason,
       deployment: outcome.record,
     };

@@ -6,7 +6,7 @@ import { clockTime, deploymentDuration, formatDuration } from '../format.js';
 
 /** Following a deployment (deploy/rollback/undeploy --wait) and turning its end into an exit code. */
 
-export type WaitKind = 'deploy' | 'undeploy';
+export type WaitKind = 'deploy' | 'undeploy' | 'cancel';
 
 export interface WaitOutcome {
   exitCode: number;
@@ -22,7 +22,7 @@ const NOTHING_TO_UNDEPLOY = /^Undeploy requested, but nothing to do/;
 
 export async function waitForDeployment(ctx: CommandContext, target: { namespace: string; appName: string; id: string; version: string }, kind: WaitKind, fromSeq = 0): Promise<WaitOutcome> {
   const tail: DeploymentEvent[] = [];
-  const isDone = kind === 'deploy'
+  const isDone = kind === 'deploy' || kind === 'cancel'
     ? undefined
     : (s: FollowState, events: readonly DeploymentEvent[]) => s.deleted || s.status === 'UNDEPLOYED' || s.status === 'FAILURE'
       || events.some((e) => e.type === 'log' && NOTHING_TO_UNDEPLOY.test(e.message));
@@ -57,6 +57,12 @@ export async function waitForDeployment(ctx: CommandContext, target: { namespace
     outcome = wentLive
       ? { exitCode: ExitCode.success, outcome: 'DEPLOYED', record, logTail, message: `DEPLOYED ${app} version ${record.version}${took}` }
       : { exitCode: ExitCode.deploymentFailed, outcome: record.status, record, logTail, message: `${record.status} ${app} version ${record.version}${record.failureReason ? `: ${record.failureReason}` : ''}` };
+  } else if (kind === 'cancel') {
+    outcome = record.status === 'FAILURE' && (record.failureReason ?? '').startsWith('cancelled by ')
+      ? { exitCode: ExitCode.success, outcome: 'CANCELLED', record, logTail, message: `${app}: version ${record.version} cancelled (${record.failureReason}); nothing of it runs, and the running version was not touched` }
+      : record.status === 'DEPLOYED'
+        ? { exitCode: ExitCode.conflict, outcome: 'DEPLOYED', record, logTail, message: `${app}: version ${record.version} went live before the cancel took effect; undeploy it or roll back` }
+        : { exitCode: ExitCode.deploymentFailed, outcome: record.status, record, logTail, message: `${app}: version ${record.version} ended ${record.status}${record.failureReason ? `: ${record.failureReason}` : ''}` };
   } else if (record.status === 'UNDEPLOYED') {
     outcome = { exitCode: ExitCode.success, outcome: 'UNDEPLOYED', record, logTail, message: `UNDEPLOYED ${app} version ${record.version}` };
   } else if (record.status === 'FAILURE' && (record.failureReason ?? '').startsWith('undeploy failed')) {
