@@ -1,6 +1,8 @@
 /** What the UI reads from the API (the fields it uses; see src/domain and src/api/overview.ts). */
 
-export type DeploymentStatus = 'DEPLOYING' | 'DEPLOYED' | 'UNDEPLOYING' | 'UNDEPLOYED' | 'FAILURE';
+// The server's own types where the UI reads them as the API serves them: one definition, no drift.
+import type { DeploymentStatus, PodHealth, StepTimes } from '../../../src/domain/deployment.js';
+export type { DeploymentStatus, PodHealth, StepTimes };
 
 export interface DeploymentSummary {
   id: string;
@@ -48,18 +50,6 @@ export interface Descriptor {
   [field: string]: unknown;
 }
 
-export interface StepTimes {
-  queued?: string;
-  started?: string;
-  resourcesCreated?: string;
-  podsReady?: string;
-  healthy?: string;
-  switched?: string;
-  finished?: string;
-  drainStarted?: string;
-  removed?: string;
-}
-
 export interface DeploymentRecord {
   id: string;
   created: string;
@@ -77,17 +67,6 @@ export interface DeploymentRecord {
   replacedBy?: string;
   replaces?: string;
   redeployOf?: string;
-}
-
-export interface PodHealth {
-  podName: string;
-  healthy: boolean;
-  statusCode?: number;
-  body: string;
-  reason: string;
-  latencyMs: number;
-  checkedAt: string;
-  value: string;
 }
 
 export interface AuditEntry {
