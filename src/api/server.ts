@@ -1,9 +1,10 @@
-import http from 'node:http';
+import type { Server } from 'node:http';
+import { http } from '../lib/node-http.js';
 import type { AddressInfo } from 'node:net';
 import type Koa from 'koa';
 
 export interface RunningServer {
-  server: http.Server;
+  server: Server;
   url: string;
   /** Stops accepting, lets in-flight requests finish for up to `graceMs`, then cuts the rest. */
   close(graceMs: number): Promise<void>;

@@ -1,7 +1,8 @@
 import { BEARER_SUBPROTOCOL_PREFIX } from '../../auth/middleware.js';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import http, { type IncomingMessage } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
+import { http } from '../../lib/node-http.js';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type ServerOptions, type WebSocket } from 'ws';
@@ -80,7 +81,7 @@ const badRequest = (message: string) => new UpgradeRefusal(400, 'bad_request', m
  * answers refusals with the REST API's JSON error body before any upgrade. Non-websocket upgrade
  * requests (e.g. `Upgrade: h2c`) are served by the REST API as plain requests.
  */
-export function attachLogStream(server: http.Server, deps: LogStreamDeps): LogStream {
+export function attachLogStream(server: Server, deps: LogStreamDeps): LogStream {
   const log = deps.log.child({ component: 'log-stream' });
   const policy = new OriginPolicy(deps.allowedOrigins);
   const feeds = new DeploymentFeeds({ store: deps.deployments, kv: deps.kv, log });
@@ -345,7 +346,7 @@ function writeHttpError(socket: Duplex, status: number, body: ErrorBody, headers
  * REST API as the plain HTTP/1.1 request it also is. A body cannot be re-read here, so such a
  * request with a body is refused.
  */
-function serveAsPlainRequest(server: http.Server, req: IncomingMessage, socket: Duplex): void {
+function serveAsPlainRequest(server: Server, req: IncomingMessage, socket: Duplex): void {
   const declaresBody = (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || req.headers['transfer-encoding'] !== undefined;
   if (declaresBody) {
     writeHttpError(socket, 400, { error: 'bad_request', message: `Upgrade: ${req.headers.upgrade} is not supported; send the request without it` }, {});
