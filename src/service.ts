@@ -17,6 +17,7 @@ import { KubernetesCluster, connectCluster } from './deployer/kubernetes.js';
 import type { Cluster } from './deployer/cluster.js';
 import { DeploymentEngine } from './deployer/engine.js';
 import { EngineEvents } from './deployer/events.js';
+import { HttpGateCaller } from './gates/http.js';
 import { ingressProfiles } from './deployer/ingress-profiles.js';
 import { DeploymentRequests } from './deployer/requests.js';
 import { Scheduler } from './deployer/scheduler.js';
@@ -113,8 +114,9 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
   const healthChecker: HealthChecker & { close?: () => Promise<void> } = config.healthCheckMode === 'proxy'
     ? new ApiServerProxyHealthChecker((req) => cluster.proxyGet(req), { timeoutMs: config.healthCheckRequestTimeoutMs })
     : new DirectHealthChecker({ timeoutMs: config.healthCheckRequestTimeoutMs });
+  const gates = new HttpGateCaller();
   const engine = new DeploymentEngine({
-    store: deployments, environment, cluster, profile, healthChecker, bus: events, now, replicaId, onUnreadable,
+    store: deployments, environment, cluster, profile, healthChecker, gates, bus: events, now, replicaId, onUnreadable,
     traffic: [
       new StableServiceTarget(profile),
       new IngressTarget(profile, { ...(config.ingressClassName ? { defaultIngressClassName: config.ingressClassName } : {}) }),
@@ -218,6 +220,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
         await Promise.all([server.close(graceMs), scheduler.stop(graceMs)]);
         cluster.close();
         await healthChecker.close?.();
+        await gates.close();
         await security.close();
         await kv.close();
         log.info('cutover stopped');
