@@ -100,7 +100,7 @@ async function moveTrafficBack(ctx: RunContext, oldJournal: Journal): Promise<Sw
     bound.clear();
   }
   const switchMs = Date.now() - started;
-  await oldJournal.line(`${lines.join('; ')}: traffic switched back to version ${old.version} in ${switchMs} ms; waiting for it to arrive`);
+  await oldJournal.update((x) => x, [...lines, `Traffic switched back to version ${old.version} in ${switchMs} ms; waiting for it to arrive`]);
   const convergence = await awaitConvergence(oldCtx, old.descriptor, old.version, started + switchMs, ctx.ownership.signal);
   const at = deps.now().toISOString();
   const live = await whileUnavailable(() => deps.store.live(old.namespace, old.appName), ctx.ownership.signal);
