@@ -18,6 +18,7 @@ import type { Cluster } from './deployer/cluster.js';
 import { DeploymentEngine } from './deployer/engine.js';
 import { EngineEvents } from './deployer/events.js';
 import { HttpGateCaller } from './gates/http.js';
+import { storyOf } from './deployer/story.js';
 import { ingressProfiles } from './deployer/ingress-profiles.js';
 import { DeploymentRequests } from './deployer/requests.js';
 import { Scheduler } from './deployer/scheduler.js';
@@ -94,6 +95,12 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
   const deployments = new DeploymentStore(kv, now);
   const environment = new EnvironmentStore(kv);
   events.subscribe((e) => metrics.observe(e));
+  // Each deployment's story in cutover's own log (one info line per milestone), for log aggregation and alerting.
+  const storyLog = log.child({ component: 'deployments' });
+  events.subscribe((e) => {
+    const line = storyOf(e);
+    if (line) storyLog.info(line.fields, line.msg);
+  });
   const security = createSecurity(authSetup, config, { kv, log, now, onCorrupt, onAuthFailure: (method, limited) => metrics.authFailure(method, limited) });
 
   let cluster: Cluster;

@@ -101,7 +101,7 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
     await journal.update((x) => ({ ...x, times: { ...x.times, switched: iso(ctx) } }), [
       ...lines, `Traffic switched to version ${facts.version} (${overheadMs} ms after the ${gates.length > 0 ? 'pre-switch gates' : 'last health check'}); waiting for it to arrive`,
     ]);
-    deps.bus.publish({ type: 'switch', namespace: d.namespace, appName: d.appName, deploymentId: journal.record.id, fromVersion: journal.record.OldVersion, toVersion: facts.version, overheadMs, at: deps.now() });
+    deps.bus.publish({ type: 'switch', namespace: d.namespace, appName: d.appName, deploymentId: journal.record.id, fromVersion: journal.record.OldVersion, toVersion: facts.version, overheadMs, requested: journal.record.created, at: deps.now() });
     const switchedAt = Date.parse(journal.record.times.switched!);
     const convergence = await awaitConvergence(ctx, d, facts.version, switchedAt, deadline.signal);
     await commitDeployed(ctx, convergence, switchedAt);
