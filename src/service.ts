@@ -17,6 +17,8 @@ import { KubernetesCluster, connectCluster } from './deployer/kubernetes.js';
 import type { Cluster } from './deployer/cluster.js';
 import { DeploymentEngine } from './deployer/engine.js';
 import { EngineEvents } from './deployer/events.js';
+import { HttpGateCaller } from './gates/http.js';
+import { storyOf } from './deployer/story.js';
 import { ingressProfiles } from './deployer/ingress-profiles.js';
 import { DeploymentRequests } from './deployer/requests.js';
 import { Scheduler } from './deployer/scheduler.js';
@@ -93,6 +95,12 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
   const deployments = new DeploymentStore(kv, now);
   const environment = new EnvironmentStore(kv);
   events.subscribe((e) => metrics.observe(e));
+  // Each deployment's story in cutover's own log (one info line per milestone), for log aggregation and alerting.
+  const storyLog = log.child({ component: 'deployments' });
+  events.subscribe((e) => {
+    const line = storyOf(e);
+    if (line) storyLog.info(line.fields, line.msg);
+  });
   const security = createSecurity(authSetup, config, { kv, log, now, onCorrupt, onAuthFailure: (method, limited) => metrics.authFailure(method, limited) });
 
   let cluster: Cluster;
@@ -113,8 +121,9 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
   const healthChecker: HealthChecker & { close?: () => Promise<void> } = config.healthCheckMode === 'proxy'
     ? new ApiServerProxyHealthChecker((req) => cluster.proxyGet(req), { timeoutMs: config.healthCheckRequestTimeoutMs })
     : new DirectHealthChecker({ timeoutMs: config.healthCheckRequestTimeoutMs });
+  const gates = new HttpGateCaller();
   const engine = new DeploymentEngine({
-    store: deployments, environment, cluster, profile, healthChecker, bus: events, now, replicaId, onUnreadable,
+    store: deployments, environment, cluster, profile, healthChecker, gates, bus: events, now, replicaId, onUnreadable,
     traffic: [
       new StableServiceTarget(profile),
       new IngressTarget(profile, { ...(config.ingressClassName ? { defaultIngressClassName: config.ingressClassName } : {}) }),
@@ -218,6 +227,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
         await Promise.all([server.close(graceMs), scheduler.stop(graceMs)]);
         cluster.close();
         await healthChecker.close?.();
+        await gates.close();
         await security.close();
         await kv.close();
         log.info('cutover stopped');

@@ -81,6 +81,7 @@ export class EtcdEngine {
     };
     this.engine = new DeploymentEngine({
       store: this.store, environment: new EnvironmentStore(this.kv), cluster: this.cluster, profile: genericProfile, healthChecker: checker,
+      gates: { call: async () => ({ outcome: 'pass', reason: 'bench', latencyMs: 0 }) },
       bus: this.bus, log, now: () => new Date(), replicaId: 'bench',
       traffic: [new StableServiceTarget(genericProfile), new IngressTarget(genericProfile, {}), new HttpRouteTarget(genericProfile)],
       failpoints: noFailpoints,

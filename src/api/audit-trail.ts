@@ -40,6 +40,7 @@ const ACTIONS: Record<string, string> = {
   'PUT /deployments/:id': 'deployment.redeploy',
   'DELETE /deployments/:id': 'deployment.undeploy',
   'POST /deployments/:id/cancel': 'deployment.cancel',
+  'POST /deployments/:id/rollback': 'deployment.rollback',
   'DELETE /deployments': 'deployment.delete-app',
   'POST /admin/keys': 'apikey.create',
   'DELETE /admin/keys/:id': 'apikey.revoke',

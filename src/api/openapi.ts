@@ -51,15 +51,28 @@ export const deploymentRecordSchema = Joi.object({
   appName: Joi.string().required(),
   version: Joi.string().required().description('The version this deployment brings up ("#" resolved at request time).'),
   status: Joi.string().valid('DEPLOYING', 'DEPLOYED', 'UNDEPLOYING', 'UNDEPLOYED', 'FAILURE').required(),
-  step: Joi.string().valid('queued', 'preparing', 'creating-resources', 'waiting-for-pods', 'health-checking', 'switching-traffic', 'deployed', 'rolling-back', 'failed', 'draining', 'removing', 'undeployed').required(),
+  step: Joi.string().valid('queued', 'preparing', 'creating-resources', 'waiting-for-pods', 'health-checking', 'gating', 'switching-traffic', 'deployed', 'rolling-back', 'failed', 'draining', 'removing', 'undeployed').required(),
   descriptor: Joi.object().unknown(true).description('The copy of the descriptor this deployment uses.'),
   OldVersion: Joi.string().allow('').description('The version this deployment replaced (the original deployer\'s field name).'),
   failureReason: Joi.string(),
   injectedEnvironment: Joi.array().items(Joi.string()).description('Names of injected environment values (never values).'),
-  times: Joi.object().pattern(Joi.string(), Joi.string().isoDate()).description('queued, started, resourcesCreated, podsReady, healthy, switched, finished, drainStarted, removed.'),
+  times: Joi.object().pattern(Joi.string(), Joi.string().isoDate()).description('queued, started, resourcesCreated, podsReady, healthy, gated, switched, converged, finished, drainStarted, checked, rolledBack, restored, removed.'),
   deadline: Joi.string().isoDate(),
   owner: Joi.string().description('The cutover replica that last worked on it.'),
   replacedBy: Joi.string(), replaces: Joi.string(), redeployOf: Joi.string(),
+  rolledBack: Joi.object({
+    to: Joi.string().required(), toVersion: Joi.string().required(), by: Joi.string().required(), automatic: Joi.boolean().required(),
+    reason: Joi.string().required(), requested: Joi.string().isoDate().required(), switchMs: Joi.number().integer(),
+  }).description('Traffic went back from this deployment to the one it replaced, while that one drained (instant rollback; automatic after a failed post-switch check).'),
+  restoredFrom: Joi.string().description('The deployment whose instant rollback made this one live again.'),
+});
+
+const rollbackAnswerSchema = Joi.object({
+  status: Joi.string().valid('rolling-back', 'redeploying').required(),
+  mode: Joi.string().valid('instant', 'redeploy').required(),
+  message: Joi.string().required(),
+  rollbackTo: Joi.object({ deploymentId: Joi.string().required(), version: Joi.string().required() }).required(),
+  deployment: deploymentRecordSchema.description('The record to follow: for "instant" the replaced deployment (it becomes DEPLOYED again), for "redeploy" the new deployment.'),
 });
 
 const eventSchema = Joi.object({
@@ -123,12 +136,14 @@ export const operations: Operation[] = [
     responses: { '202': { description: 'The live deployment is being undeployed (Location).' }, '204': { description: 'Deleted.' }, '404': { description: 'No deployments of the app.' }, ...common } },
   { method: 'get', path: '/deployments/{id}', tag: 'deployments', summary: 'One deployment record.', query: ns,
     responses: { '200': { description: 'The record.', schema: deploymentRecordSchema }, '404': { description: 'Not found.' }, ...common } },
-  { method: 'put', path: '/deployments/{id}', tag: 'deployments', summary: 'Redeploy this record\'s descriptor copy (rollback).', query: ns,
+  { method: 'put', path: '/deployments/{id}', tag: 'deployments', summary: 'Redeploy this record\'s descriptor copy as a new deployment (the original rollback; see POST /deployments/{id}/rollback for the instant one).', query: ns,
     responses: { '202': { description: 'Started; Location of the new record.', schema: deploymentRecordSchema }, '404': { description: 'Not found.' }, ...common } },
   { method: 'delete', path: '/deployments/{id}', tag: 'deployments', summary: 'Undeploy (queued) and/or delete the record. A deployment still before its switch is cancelled first (it never goes live).', query: ns.keys({ deleteDeployment: Joi.boolean().default(false) }),
     responses: { '202': { description: '{"status": "queued"|"deleted"|"nothing", "message", "deployment"}' }, '404': { description: 'Not found.' }, '409': { description: 'Still being worked on.' }, ...common } },
   { method: 'post', path: '/deployments/{id}/cancel', tag: 'deployments', summary: 'Cancel a deployment in progress: it stops before its switch, removes what it created and ends FAILURE "cancelled by <caller>"; the running version is not touched.', query: ns,
     responses: { '202': { description: '{"status": "cancelling", "message", "deployment"}; Location of the record.' }, '404': { description: 'Not found.' }, '409': { description: 'Not in progress, or its traffic is already being switched (too late: undeploy or roll back).' }, ...common } },
+  { method: 'post', path: '/deployments/{id}/rollback', tag: 'deployments', summary: 'Roll the live (DEPLOYED) deployment back to the one it replaced. While that one is still draining: instant — traffic switches back to its running pods (one write per traffic target, no new pods) and it becomes DEPLOYED again; this one is removed. After the drain: its descriptor copy is redeployed as a new deployment (like PUT on that record).', query: ns,
+    responses: { '202': { description: 'Queued; Location of the record to follow (the restored one, or the new one).', schema: rollbackAnswerSchema }, '404': { description: 'Not found.' }, '409': { description: 'Not the live deployment, being rolled back already, or it replaced nothing.' }, ...common } },
   { method: 'get', path: '/deployments/{id}/logs', tag: 'deployments', summary: 'The log: "<RFC3339 time> <message>" per line.', query: ns,
     responses: { '200': { description: 'Text.', contentType: 'text/plain' }, '404': { description: 'Not found.' }, ...common } },
   { method: 'get', path: '/deployments/{id}/events', tag: 'deployments', summary: 'Log lines and status changes as JSON, optionally after a sequence number.', query: ns.keys({ after: Joi.number().integer().min(0) }),

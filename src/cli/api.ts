@@ -28,6 +28,15 @@ export interface CancelAnswer {
   deployment: DeploymentRecord;
 }
 
+/** POST /deployments/{id}/rollback: `deployment` is the record to follow (the restored one, or the new one). */
+export interface RollbackAnswer {
+  status: 'rolling-back' | 'redeploying';
+  mode: 'instant' | 'redeploy';
+  message: string;
+  rollbackTo: { deploymentId: string; version: string };
+  deployment: DeploymentRecord;
+}
+
 export interface UndeployAnswer {
   status: 'queued' | 'deleted' | 'nothing';
   message: string;
@@ -110,6 +119,13 @@ export class CutoverApi {
   async undeploy(ns: string, id: string, appName: string): Promise<UndeployAnswer> {
     const res = await this.client.request<UndeployAnswer>('DELETE', `/deployments/${encodeURIComponent(id)}/${query({ namespace: ns })}`, {
       context: { action: `undeploying ${app(ns, appName)} (deployment ${id})`, namespace: ns },
+    });
+    return res.body;
+  }
+
+  async rollback(ns: string, id: string, appName: string): Promise<RollbackAnswer> {
+    const res = await this.client.request<RollbackAnswer>('POST', `/deployments/${encodeURIComponent(id)}/rollback${query({ namespace: ns })}`, {
+      context: { action: `rolling back ${app(ns, appName)} (deployment ${id})`, namespace: ns },
     });
     return res.body;
   }

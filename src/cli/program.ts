@@ -180,14 +180,17 @@ Examples:
     .action(async (id: string, opts: CommonOptions & { namespace?: string; follow?: boolean }) => action((ctx) => logsCommand(ctx, id, opts))(opts));
 
   program.command('rollback')
-    .description('redeploy the previous successful version (or --to VERSION)')
+    .description('go back to the previous version: instantly while it drains, else redeploy it (or --to VERSION)')
     .argument('<namespace/app>', 'the app, e.g. shop/web', parseAppRef)
     .option('--to <version>', 'the version to go back to (it must have been live once)')
     .option('-w, --wait', 'follow the rollback deployment and exit with its outcome')
     .addHelpText('after', `
-A rollback is a new blue-green deployment of an earlier deployment's copy of its descriptor
-(PUT /deployments/{id}): the same pod spec and settings as then. Without --to, the earlier
-deployment is the one the live version replaced (else the newest other version that was live).
+Without --to, the rollback goes to the deployment the live version replaced. While that version
+is still draining (its pods still run), traffic switches straight back to it — no new pods, well
+under a second (POST /deployments/{id}/rollback) — and the live version is removed. Otherwise a
+rollback is a new blue-green deployment of an earlier deployment's copy of its descriptor
+(PUT /deployments/{id}): the same pod spec and settings as then; with --to, or when the live
+version replaced nothing, the newest other version that was live.
 The running version serves until the rolled-back one is ready and healthy, as for any deploy.
 A descriptor with newVersion "#" is deployed under a new number: versions are never reused.
 The app's stored descriptor is not changed; the next "cutover deploy" deploys it again.

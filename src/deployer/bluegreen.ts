@@ -7,6 +7,7 @@ import { KubeError } from './cluster.js';
 import { trafficContext, type RunContext } from './context.js';
 import { DeploymentFailure, WorkInterrupted } from './errors.js';
 import { checkHealth } from './health.js';
+import { askGates } from './gates.js';
 import { Journal } from './journal.js';
 import { injectedEnvironmentNames, type DeploymentFacts, type EnvValue } from './manifests.js';
 import { adoptOriginalVersion } from './adoption.js';
@@ -64,7 +65,8 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
     await journal.update((x) => ({ ...x, step: laterStep(x.step, 'waiting-for-pods'), times: { ...x.times, resourcesCreated: iso(ctx) } }));
     const d = facts.descriptor;
     const healthTimeoutS = d.healthCheckTimeout ?? deps.config.defaultHealthCheckTimeoutSeconds;
-    const readyBy = Deadline.after(healthTimeoutS * 1000, beforeSwitch.signal);
+    let readyBy = Deadline.after(healthTimeoutS * 1000, beforeSwitch.signal);
+    const gates = d.preSwitchGates ?? [];
     let healthyAt: number;
     try {
       const pods = await waitForPods(ctx, d, facts.version, readyBy, healthTimeoutS);
@@ -78,8 +80,16 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
       await check(pods);
       checkpoint();
       if (checking) await journal.line(`All ${pods.length} pods of version ${facts.version} are healthy`);
+      if (gates.length > 0) {
+        // The gates have their own timeouts (bounded by the deadline and a cancel); the I1 guard
+        // after them gets a fresh healthCheckTimeout, so a slow gate cannot make it fail.
+        readyBy.clear();
+        await passPreSwitchGates(ctx, facts, beforeSwitch.signal);
+        checkpoint();
+        readyBy = Deadline.after(healthTimeoutS * 1000, beforeSwitch.signal);
+      }
       healthyAt = Date.now();
-      await journal.update((x) => ({ ...x, step: 'switching-traffic', times: { ...x.times, healthy: iso(ctx) } }));
+      await journal.update((x) => ({ ...x, step: 'switching-traffic', times: { ...x.times, healthy: x.times.healthy ?? iso(ctx) } }));
       await assertSwitchable(ctx, d, facts.version, pods, readyBy.signal, check);
     } finally {
       readyBy.clear();
@@ -89,9 +99,9 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
     const lines = await switchTraffic(ctx, d, facts.version, deadline.signal);
     const overheadMs = Date.now() - healthyAt;
     await journal.update((x) => ({ ...x, times: { ...x.times, switched: iso(ctx) } }), [
-      ...lines, `Traffic switched to version ${facts.version} (${overheadMs} ms after the last health check); waiting for it to arrive`,
+      ...lines, `Traffic switched to version ${facts.version} (${overheadMs} ms after the ${gates.length > 0 ? 'pre-switch gates' : 'last health check'}); waiting for it to arrive`,
     ]);
-    deps.bus.publish({ type: 'switch', namespace: d.namespace, appName: d.appName, deploymentId: journal.record.id, fromVersion: journal.record.OldVersion, toVersion: facts.version, overheadMs, at: deps.now() });
+    deps.bus.publish({ type: 'switch', namespace: d.namespace, appName: d.appName, deploymentId: journal.record.id, fromVersion: journal.record.OldVersion, toVersion: facts.version, overheadMs, requested: journal.record.created, at: deps.now() });
     const switchedAt = Date.parse(journal.record.times.switched!);
     const convergence = await awaitConvergence(ctx, d, facts.version, switchedAt, deadline.signal);
     await commitDeployed(ctx, convergence, switchedAt);
@@ -160,6 +170,24 @@ async function prepare(ctx: RunContext, signal: AbortSignal): Promise<Deployment
     liveVersion ? `Running version is ${liveVersion}; it stays untouched until the new version is healthy` : 'No version of this app is running yet',
   ]);
   return facts;
+}
+
+/**
+ * The descriptor's pre-switch gates, asked once the new version is healthy (step `gating`). A
+ * failure is a DeploymentFailure like a failed health check: the caller rolls back, and nothing
+ * of the running version was touched.
+ */
+async function passPreSwitchGates(ctx: RunContext, facts: DeploymentFacts, signal: AbortSignal): Promise<void> {
+  const { journal } = ctx;
+  const d = facts.descriptor;
+  const gates = d.preSwitchGates ?? [];
+  await journal.update((x) => ({ ...x, step: laterStep(x.step, 'gating'), times: { ...x.times, healthy: iso(ctx) } }), [`Asking ${gates.length} pre-switch gate(s)`]);
+  const verdict = await askGates(ctx, 'pre-switch', gates, {
+    namespace: d.namespace, appName: d.appName, deploymentId: journal.record.id, version: facts.version, previousVersion: journal.record.OldVersion,
+    ...(d.frontend ? { frontend: d.frontend } : {}),
+  }, signal);
+  if (!verdict.pass) throw new DeploymentFailure(`pre-switch gate "${verdict.gate}" failed: ${verdict.reason}`);
+  await journal.update((x) => ({ ...x, times: { ...x.times, gated: iso(ctx) } }), ['All pre-switch gates passed']);
 }
 
 /**

@@ -2,6 +2,7 @@ import type { DeploymentStore } from '../store/deployments.js';
 import type { EnvironmentStore } from '../store/environment.js';
 import type { Logger } from '../log.js';
 import type { HealthChecker } from '../healthcheck/index.js';
+import type { GateCaller } from '../gates/types.js';
 import type { Cluster } from './cluster.js';
 import type { EngineEvents } from './events.js';
 import type { Failpoints } from './failpoints.js';
@@ -25,6 +26,8 @@ export interface EngineConfig {
   /** Where the traffic probe sends requests after a switch (CUTOVER_TRAFFIC_PROBE_URL). */
   trafficProbeUrl?: string;
   convergenceTimeoutSeconds: number;
+  /** First pause before asking a gate again after an attempt without a verdict (doubles, at most 10 s). Default 1000 ms. */
+  gateRetryDelayMs?: number;
 }
 
 /** Everything the engine works with; built once by the composition root. */
@@ -36,6 +39,8 @@ export interface EngineDeps {
   traffic: TrafficTarget[];
   profile: IngressProfile;
   healthChecker: HealthChecker;
+  /** Asks pre-switch gates and post-switch checks (HTTP in production, a fake in unit tests). */
+  gates: GateCaller;
   bus: EngineEvents;
   log: Logger;
   now: () => Date;

@@ -9,6 +9,7 @@ import { writeFailure } from './outcome.js';
 import { FencedCluster, type AppOwnership } from './ownership.js';
 import { rollback } from './rollback.js';
 import { runUndeploy } from './undeploy.js';
+import { runRollbackItem } from './switch-back.js';
 import { reconcileApp } from './reconciler.js';
 
 export type { EngineConfig, EngineDeps } from './context.js';
@@ -33,8 +34,10 @@ export class DeploymentEngine {
     const ctx = this.context(found, item, ownership);
     try {
       if (item.kind === 'undeploy') await runUndeploy(ctx, item);
+      else if (item.kind === 'rollback') await runRollbackItem(ctx, item);
       else if (record.status === 'DEPLOYING') await runBlueGreen(ctx);
-      else if (record.status === 'DEPLOYED') await drainReplaced(ctx);
+      // DEPLOYED: the drain is left; UNDEPLOYING after an instant rollback: its removal is left.
+      else if (record.status === 'DEPLOYED' || (record.status === 'UNDEPLOYING' && record.rolledBack)) await drainReplaced(ctx);
       else await this.deps.store.dequeue(record.namespace, record.appName, item.workId, ownership.fence);
     } finally {
       this.deps.bus.publish({ type: 'work-finished', namespace: record.namespace, appName: record.appName, deploymentId: record.id, kind: item.kind, at: this.deps.now() });

@@ -12,7 +12,7 @@ export type EngineEvent =
   | { type: 'health'; namespace: string; appName: string; deploymentId: string; health: PodHealth; at: Date }
   | { type: 'work-started'; namespace: string; appName: string; deploymentId: string; kind: WorkKind; queuedMs: number; at: Date }
   | { type: 'work-finished'; namespace: string; appName: string; deploymentId: string; kind: WorkKind; at: Date }
-  | { type: 'switch'; namespace: string; appName: string; deploymentId: string; fromVersion: string; toVersion: string; overheadMs: number; at: Date }
+  | { type: 'switch'; namespace: string; appName: string; deploymentId: string; fromVersion: string; toVersion: string; overheadMs: number; requested: string; at: Date }
   | { type: 'converged'; namespace: string; appName: string; deploymentId: string; ms: number; complete: boolean; at: Date }
   | { type: 'reconciled'; namespace: string; appName: string; removed: number; unaccounted: number; failedRecords: number; at: Date }
   | { type: 'unreadable'; key: string; where: string; at: Date };

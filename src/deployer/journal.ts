@@ -18,8 +18,10 @@ export interface JournalScope {
 }
 
 export interface UpdateOptions {
-  /** Ends the work: remove this queue item in the same transaction. */
-  dequeue?: string;
+  /** Ends the work: remove this queue item (or these) in the same transaction. */
+  dequeue?: string | string[];
+  /** Keys that must not exist (else PresentKeyError, nothing written): see CommitOptions.absent. */
+  absent?: string[];
   /** An outcome: retried for up to FINAL_WRITE_PATIENCE_MS while etcd is unreachable, even after the scope ended. */
   final?: boolean;
   live?: Omit<LiveChange, 'namespace' | 'appName'>;
@@ -80,7 +82,8 @@ export class Journal {
       }
       const commitOptions: CommitOptions = {
         fence: this.scope.fence,
-        ...(options.dequeue ? { dequeue: { namespace: after.namespace, appName: after.appName, workId: options.dequeue } } : {}),
+        ...(options.dequeue ? { dequeue: { namespace: after.namespace, appName: after.appName, workIds: [options.dequeue].flat() } } : {}),
+        ...(options.absent ? { absent: options.absent } : {}),
         ...(options.live ? { live: { ...options.live, namespace: after.namespace, appName: after.appName } } : {}),
         ...(options.requestReconcile ? { requestReconcile: { namespace: after.namespace, appName: after.appName, reason: options.requestReconcile } } : {}),
       };

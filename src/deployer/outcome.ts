@@ -10,8 +10,8 @@ import type { Journal } from './journal.js';
  * outlives its record's outcome), and an incomplete cleanup leaves a reconcile request behind.
  */
 export async function writeFailure(journal: Journal, reason: string, lines: string[], options: {
-  /** The queue item this outcome finishes. */
-  dequeue?: string;
+  /** The queue item(s) this outcome finishes. */
+  dequeue?: string | string[];
   /** Something this record stands for may still exist in the cluster: ask the owner to reconcile. */
   cleanupIncomplete?: boolean;
   now: () => Date;

@@ -25,6 +25,14 @@ export type UndeployOutcome =
   | { kind: 'deleted'; record: DeploymentRecord }
   | { kind: 'nothing'; record: DeploymentRecord; reason: string };
 
+/**
+ * What a rollback request did: 'instant' — queued a switch back to `target` (still draining; it
+ * becomes DEPLOYED again); 'redeploy' — `target` had been drained, so `record` redeploys its copy.
+ */
+export type RollbackOutcome =
+  | { kind: 'instant'; live: DeploymentRecord; target: DeploymentRecord; already?: boolean }
+  | { kind: 'redeploy'; live: DeploymentRecord; target: DeploymentRecord; record: DeploymentRecord };
+
 /** Why a record cannot be cancelled, or undefined when it can (in progress, before its switch). */
 export function cancelRefusal(record: DeploymentRecord): string | undefined {
   if (record.status !== 'DEPLOYING') return `it is ${record.status}; only a deployment in progress can be cancelled`;
@@ -126,6 +134,40 @@ export class DeploymentRequests {
       // The record moved on (a step began): look again.
     }
     throw new StateConflictError(`deployment ${deploymentId} changes too fast to cancel; retry`);
+  }
+
+  /**
+   * POST /deployments/{id}/rollback: rolls the live deployment back to the one it replaced.
+   * While that one is still draining (its pods run), an instant rollback is queued for the app's
+   * owner: traffic goes back in one write per target, no pod is created ('instant'; the record to
+   * follow is the replaced one, which becomes DEPLOYED again). After the drain, the replaced
+   * record's descriptor copy is redeployed as a new deployment, like PUT /deployments/{id}
+   * ('redeploy'). Refused (StateConflictError) for a record that is not the live one, one already
+   * being rolled back, or one that replaced nothing.
+   */
+  async rollback(namespace: string, deploymentId: string, by: string): Promise<RollbackOutcome> {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const found = await this.o.deployments.get(namespace, deploymentId);
+      if (!found) throw new NotFoundError(`deployment ${deploymentId} not found in namespace ${namespace}`);
+      const live = found.value;
+      if (live.status !== 'DEPLOYED') throw new StateConflictError(`deployment ${deploymentId} is ${live.status}; only the live (DEPLOYED) deployment can be rolled back`);
+      if (live.step === 'rolling-back') throw new StateConflictError(`deployment ${deploymentId} is being rolled back already`);
+      if (!live.replaces) throw new StateConflictError(`deployment ${deploymentId} replaced no earlier deployment; there is nothing to roll back to (redeploy an earlier record with PUT /deployments/{id})`);
+      const previous = await this.o.deployments.get(namespace, live.replaces);
+      if (!previous) throw new StateConflictError(`the deployment ${deploymentId} replaced (${live.replaces}) no longer exists; redeploy an earlier record with PUT /deployments/{id}`);
+      const old = previous.value;
+      if (old.status === 'UNDEPLOYING' && old.step === 'draining' && old.replacedBy === live.id) {
+        const outcome = await this.o.deployments.requestRollback(live, old.id, previous.revision, by);
+        if (outcome === 'moved') continue; // the drain moved on meanwhile: decide again
+        if (outcome === 'queued') {
+          const line = `Instant rollback to version ${old.version} requested by ${by}: traffic switches back to it (it is still draining)`;
+          await Promise.all([this.o.deployments.appendLog(namespace, live.id, line), this.o.deployments.appendLog(namespace, old.id, line)]);
+        }
+        return { kind: 'instant', live, target: old, ...(outcome === 'already' ? { already: true } : {}) };
+      }
+      return { kind: 'redeploy', live, target: old, record: await this.start(old.descriptor, { redeployOf: old.id }) };
+    }
+    throw new StateConflictError(`deployment ${deploymentId} changes too fast to roll back; retry`);
   }
 
   /**

@@ -17,6 +17,7 @@ export type DeploymentStep =
   | 'creating-resources'
   | 'waiting-for-pods'
   | 'health-checking'
+  | 'gating'
   | 'switching-traffic'
   | 'deployed'
   | 'rolling-back'
@@ -26,7 +27,7 @@ export type DeploymentStep =
   | 'undeployed';
 
 /** The forward steps of a deployment, in order: a resumed run never records an earlier one than it reached. */
-export const FORWARD_STEPS: readonly DeploymentStep[] = ['queued', 'preparing', 'creating-resources', 'waiting-for-pods', 'health-checking', 'switching-traffic'];
+export const FORWARD_STEPS: readonly DeploymentStep[] = ['queued', 'preparing', 'creating-resources', 'waiting-for-pods', 'health-checking', 'gating', 'switching-traffic'];
 
 /**
  * The step to record when a run reaches `next`: the later of it and the step already recorded.
@@ -39,7 +40,16 @@ export function laterStep(current: DeploymentStep, next: DeploymentStep): Deploy
   return a >= 0 && b >= 0 && a > b ? current : next;
 }
 
-export type WorkKind = 'deploy' | 'undeploy';
+/**
+ * `rollback`: switch traffic back to the version the item's (live) deployment replaced, while that
+ * version is still draining. Its work id is rollbackWorkId(deploymentId): one per deployment.
+ */
+export type WorkKind = 'deploy' | 'undeploy' | 'rollback';
+
+/** The one queue item that asks for an instant rollback of a live deployment (a fixed key, so the drain can guard on it). */
+export function rollbackWorkId(deploymentId: string): string {
+  return `rollback-${deploymentId}`;
+}
 
 /** When each main step was reached (ISO timestamps). */
 export interface StepTimes {
@@ -54,6 +64,28 @@ export interface StepTimes {
   /** Traffic had moved to this version (every target that can tell said so); the replaced version's drain counts from here. */
   converged?: string;
   removed?: string;
+  /** The pre-switch gates passed. */
+  gated?: string;
+  /** The post-switch checks passed. */
+  checked?: string;
+  /** Traffic was switched back from this deployment to the one it replaced (instant rollback). */
+  rolledBack?: string;
+  /** This deployment became live again after an instant rollback of the one that replaced it. */
+  restored?: string;
+}
+
+/** What an instant rollback did, on the deployment that was rolled back. */
+export interface RollbackNote {
+  /** The deployment (and version) traffic went back to. */
+  to: string;
+  toVersion: string;
+  /** Who asked (the caller's identity), or "post-switch check" for an automatic rollback. */
+  by: string;
+  automatic: boolean;
+  reason: string;
+  requested: string;
+  /** Milliseconds from the start of the switch back until every traffic target was written. */
+  switchMs?: number;
 }
 
 export interface DeploymentRecord {
@@ -85,6 +117,10 @@ export interface DeploymentRecord {
   replaces?: string;
   /** Id of the deployment this one redeploys. */
   redeployOf?: string;
+  /** Traffic went back from this deployment to the one it replaced while that one drained. */
+  rolledBack?: RollbackNote;
+  /** Id of the deployment whose instant rollback made this one live again. */
+  restoredFrom?: string;
   /** The cutover replica that last worked on this record (diagnostics, and takeover detection). */
   owner?: string;
   /** Delete the record once its undeploy finished (DELETE …?deleteDeployment=true). */
@@ -117,6 +153,8 @@ export interface QueueItem {
   enqueued: string;
   /** For undeploys: delete the record when done (DELETE …?deleteDeployment=true). */
   deleteRecord?: boolean;
+  /** For rollbacks: who asked. */
+  by?: string;
   /** The stored item could not be parsed: it is removed without acting on it. */
   unreadable?: boolean;
 }

@@ -62,6 +62,29 @@ const headerSchema = Joi.object({
     .messages({ 'string.pattern.name': '{{#label}} must not contain CR, LF or NUL characters' }),
 });
 
+/**
+ * A pre-switch gate or post-switch check: an http(s) URL without credentials (descriptors are
+ * returned by the API and shown in logs; a secret belongs in the receiver's own configuration),
+ * a per-attempt timeout and a bounded number of retries.
+ */
+export const gateSchema = Joi.object({
+  name: Joi.string().trim().min(1).max(63).pattern(noNewlines, 'no CR, LF or NUL')
+    .messages({ 'string.pattern.name': '{{#label}} must not contain CR, LF or NUL characters' }),
+  url: Joi.string().trim().max(2048).uri({ scheme: ['http', 'https'] })
+    .custom((v: string, helpers) => {
+      const u = new URL(v);
+      return u.username || u.password ? helpers.error('gate.credentials') : v;
+    })
+    .required()
+    .messages({
+      'string.uriCustomScheme': '{{#label}} must be an http:// or https:// URL',
+      'string.uri': '{{#label}} must be an http:// or https:// URL',
+      'gate.credentials': '{{#label}} must not contain a user name or password',
+    }),
+  timeoutSeconds: Joi.number().integer().min(1).max(300).default(10),
+  retries: Joi.number().integer().min(0).max(10).default(2),
+});
+
 /** Fields of the original deployer that are accepted for compatibility. */
 const legacyFields = {
   webhooks: Joi.array().items(Joi.object({ key: Joi.string().min(1).max(256).required(), description: Joi.string().allow('').max(1024) })),
@@ -125,6 +148,10 @@ export const descriptorSchema = Joi.object({
   healthCheckTimeout: Joi.number().integer().min(1).max(3600),
   drainSeconds: Joi.number().integer().min(0).max(3600),
   deadlineSeconds: Joi.number().integer().min(10).max(86400),
+  preSwitchGates: Joi.array().items(gateSchema).max(10)
+    .description('Asked after the health checks passed, before the switch (POST, JSON answer {"pass": true|false, "reason": "…"}): a failure fails the deployment; the running version is not touched.'),
+  postSwitchChecks: Joi.array().items(gateSchema).max(10)
+    .description('Asked after the switch, during the drain window: a failure switches traffic back to the replaced version (still running) and removes the new one.'),
 
   ...legacyFields,
 })

@@ -19,6 +19,21 @@ export interface Webhook {
   description?: string;
 }
 
+/**
+ * An HTTP endpoint that decides whether a deployment may go on: cutover POSTs the deployment's
+ * facts as JSON and expects `{"pass": true|false, "reason": "…"}` (docs/deployments.md, "Gates").
+ */
+export interface Gate {
+  /** Shown in logs; default: the URL's host and path. */
+  name?: string;
+  /** http or https, no credentials. */
+  url: string;
+  /** Per attempt: connect, answer and body together. */
+  timeoutSeconds: number;
+  /** Further attempts after an attempt without a usable answer (never after a definite "pass": false). */
+  retries: number;
+}
+
 /** A Kubernetes PodSpec as JSON; the API server validates it in full at deploy time. */
 export interface PodSpec {
   containers: ContainerSpec[];
@@ -73,6 +88,10 @@ export interface Descriptor {
   drainSeconds?: number;
   /** Overall deadline of a deployment of this descriptor, in seconds. */
   deadlineSeconds?: number;
+  /** Asked after the health checks passed, before the switch: a failure fails the deployment (nothing live touched). */
+  preSwitchGates?: Gate[];
+  /** Asked after the switch, during the drain window: a failure switches traffic back to the replaced version. */
+  postSwitchChecks?: Gate[];
 
   webhooks?: Webhook[];
 

@@ -1,12 +1,20 @@
 import type { Versioned } from '../domain/types.js';
 import type { DeploymentEvent, DeploymentRecord, LivePointer, PodHealth, QueueItem } from '../domain/deployment.js';
-import { FINAL_STATUSES } from '../domain/deployment.js';
+import { FINAL_STATUSES, rollbackWorkId } from '../domain/deployment.js';
 import { FenceLostError, RevisionConflictError } from '../domain/errors.js';
 import type { Guard, KvEntry, KvOp, KvStore, WatchHandle } from './kv.js';
 import { StoreDataError } from './kv.js';
 import { keys, seqOfEventKey } from './keys.js';
 import { parseRecord } from './json.js';
 import { importMarkOp, type ImportMark } from './imports.js';
+
+/** A commit's `absent` key exists: the caller must look at what it stands for before going on. */
+export class PresentKeyError extends Error {
+  constructor(readonly key: string) {
+    super(`${key} exists`);
+    this.name = 'PresentKeyError';
+  }
+}
 
 /** Someone's request to stop a deployment in progress. */
 export interface CancelRequest {
@@ -39,8 +47,10 @@ export interface LiveChange {
 export interface CommitOptions {
   /** The caller's ownership of the app: the commit fails with FenceLostError when it is gone. */
   fence?: Guard | undefined;
-  /** Remove this queue item in the same transaction (the work it stood for is finished). */
-  dequeue?: { namespace: string; appName: string; workId: string };
+  /** Remove these queue items in the same transaction (the work they stood for is finished). */
+  dequeue?: { namespace: string; appName: string; workIds: string[] };
+  /** Keys (under the prefix) that must not exist, else PresentKeyError: e.g. a rollback request the drain must not race. */
+  absent?: string[];
   live?: LiveChange;
   /** Ask the app's owner to reconcile its objects (a cleanup could not finish). */
   requestReconcile?: { namespace: string; appName: string; reason: string };
@@ -281,7 +291,8 @@ export class DeploymentStore {
           guards.push({ key: liveKey, modRevision: options.live.expectedRevision });
           ops.push(options.live.next ? { type: 'put', key: liveKey, value: JSON.stringify(options.live.next) } : { type: 'delete', key: liveKey });
         }
-        if (options.dequeue) ops.push({ type: 'delete', key: keys.queueItem(options.dequeue.namespace, options.dequeue.appName, options.dequeue.workId) });
+        if (options.dequeue) for (const workId of options.dequeue.workIds) ops.push({ type: 'delete', key: keys.queueItem(options.dequeue.namespace, options.dequeue.appName, workId) });
+        for (const key of options.absent ?? []) guards.push({ key, modRevision: '0' });
         if (options.requestReconcile) {
           const r = options.requestReconcile;
           ops.push({ type: 'put', key: keys.reconcileRequest(r.namespace, r.appName), value: JSON.stringify({ reason: r.reason, at: this.now().toISOString() }) });
@@ -299,6 +310,8 @@ export class DeploymentStore {
           ...(options.live ? [keys.live(options.live.namespace, options.live.appName)] : []),
         ];
         const now = await this.kv.getMany(checkKeys);
+        const present = options.absent && options.absent.length > 0 ? (await this.kv.getMany(options.absent)).findIndex((e) => e !== undefined) : -1;
+        if (present >= 0) throw new PresentKeyError(options.absent![present]!);
         if (options.fence && (now[changes.length]?.modRevision ?? '0') !== options.fence.modRevision) {
           throw new FenceLostError(`no longer the owner of ${first.namespace}/${first.appName}`);
         }
@@ -403,23 +416,59 @@ export class DeploymentStore {
     return entry ? parseRecord<CancelRequest>(entry) : undefined;
   }
 
-  /**
-   * Calls `onCancel` once if a cancel request exists or arrives while watching. A watch that
-   * ends for good is re-established from a fresh read, so no request is missed.
-   */
+  /** Calls `onCancel` once if a cancel request exists or arrives while watching (see watchOnce). */
   async watchCancel(namespace: string, id: string, onCancel: (request: CancelRequest) => void): Promise<WatchHandle> {
-    const key = keys.cancelRequest(namespace, id);
+    return this.watchOnce(keys.cancelRequest(namespace, id), (value) => {
+      try {
+        onCancel(JSON.parse(value) as CancelRequest);
+      } catch {
+        onCancel({ by: 'unknown', at: this.now().toISOString() });
+      }
+    });
+  }
+
+  /**
+   * Asks for an instant rollback of the live deployment `live` to `replaced`, which must still be
+   * draining: the rollback work item (a fixed key, rollbackWorkId) is written only while the
+   * replaced record is unchanged since it was read at `replacedRevision` — the drain's decision to
+   * remove it is a write to that record guarded by the item's absence, so exactly one of the two
+   * wins (docs/deployments.md, "Instant rollback"). 'queued', 'already' (an earlier request is
+   * pending) or 'moved' (the replaced record changed: re-read and decide again).
+   */
+  async requestRollback(live: DeploymentRecord, replacedId: string, replacedRevision: string, by: string): Promise<'queued' | 'already' | 'moved'> {
+    const workId = rollbackWorkId(live.id);
+    const key = keys.queueItem(live.namespace, live.appName, workId);
+    const item: QueueItem = { workId, kind: 'rollback', deploymentId: live.id, enqueued: this.now().toISOString(), by };
+    const res = await this.kv.transact([{ key, modRevision: '0' }, { key: keys.deployment(live.namespace, replacedId), modRevision: replacedRevision }], [
+      { type: 'put', key, value: JSON.stringify(item) },
+    ]);
+    if (res.succeeded) return 'queued';
+    return (await this.kv.get(key)) ? 'already' : 'moved';
+  }
+
+  /** Calls `onRequest` once if an instant rollback of deployment `id` is pending or gets requested while watching. */
+  async watchRollbackRequest(namespace: string, appName: string, id: string, onRequest: (item: QueueItem) => void): Promise<WatchHandle> {
+    return this.watchOnce(keys.queueItem(namespace, appName, rollbackWorkId(id)), (value) => {
+      try {
+        onRequest(JSON.parse(value) as QueueItem);
+      } catch {
+        onRequest({ workId: rollbackWorkId(id), kind: 'rollback', deploymentId: id, enqueued: this.now().toISOString(), by: 'unknown' });
+      }
+    });
+  }
+
+  /**
+   * Calls `fire` once with the key's value if it exists or is put while watching. A watch that
+   * ends for good is re-established from a fresh read, so nothing is missed.
+   */
+  private async watchOnce(key: string, onValue: (value: string) => void): Promise<WatchHandle> {
     let fired = false;
     let closed = false;
     let current: WatchHandle | undefined;
     const fire = (value: string) => {
       if (fired || closed) return;
       fired = true;
-      try {
-        onCancel(JSON.parse(value) as CancelRequest);
-      } catch {
-        onCancel({ by: 'unknown', at: this.now().toISOString() });
-      }
+      onValue(value);
     };
     const start = async (): Promise<void> => {
       const { entries, revision } = await this.kv.list(key);

@@ -7,10 +7,11 @@ import { highestVersionInCluster } from '../../src/deployer/adoption.js';
 import { EngineEvents } from '../../src/deployer/events.js';
 import { noFailpoints, type Failpoints } from '../../src/deployer/failpoints.js';
 import { genericProfile } from '../../src/deployer/ingress-profiles.js';
-import { DeploymentRequests } from '../../src/deployer/requests.js';
+import { DeploymentRequests, type RollbackOutcome } from '../../src/deployer/requests.js';
 import { Scheduler } from '../../src/deployer/scheduler.js';
 import { HttpRouteTarget, IngressTarget, StableServiceTarget } from '../../src/deployer/traffic/index.js';
 import type { HealthChecker, HealthTarget } from '../../src/healthcheck/index.js';
+import type { Gate, GateAttempt, GateRequest } from '../../src/gates/types.js';
 import { createMemoryLogger } from '../../src/log.js';
 import { DeploymentStore } from '../../src/store/deployments.js';
 import { EtcdDescriptorStore } from '../../src/store/descriptors.js';
@@ -33,6 +34,9 @@ export class EngineHarness {
   readonly bus = new EngineEvents();
   readonly log = createMemoryLogger('debug');
   readonly unreadable: string[] = [];
+  /** What a gate answers (default: pass); every call is recorded in gateCalls. */
+  gate: (gate: Gate, request: GateRequest, signal: AbortSignal) => GateAttempt | Promise<GateAttempt> = () => ({ outcome: 'pass', reason: 'ok', latencyMs: 1 });
+  readonly gateCalls: Array<{ gate: Gate; request: GateRequest }> = [];
   /** Health of a pod by version: true (default) or a reason. */
   health: (target: HealthTarget) => true | string = () => true;
   failpoints: Failpoints = noFailpoints;
@@ -50,13 +54,19 @@ export class EngineHarness {
     };
     this.engine = new DeploymentEngine({
       store: this.store, environment: new EnvironmentStore(this.kv), cluster: this.cluster, profile: genericProfile, healthChecker: checker,
+      gates: {
+        call: async (gate, request, signal) => {
+          this.gateCalls.push({ gate, request });
+          return this.gate(gate, request, signal);
+        },
+      },
       bus: this.bus, log: this.log.logger, now: () => new Date(), replicaId: 'unit',
       traffic: [new StableServiceTarget(genericProfile), new IngressTarget(genericProfile, {}), new HttpRouteTarget(genericProfile)],
       failpoints: { hit: (name, signal) => this.failpoints.hit(name, signal) },
       onUnreadable: (key) => this.unreadable.push(key),
       config: {
         defaultDrainSeconds: 0, defaultHealthCheckTimeoutSeconds: 2, defaultDeadlineSeconds: 60, healthCheckIntervalMs: 20,
-        cleanupTimeoutSeconds: options.cleanupTimeoutSeconds ?? 2, retainRecords: options.retainRecords ?? 50, routing: { defaultRouting: options.routing ?? 'ingress', gateway: 'gateways/shared/web' }, convergenceTimeoutSeconds: options.convergenceTimeoutSeconds ?? 5,
+        cleanupTimeoutSeconds: options.cleanupTimeoutSeconds ?? 2, gateRetryDelayMs: 20, retainRecords: options.retainRecords ?? 50, routing: { defaultRouting: options.routing ?? 'ingress', gateway: 'gateways/shared/web' }, convergenceTimeoutSeconds: options.convergenceTimeoutSeconds ?? 5,
       },
     });
     this.scheduler = new Scheduler({ kv: this.kv, store: this.store, engine: this.engine, bus: this.bus, log: this.log.logger, replicaId: 'unit', leaseTtlSeconds: 10 });
@@ -97,6 +107,10 @@ export class EngineHarness {
 
   async cancel(id: string, by = 'tester'): Promise<DeploymentRecord> {
     return this.requests.cancel('ns', id, by);
+  }
+
+  async rollback(id: string, by = 'tester'): Promise<RollbackOutcome> {
+    return this.requests.rollback('ns', id, by);
   }
 
   async record(id: string): Promise<DeploymentRecord> {

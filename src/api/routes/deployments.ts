@@ -104,6 +104,26 @@ export function deploymentRoutes(deps: DeploymentRoutesDeps): Router<AppState> {
     };
   });
 
+  // Rolls the live deployment back to the one it replaced: instantly while that one drains, else
+  // as a redeploy of its descriptor copy. PUT /deployments/{id} keeps its original meaning.
+  router.post('/deployments/:id/rollback', async (ctx) => {
+    const { ns, id } = await load(ctx);
+    const outcome = await deps.requests.rollback(ns, id, ctx.state.caller?.identity ?? 'anonymous');
+    const follow = outcome.kind === 'instant' ? outcome.target : outcome.record;
+    noteAudit(ctx, { deploymentId: follow.id });
+    ctx.status = 202;
+    ctx.set('Location', deploymentLocation(follow.id, ns));
+    ctx.body = {
+      status: outcome.kind === 'instant' ? 'rolling-back' : 'redeploying',
+      mode: outcome.kind,
+      message: outcome.kind === 'instant'
+        ? `${outcome.already ? 'a rollback of' : 'instant rollback of'} ${id} ${outcome.already ? 'is already queued' : 'queued'}: traffic switches back to version ${outcome.target.version} (deployment ${outcome.target.id}, still draining), which becomes DEPLOYED again; version ${outcome.live.version} is then removed`
+        : `version ${outcome.target.version} (deployment ${outcome.target.id}) is no longer running: its descriptor copy is redeployed as deployment ${outcome.record.id} (version ${outcome.record.version})`,
+      rollbackTo: { deploymentId: outcome.target.id, version: outcome.target.version },
+      deployment: follow,
+    };
+  });
+
   router.delete('/deployments/:id', async (ctx) => {
     const { ns, id } = await load(ctx);
     const raw = queryParam(ctx, 'deleteDeployment');

@@ -61,6 +61,10 @@ export async function rollbackCommand(ctx: CommandContext, ref: AppRef, flags: {
     + `redeploying the descriptor of version ${target.version} (deployment ${target.id}, ${target.status.toLowerCase()})`, 'rollback');
   if (inProgress.length > 0) ctx.progress.notice(`${inProgress.length} deployment(s) in progress; the rollback runs after them`);
 
+  // The version the live one replaced may still be draining: then the server switches traffic
+  // straight back to its running pods (instant) — or, after the drain, redeploys it.
+  if (live && target.id === live.replaces) return rollbackLive(ctx, ref, live, target, flags);
+
   const before = new Set(records.slice(0, 20).map((r) => r.id));
   const started = await ctx.api.redeploy(ref.namespace, target.id, ref.appName, async () => {
     const mine = (await ctx.api.listDeployments(ref.namespace, ref.appName, 20)).find((r) => !before.has(r.id) && r.redeployOf === target.id);
@@ -78,4 +82,30 @@ export async function rollbackCommand(ctx: CommandContext, ref: AppRef, flags: {
   const outcome = await waitForDeployment(ctx, { namespace: ref.namespace, appName: ref.appName, id: record.id, version: record.version }, 'deploy');
   if (ctx.json) ctx.emitJson({ ok: outcome.exitCode === 0, exitCode: outcome.exitCode, ...base, ...waitJson(outcome) });
   return outcome.exitCode;
+}
+
+/** POST /deployments/{live}/rollback: instant while the replaced version drains, else a redeploy of its copy. */
+async function rollbackLive(ctx: CommandContext, ref: AppRef, live: DeploymentRecord, target: DeploymentRecord, flags: { wait?: boolean | undefined }): Promise<number> {
+  const answer = await ctx.api.rollback(ref.namespace, live.id, ref.appName);
+  const record = answer.deployment;
+  const base = { mode: answer.mode, rolledBackTo: { deploymentId: target.id, version: target.version }, replacing: { deploymentId: live.id, version: live.version } };
+  if (answer.mode === 'instant') {
+    ctx.progress.info(`${ref.namespace}/${ref.appName}: version ${target.version} is still draining; switching traffic straight back to it (no new pods)`, 'rollback');
+  } else {
+    ctx.progress.info(`${ref.namespace}/${ref.appName}: version ${target.version} is no longer running; redeploying its descriptor as deployment ${record.id} (version ${record.version})`, 'rollback');
+  }
+  if (!flags.wait) {
+    if (ctx.json) ctx.emitJson({ ok: true, exitCode: 0, ...base, message: answer.message, deployment: record });
+    return ExitCode.success;
+  }
+  const outcome = await waitForDeployment(ctx, { namespace: ref.namespace, appName: ref.appName, id: record.id, version: record.version }, 'deploy');
+  // Instant: success means this very record is live again because of this rollback.
+  const restored = answer.mode === 'redeploy' || (outcome.record?.status === 'DEPLOYED' && outcome.record.restoredFrom === live.id);
+  const exitCode = restored ? outcome.exitCode : ExitCode.deploymentFailed;
+  const message = answer.mode === 'instant'
+    ? restored ? `DEPLOYED ${ref.namespace}/${ref.appName} version ${target.version} again (instant rollback of version ${live.version})` : `${ref.namespace}/${ref.appName}: the instant rollback did not happen (see cutover logs ${live.id} -n ${ref.namespace})`
+    : outcome.message;
+  if (!restored) ctx.progress.notice(message);
+  if (ctx.json) ctx.emitJson({ ok: exitCode === 0, exitCode, ...base, ...waitJson({ ...outcome, exitCode, message }) });
+  return exitCode;
 }
