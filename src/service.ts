@@ -38,6 +38,13 @@ import { adminKeyRoutes } from './api/routes/admin-keys.js';
 import { overviewRoutes } from './api/routes/overview.js';
 import { OverviewFeed } from './api/overview-feed.js';
 import { uiRoutes } from './api/routes/ui.js';
+import { webhookRoutes } from './api/routes/webhooks.js';
+import { WebhookStore } from './store/webhooks.js';
+import { WebhookOutbox } from './webhooks/outbox.js';
+import { WebhookDispatcher } from './webhooks/dispatcher.js';
+import { HttpWebhookSender } from './webhooks/sender.js';
+import { WebhookAdmin, webhookSecret } from './webhooks/subscriptions.js';
+import { AllowedHosts, validateWebhookUrl } from './webhooks/url.js';
 
 /**
  * The composition root: the only place that knows which implementation backs which interface.
@@ -51,6 +58,8 @@ export interface Cutover {
   /** The log websocket on the API server (watcher and feed counts for metrics and tests). */
   readonly logStream: LogStream;
   readonly metrics: CutoverMetrics;
+  /** Resolves once every deployment event so far is in the webhook outbox (tests). */
+  flushWebhooks(): Promise<void>;
   /** Every REST route (method and Koa path), for the OpenAPI coverage test. */
   routes(): Array<{ method: string; path: string }>;
   /** Asks the app's owner to reconcile its objects and records (tests, operators); it happens asynchronously. */
@@ -74,6 +83,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     websocketWatchers: () => logStream?.watcherCount() ?? 0,
     logFeeds: () => logStream?.feedCount() ?? 0,
     queuedWork: () => kv.count(keys.allQueues()),
+    pendingWebhooks: () => kv.count(keys.allWebhookOutbox()),
   });
   kv = new EtcdStore({
     endpoints: config.etcdEndpoints, prefix: config.etcdPrefix, timeoutMs: config.etcdTimeoutMs,
@@ -93,6 +103,16 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
   const deployments = new DeploymentStore(kv, now);
   const environment = new EnvironmentStore(kv);
   events.subscribe((e) => metrics.observe(e));
+  // Webhooks: events go into the etcd outbox off the deployment's path; any replica's dispatcher delivers them.
+  const webhookStore = new WebhookStore(kv, onCorrupt);
+  const webhookHosts = new AllowedHosts(config.webhookAllowedHosts);
+  const webhookOutbox = new WebhookOutbox({
+    store: webhookStore, log: log.child({ component: 'webhooks' }), now,
+    readRecord: (ns, id) => deployments.get(ns, id),
+    onEnqueued: (kind, n) => metrics.webhookEnqueued(kind, n),
+    onEnqueueFailed: (kind) => metrics.webhookEnqueueFailed(kind),
+  });
+  events.subscribe((e) => webhookOutbox.observe(e));
   const security = createSecurity(authSetup, config, { kv, log, now, onCorrupt, onAuthFailure: (method, limited) => metrics.authFailure(method, limited) });
 
   let cluster: Cluster;
@@ -147,7 +167,35 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     descriptors, deployments, now, defaultDeadlineSeconds: config.deadlineSeconds, defaultControllerKind: config.defaultControllerKind,
     // Unknown (the API server did not answer) counts as none: adoption still finds what runs.
     highestVersionInCluster: (ns, app) => withDeadline(10_000, undefined, (signal) => highestVersionInCluster(cluster, ns, app, signal)).catch(() => 0),
+    onRequested: (record, revision) => events.publish({ type: 'requested', record, revision, at: now() }),
   });
+  const webhookSender = new HttpWebhookSender(config.webhookTimeoutSeconds * 1000);
+  const webhookDispatcher = new WebhookDispatcher({
+    kv, store: webhookStore, sender: webhookSender, replicaId, leaseTtlSeconds: config.leaseTtlSeconds,
+    log: log.child({ component: 'webhooks' }),
+    secretOf: (subscription) => webhookSecret(authSetup.keks, subscription),
+    urlRefusal: (url) => {
+      try {
+        validateWebhookUrl(url, webhookHosts);
+        return undefined;
+      } catch (err) {
+        return (err as Error).message;
+      }
+    },
+    policy: {
+      retryWindowMs: config.webhookRetrySeconds * 1000,
+      firstBackoffMs: config.webhookFirstRetryMs,
+      maxBackoffMs: config.webhookMaxRetryIntervalSeconds * 1000,
+      attemptTimeoutMs: config.webhookTimeoutSeconds * 1000,
+    },
+    userAgent: `cutover/${CUTOVER_VERSION}`,
+    metrics: {
+      delivered: (kind, latencyMs) => metrics.webhookDelivered(kind, latencyMs),
+      attemptFailed: (kind) => metrics.webhookAttemptFailed(kind),
+      gaveUp: (kind) => metrics.webhookGaveUp(kind),
+    },
+  });
+  if (!webhookHosts.restricted) log.info('webhook URLs may point at any host (CUTOVER_WEBHOOK_ALLOWED_HOSTS is empty); see docs/security.md on internal addresses');
 
   const overviewFeed = new OverviewFeed({ kv, log: log.child({ component: 'overview-feed' }) });
   const routers = [
@@ -166,6 +214,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     auditRoutes({ audit: security.audit }),
     adminKeyRoutes({ keys: security.keyAdmin }),
     overviewRoutes({ kv, feed: overviewFeed }),
+    webhookRoutes({ webhooks: new WebhookAdmin(webhookStore, authSetup.keks, webhookHosts, now) }),
   ];
   const app = createApp({
     log,
@@ -187,6 +236,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     for (const key of migration.unreadable) onUnreadable(key, 'the layout migration');
     server = await startHttpServer(app, config.host, config.port);
     await scheduler.start();
+    await webhookDispatcher.start();
   } catch (err) {
     await kv.close();
     throw err;
@@ -207,6 +257,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     replicaId,
     logStream,
     metrics,
+    flushWebhooks: () => webhookOutbox.flush(),
     routes: () => routers.flatMap((r) => r.stack.flatMap((layer) => layer.methods.filter((m) => m !== 'HEAD').map((method) => ({ method, path: String(layer.path) })))),
     requestReconcile: (namespace, appName) => deployments.requestReconcile(namespace, appName, 'requested'),
     stop: () => {
@@ -216,6 +267,10 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
         // Websockets and event streams first (1001, resume hint): server.close() would otherwise wait for them.
         await Promise.all([logStream.close(), overviewFeed.close()]);
         await Promise.all([server.close(graceMs), scheduler.stop(graceMs)]);
+        // The last transitions into the outbox, then stop delivering (other replicas, or the next start, go on).
+        await webhookOutbox.flush();
+        await webhookDispatcher.stop();
+        await webhookSender.close();
         cluster.close();
         await healthChecker.close?.();
         await security.close();

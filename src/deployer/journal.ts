@@ -96,10 +96,10 @@ export class Journal {
         throw err;
       }
       this.current = stored[0]!;
-      this.publish(before, after, lines);
+      this.publish(before, after, lines, stored[0]!.revision);
       if (other && otherBefore && otherAfter) {
         other.journal.current = stored[1]!;
-        other.journal.publish(otherBefore, otherAfter, other.lines ?? []);
+        other.journal.publish(otherBefore, otherAfter, other.lines ?? [], stored[1]!.revision);
       }
       return after;
     }
@@ -111,11 +111,11 @@ export class Journal {
     this.bus.publish({ type: 'health', namespace: r.namespace, appName: r.appName, deploymentId: r.id, health, at: this.now() });
   }
 
-  private publish(before: DeploymentRecord, after: DeploymentRecord, lines: string[]): void {
+  private publish(before: DeploymentRecord, after: DeploymentRecord, lines: string[], revision: string): void {
     const at = this.now();
     for (const message of lines) this.bus.publish({ type: 'log', namespace: after.namespace, appName: after.appName, deploymentId: after.id, message, at });
     if (after.status !== before.status || after.step !== before.step) {
-      this.bus.publish({ type: 'transition', record: after, previousStatus: before.status, previousStep: before.step, at });
+      this.bus.publish({ type: 'transition', record: after, previousStatus: before.status, previousStep: before.step, at, revision });
     }
   }
 

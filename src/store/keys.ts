@@ -59,6 +59,28 @@ export const keys = {
   apiKey: (id: string) => `apikeys/${id}`,
   allApiKeys: () => 'apikeys/',
 
+  /** Webhook subscriptions of a namespace (secret AES-256-GCM encrypted like API keys); ids are "wh_" + 16 hex digits. */
+  webhook: (ns: string, id: string) => `webhooks/${ns}/${id}`,
+  webhooksOf: (ns: string) => `webhooks/${ns}/`,
+
+  /**
+   * Webhook outbox: one item per event and subscription still to be delivered. A stream is one
+   * subscription's events of one deployment; `order` (zero-padded etcd revision + sub-position)
+   * sorts the stream in the order the events happened.
+   */
+  webhookOutboxItem: (ns: string, subscription: string, deploymentId: string, order: string) => `webhook-outbox/${ns}/${subscription}/${deploymentId}/${order}`,
+  webhookStream: (ns: string, subscription: string, deploymentId: string) => `webhook-outbox/${ns}/${subscription}/${deploymentId}/`,
+  webhookOutboxOf: (ns: string, subscription: string) => `webhook-outbox/${ns}/${subscription}/`,
+  allWebhookOutbox: () => 'webhook-outbox/',
+
+  /** The replica delivering one stream; held with that replica's lease, like owners/ for apps. */
+  webhookStreamOwner: (ns: string, subscription: string, deploymentId: string) => `webhook-owners/${ns}/${subscription}/${deploymentId}`,
+  allWebhookStreamOwners: () => 'webhook-owners/',
+
+  /** Delivery log: the outcome of each finished delivery of a subscription (the newest few hundred are kept). */
+  webhookDelivery: (ns: string, subscription: string, eventId: string) => `webhook-deliveries/${ns}/${subscription}/${eventId}`,
+  webhookDeliveriesOf: (ns: string, subscription: string) => `webhook-deliveries/${ns}/${subscription}/`,
+
   /** Signatures already accepted (SHA-256 of key id + signature), by 30-s bucket of their timestamp; swept after the window. */
   seenSignature: (bucket: string, fingerprint: string) => `auth/seen-signatures/${bucket}/${fingerprint}`,
   allSeenSignatures: () => 'auth/seen-signatures/',
