@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { CloudEvent, HTTP } from 'cloudevents';
 import { FenceLostError } from '../domain/errors.js';
 import type { WebhookEventKind } from '../domain/webhooks.js';
 import { sleep } from '../lib/deadline.js';
@@ -240,7 +241,7 @@ export class WebhookDispatcher {
       error = refusal;
       permanent = secretProblem === undefined; // a URL no longer allowed will not become allowed by retrying
     } else {
-      const body = JSON.stringify(item.event);
+      const { body, contentType } = structuredMessage(item);
       const timeout = AbortSignal.timeout(policy.attemptTimeoutMs);
       try {
         const res = await this.o.sender.send({
@@ -248,7 +249,7 @@ export class WebhookDispatcher {
           body,
           signal: AbortSignal.any([signal, timeout]),
           headers: {
-            'content-type': 'application/cloudevents+json; charset=utf-8',
+            'content-type': contentType,
             'user-agent': this.o.userAgent ?? 'cutover-webhooks',
             [SIGNATURE_HEADER.toLowerCase()]: signatureHeaderValue(secret!, Math.floor(startedAt.getTime() / 1000), body),
             'x-cutover-webhook-id': subscription.id,
@@ -310,6 +311,13 @@ export class WebhookDispatcher {
     });
     return lease;
   }
+}
+
+/** The event in CloudEvents' structured HTTP mode: every attribute in the body, so the signature covers them all. */
+function structuredMessage(item: OutboxItem): { body: string; contentType: string } {
+  const message = HTTP.structured(new CloudEvent({ ...item.event }));
+  const contentType = message.headers['content-type'];
+  return { body: String(message.body), contentType: typeof contentType === 'string' ? contentType : 'application/cloudevents+json; charset=utf-8' };
 }
 
 function describe(err: unknown): string {

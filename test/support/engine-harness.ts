@@ -62,6 +62,8 @@ export class EngineHarness {
     this.scheduler = new Scheduler({ kv: this.kv, store: this.store, engine: this.engine, bus: this.bus, log: this.log.logger, replicaId: 'unit', leaseTtlSeconds: 10 });
     this.requests = new DeploymentRequests({ descriptors: this.descriptors, deployments: this.store, now: () => new Date(), defaultDeadlineSeconds: 60, defaultControllerKind: options.defaultControllerKind ?? 'Deployment',
       highestVersionInCluster: (ns, app) => highestVersionInCluster(this.cluster, ns, app, new AbortController().signal),
+      // As src/service.ts wires it: the webhooks' "requested".
+      onRequested: (record, revision) => this.bus.publish({ type: 'requested', record, revision, at: new Date() }),
     });
   }
 
