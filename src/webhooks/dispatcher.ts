@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { CloudEvent, HTTP } from 'cloudevents';
 import { FenceLostError } from '../domain/errors.js';
 import type { WebhookEventKind } from '../domain/webhooks.js';
-import { sleep } from '../lib/deadline.js';
+import { Deadline, sleep } from '../lib/deadline.js';
 import type { Logger } from '../log.js';
 import type { Guard, KvStore, Lease, WatchHandle } from '../store/kv.js';
 import { keys } from '../store/keys.js';
@@ -242,12 +242,12 @@ export class WebhookDispatcher {
       permanent = secretProblem === undefined; // a URL no longer allowed will not become allowed by retrying
     } else {
       const { body, contentType } = structuredMessage(item);
-      const timeout = AbortSignal.timeout(policy.attemptTimeoutMs);
+      const attemptDeadline = Deadline.after(policy.attemptTimeoutMs, signal);
       try {
         const res = await this.o.sender.send({
           url: subscription.url,
           body,
-          signal: AbortSignal.any([signal, timeout]),
+          signal: attemptDeadline.signal,
           headers: {
             'content-type': contentType,
             'user-agent': this.o.userAgent ?? 'cutover-webhooks',
@@ -260,7 +260,9 @@ export class WebhookDispatcher {
         if (res.status < 200 || res.status >= 300) error = `HTTP ${res.status}${res.status >= 300 && res.status < 400 ? ' (redirects are not followed)' : ''}`;
       } catch (err) {
         if (signal.aborted) return; // stopping or the stream was taken away: the item stays for the next owner
-        error = timeout.aborted ? `no answer within ${policy.attemptTimeoutMs} ms` : describe(err);
+        error = attemptDeadline.expired ? `no answer within ${policy.attemptTimeoutMs} ms` : describe(err);
+      } finally {
+        attemptDeadline.clear();
       }
     }
     const finishedAt = new Date();
