@@ -4,6 +4,8 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { Readable } from 'node:stream';
+import { runCli } from '../../src/cli/program.js';
 import { EtcdStore } from '../../src/store/etcd.js';
 import { TestEtcd } from '../support/etcd.js';
 import { startTestCutover, type TestCutover } from '../support/cutover.js';
@@ -137,7 +139,40 @@ describe('webhooks API (no cluster needed)', () => {
     assert.ok((audit.body as Array<{ action: string }>).some((e) => e.action === 'webhook.create'));
     assert.ok((audit.body as Array<{ action: string }>).some((e) => e.action === 'webhook.delete'));
   });
+
+  it('the CLI adds, lists, shows deliveries of and removes webhooks; a refused URL exits 3 with the server\'s reason', async () => {
+    const env = { CUTOVER_URL: cutover.url, CUTOVER_TOKEN: await hsToken(secrets.jwtSecret, { sub: 'dev', namespaces: 'shop' }) };
+    const added = await cli(['webhooks', 'add', 'shop', 'http://127.0.0.1:9/hook', '--event', 'succeeded,failed', '--app', 'web', '--json'], env);
+    assert.equal(added.code, 0, added.stderr);
+    const doc = JSON.parse(added.stdout) as { webhook: { id: string; events: string[]; apps: string[] }; secret: string };
+    assert.deepEqual(doc.webhook.events, ['succeeded', 'failed']);
+    assert.deepEqual(doc.webhook.apps, ['web']);
+    assert.match(doc.secret, /^whsec_/);
+    const listed = await cli(['webhooks', 'list', 'shop'], env);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, new RegExp(`${doc.webhook.id}\\s+web\\s+succeeded,failed\\s+http://127\\.0\\.0\\.1:9/hook`));
+    assert.ok(!listed.stdout.includes(doc.secret));
+    const deliveries = await cli(['webhooks', 'deliveries', 'shop', doc.webhook.id], env);
+    assert.equal(deliveries.code, 0, deliveries.stderr);
+    assert.match(deliveries.stdout, /no deliveries yet/);
+    const refused = await cli(['webhooks', 'add', 'shop', 'http://user:pw@127.0.0.1/hook'], env);
+    assert.equal(refused.code, 3, refused.stderr);
+    assert.match(refused.stderr, /user name or password/);
+    assert.equal((await cli(['webhooks', 'remove', 'shop', doc.webhook.id], env)).code, 0);
+    const again = await cli(['webhooks', 'remove', 'shop', doc.webhook.id], env);
+    assert.equal(again.code, 7, again.stderr);
+  });
 });
+
+async function cli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(args, {
+    stdout: { write: (t: string) => (stdout += t) }, stderr: { write: (t: string) => (stderr += t) },
+    stdin: Readable.from([]), env, now: () => new Date(),
+  });
+  return { code, stdout, stderr };
+}
 
 /** Real deployments on the test bed, cutover as real processes, receivers on 127.0.0.1. */
 describe('webhooks on the test bed', { concurrency: 1 }, () => {
