@@ -27,7 +27,7 @@ import { CUTOVER_VERSION } from './version.js';
 import { environmentRoutes } from './api/routes/environment.js';
 import { keys } from './store/keys.js';
 import { parseFailpoints } from './deployer/failpoints.js';
-import { withDeadline } from './lib/deadline.js';
+import { Deadline, withDeadline } from './lib/deadline.js';
 import { highestVersionInCluster } from './deployer/adoption.js';
 import { HttpRouteTarget, IngressTarget, StableServiceTarget } from './deployer/traffic/index.js';
 import { ApiServerProxyHealthChecker, DirectHealthChecker, type HealthChecker } from './healthcheck/index.js';
@@ -267,8 +267,11 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
         // Websockets and event streams first (1001, resume hint): server.close() would otherwise wait for them.
         await Promise.all([logStream.close(), overviewFeed.close()]);
         await Promise.all([server.close(graceMs), scheduler.stop(graceMs)]);
-        // The last transitions into the outbox, then stop delivering (other replicas, or the next start, go on).
-        await webhookOutbox.flush();
+        // The last transitions into the outbox (at most 5 s: etcd may be away), then stop delivering;
+        // other replicas, or the next start, go on from the outbox.
+        const flushLimit = Deadline.after(5000);
+        await Promise.race([webhookOutbox.flush(), new Promise((resolve) => flushLimit.signal.addEventListener('abort', resolve, { once: true }))]);
+        flushLimit.clear();
         await webhookDispatcher.stop();
         await webhookSender.close();
         cluster.close();
