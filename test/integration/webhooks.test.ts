@@ -9,7 +9,7 @@ import { runCli } from '../../src/cli/program.js';
 import { EtcdStore } from '../../src/store/etcd.js';
 import { TestEtcd } from '../support/etcd.js';
 import { startTestCutover, type TestCutover } from '../support/cutover.js';
-import { DeployClient, FINAL, fakeAppDescriptor } from '../support/deploy.js';
+import { FINAL, fakeAppDescriptor } from '../support/deploy.js';
 import { FAST_ENGINE_ENV } from '../support/bed.js';
 import { request } from '../support/http.js';
 import { Replicas } from '../support/replicas.js';
@@ -315,6 +315,11 @@ describe('webhooks on the test bed', { concurrency: 1 }, () => {
       await waitFor('the first event to be in flight', () => r.arrivals.length >= 1, { timeoutMs: 30_000 });
       const first = r.arrivals[0]!;
       assert.equal(first.event.type, 'io.cutover.deployment.requested');
+      // The deployment goes on while its first event hangs; all of its events wait in the outbox.
+      const deployed = await api.waitForStatus(ns, id, FINAL, 120_000);
+      assert.equal(deployed.status, 'DEPLOYED', deployed.failureReason);
+      await waitFor('all eight events in the outbox', async () => (await kv.count('webhook-outbox/')) === 8, { timeoutMs: 10_000 });
+      assert.equal(r.arrivals.length, 1, 'nothing else sent while the first event is unanswered (order)');
       const owner = await waitFor('the stream owner key', async () => (await kv.list('webhook-owners/')).entries[0]);
       const deliveringReplica = (JSON.parse(owner.value) as { replica: string }).replica;
       const victim = replicas.all.find((_p, i) => `replica-${i}` === deliveringReplica)!;
@@ -322,8 +327,6 @@ describe('webhooks on the test bed', { concurrency: 1 }, () => {
       hang = false;
       const killedAt = Date.now();
       await victim.kill();
-      const done = await new DeployClient(survivor.url).waitForStatus(ns, id, FINAL, 120_000);
-      assert.equal(done.status, 'DEPLOYED', done.failureReason);
       await waitFor('every event delivered', () => kinds(r.of(id)).includes('succeeded'), { timeoutMs: 60_000 });
       const again = r.of(id).filter((a) => a.event.id === first.event.id && a.at >= killedAt);
       assert.ok(again.length >= 1, 'the event in flight at the kill was sent again by the survivor');
