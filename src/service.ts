@@ -27,7 +27,7 @@ import { CUTOVER_VERSION } from './version.js';
 import { environmentRoutes } from './api/routes/environment.js';
 import { keys } from './store/keys.js';
 import { parseFailpoints } from './deployer/failpoints.js';
-import { Deadline, withDeadline } from './lib/deadline.js';
+import { withDeadline } from './lib/deadline.js';
 import { highestVersionInCluster } from './deployer/adoption.js';
 import { HttpRouteTarget, IngressTarget, StableServiceTarget } from './deployer/traffic/index.js';
 import { ApiServerProxyHealthChecker, DirectHealthChecker, type HealthChecker } from './healthcheck/index.js';
@@ -40,7 +40,7 @@ import { OverviewFeed } from './api/overview-feed.js';
 import { uiRoutes } from './api/routes/ui.js';
 import { webhookRoutes } from './api/routes/webhooks.js';
 import { WebhookStore } from './store/webhooks.js';
-import { WebhookOutbox } from './webhooks/outbox.js';
+import { SubscriptionCache, WebhookOutbox } from './webhooks/outbox.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { HttpWebhookSender } from './webhooks/sender.js';
 import { WebhookAdmin, webhookSecret } from './webhooks/subscriptions.js';
@@ -58,8 +58,6 @@ export interface Cutover {
   /** The log websocket on the API server (watcher and feed counts for metrics and tests). */
   readonly logStream: LogStream;
   readonly metrics: CutoverMetrics;
-  /** Resolves once every deployment event so far is in the webhook outbox (tests). */
-  flushWebhooks(): Promise<void>;
   /** Every REST route (method and Koa path), for the OpenAPI coverage test. */
   routes(): Array<{ method: string; path: string }>;
   /** Asks the app's owner to reconcile its objects and records (tests, operators); it happens asynchronously. */
@@ -100,19 +98,20 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
   const onCorrupt = (key: string, err: Error) => onUnreadable(key, `a listing (${err.message})`);
 
   const descriptors = new EtcdDescriptorStore(kv, onCorrupt);
-  const deployments = new DeploymentStore(kv, now);
+  // Webhooks: a record change's outbox items are written in the change's own etcd transaction
+  // (computed from the subscriptions a watch keeps in memory); any replica's dispatcher delivers them.
+  const webhookLog = log.child({ component: 'webhooks' });
+  const webhookSubscriptions = new SubscriptionCache(kv, webhookLog);
+  const webhookOutbox = new WebhookOutbox({
+    subscriptions: webhookSubscriptions, log: webhookLog,
+    onEnqueued: (kind, n) => metrics.webhookEnqueued(kind, n),
+    onEnqueueFailed: (kind, n) => metrics.webhookEnqueueFailed(kind, n),
+  });
+  const deployments = new DeploymentStore(kv, now, { changeOps: webhookOutbox.changeOps });
   const environment = new EnvironmentStore(kv);
   events.subscribe((e) => metrics.observe(e));
-  // Webhooks: events go into the etcd outbox off the deployment's path; any replica's dispatcher delivers them.
   const webhookStore = new WebhookStore(kv, onCorrupt);
   const webhookHosts = new AllowedHosts(config.webhookAllowedHosts);
-  const webhookOutbox = new WebhookOutbox({
-    store: webhookStore, log: log.child({ component: 'webhooks' }), now,
-    readRecord: (ns, id) => deployments.get(ns, id),
-    onEnqueued: (kind, n) => metrics.webhookEnqueued(kind, n),
-    onEnqueueFailed: (kind) => metrics.webhookEnqueueFailed(kind),
-  });
-  events.subscribe((e) => webhookOutbox.observe(e));
   const security = createSecurity(authSetup, config, { kv, log, now, onCorrupt, onAuthFailure: (method, limited) => metrics.authFailure(method, limited) });
 
   let cluster: Cluster;
@@ -167,7 +166,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     descriptors, deployments, now, defaultDeadlineSeconds: config.deadlineSeconds, defaultControllerKind: config.defaultControllerKind,
     // Unknown (the API server did not answer) counts as none: adoption still finds what runs.
     highestVersionInCluster: (ns, app) => withDeadline(10_000, undefined, (signal) => highestVersionInCluster(cluster, ns, app, signal)).catch(() => 0),
-    onRequested: (record, revision) => events.publish({ type: 'requested', record, revision, at: now() }),
+    onRequested: (record, revision) => events.publish({ type: 'requested', record, revision, at: now() }), // for bus observers; webhooks do not use it
   });
   const webhookSender = new HttpWebhookSender(config.webhookTimeoutSeconds * 1000);
   const webhookDispatcher = new WebhookDispatcher({
@@ -231,6 +230,8 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
 
   let server: RunningServer;
   try {
+    // Before anything can change a record: its webhook events are computed from these.
+    await webhookSubscriptions.start();
     const migration = await deployments.migrateLayout();
     if (migration.migrated) log.info({ records: migration.records, unreadable: migration.unreadable.length, multipleLive: migration.multipleLive }, 'migrated deployment records to the current key layout');
     for (const key of migration.unreadable) onUnreadable(key, 'the layout migration');
@@ -257,7 +258,6 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     replicaId,
     logStream,
     metrics,
-    flushWebhooks: () => webhookOutbox.flush(),
     routes: () => routers.flatMap((r) => r.stack.flatMap((layer) => layer.methods.filter((m) => m !== 'HEAD').map((method) => ({ method, path: String(layer.path) })))),
     requestReconcile: (namespace, appName) => deployments.requestReconcile(namespace, appName, 'requested'),
     stop: () => {
@@ -267,12 +267,9 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
         // Websockets and event streams first (1001, resume hint): server.close() would otherwise wait for them.
         await Promise.all([logStream.close(), overviewFeed.close()]);
         await Promise.all([server.close(graceMs), scheduler.stop(graceMs)]);
-        // The last transitions into the outbox (at most 5 s: etcd may be away), then stop delivering;
-        // other replicas, or the next start, go on from the outbox.
-        const flushLimit = Deadline.after(5000);
-        await Promise.race([webhookOutbox.flush(), new Promise((resolve) => flushLimit.signal.addEventListener('abort', resolve, { once: true }))]);
-        flushLimit.clear();
+        // Stop delivering; other replicas, or the next start, go on from the outbox.
         await webhookDispatcher.stop();
+        await webhookSubscriptions.close();
         await webhookSender.close();
         cluster.close();
         await healthChecker.close?.();

@@ -70,13 +70,13 @@ export class Journal {
     for (let attempt = 0; ; attempt++) {
       const before = this.current.value;
       const after = { ...change(structuredClone(before)), lastModified: this.now().toISOString() };
-      const changes: RecordChange[] = [{ record: after, expectedRevision: this.current.revision, events: eventsOf(before, after, lines) }];
+      const changes: RecordChange[] = [{ record: after, previous: before, expectedRevision: this.current.revision, events: eventsOf(before, after, lines) }];
       let otherBefore: DeploymentRecord | undefined;
       let otherAfter: DeploymentRecord | undefined;
       if (other) {
         otherBefore = other.journal.current.value;
         otherAfter = { ...other.change(structuredClone(otherBefore)), lastModified: this.now().toISOString() };
-        changes.push({ record: otherAfter, expectedRevision: other.journal.current.revision, events: eventsOf(otherBefore, otherAfter, other.lines ?? []) });
+        changes.push({ record: otherAfter, previous: otherBefore, expectedRevision: other.journal.current.revision, events: eventsOf(otherBefore, otherAfter, other.lines ?? []) });
       }
       const commitOptions: CommitOptions = {
         fence: this.scope.fence,

@@ -18,7 +18,7 @@ export interface DeploymentRequestsOptions {
    * deployer), asked only for an app's first "#" deployment, so versions never restart at 1.
    */
   highestVersionInCluster?: (namespace: string, appName: string) => Promise<number>;
-  /** Told about every deployment stored here (webhooks' "requested"); must not throw or block. */
+  /** Told about every deployment stored here (published on the bus); must not throw or block. Webhooks' "requested" is written in create()'s transaction instead. */
   onRequested?: (record: DeploymentRecord, revision: string) => void;
 }
 

@@ -116,8 +116,8 @@ export class CutoverMetrics {
       name: 'cutover_webhook_delivery_latency_seconds', help: 'From a deployment event to the receiver\'s 2xx answer, retries included.',
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600], registers,
     });
-    this.webhookEnqueuedCounter = new Counter({ name: 'cutover_webhook_events_enqueued_total', help: 'Webhook deliveries put into the outbox (one per event and matching subscription), by event type.', labelNames: ['type'], registers });
-    this.webhookEnqueueFailureCounter = new Counter({ name: 'cutover_webhook_enqueue_failures_total', help: 'Deployment events that could not be put into the webhook outbox (etcd unavailable): they are not delivered; the deployment is not affected.', labelNames: ['type'], registers });
+    this.webhookEnqueuedCounter = new Counter({ name: 'cutover_webhook_events_enqueued_total', help: 'Webhook deliveries stored in the outbox with their record change (one per event and matching subscription), by event type.', labelNames: ['type'], registers });
+    this.webhookEnqueueFailureCounter = new Counter({ name: 'cutover_webhook_enqueue_failures_total', help: 'Webhook deliveries that found no room in their record change\'s etcd transaction (not even for a fan-out entry; never with the engine\'s changes): not delivered; the change is stored.', labelNames: ['type'], registers });
     new Gauge({
       name: 'cutover_webhook_outbox_pending', help: 'Webhook deliveries waiting in the outbox (all replicas; read from etcd).', registers,
       async collect() {
@@ -223,8 +223,8 @@ export class CutoverMetrics {
     this.webhookEnqueuedCounter.inc({ type }, count);
   }
 
-  webhookEnqueueFailed(type: string): void {
-    this.webhookEnqueueFailureCounter.inc({ type });
+  webhookEnqueueFailed(type: string, count: number): void {
+    this.webhookEnqueueFailureCounter.inc({ type }, count);
   }
 
   async render(): Promise<{ contentType: string; body: string }> {

@@ -1,7 +1,7 @@
 import { FenceLostError, RevisionConflictError } from '../domain/errors.js';
 import type { StoredCloudEvent, WebhookEventKind } from '../domain/webhooks.js';
 import type { EncryptedSecret } from './api-keys.js';
-import type { Guard, KvOp, KvStore } from './kv.js';
+import type { Guard, KvEntry, KvOp, KvStore } from './kv.js';
 import { keys } from './keys.js';
 import { parseRecord } from './json.js';
 
@@ -58,10 +58,23 @@ export interface DeliveryLogEntry {
   latencyMs?: number;
 }
 
-export interface NewOutboxItem {
-  namespace: string;
-  subscription: string;
-  item: OutboxItem;
+/** An event whose outbox items are still to be written, one per subscription named (keys.webhookFanout). */
+export interface FanoutEntry {
+  event: StoredCloudEvent;
+  kind: WebhookEventKind;
+  enqueued: string;
+  subscriptions: string[];
+}
+
+/** The put of one outbox item (for a record change's own transaction). */
+export function outboxItemPut(namespace: string, subscription: string, item: OutboxItem): KvOp {
+  return { type: 'put', key: keys.webhookOutboxItem(namespace, subscription, item.event.data.deploymentId, item.event.sequence), value: JSON.stringify(item) };
+}
+
+/** The put of a fan-out entry (for a record change's own transaction, when its outbox items do not fit). */
+export function fanoutPut(entry: FanoutEntry): KvOp {
+  const { namespace, deploymentId } = entry.event.data;
+  return { type: 'put', key: keys.webhookFanout(namespace, deploymentId, entry.event.sequence), value: JSON.stringify(entry) };
 }
 
 /** A stream: the events of one deployment for one subscription, delivered in order by one replica at a time. */
@@ -129,17 +142,42 @@ export class WebhookStore {
     return true;
   }
 
-  /** Puts events into the outbox (one transaction per chunk; a key already there is left as it is). */
-  async enqueue(items: NewOutboxItem[]): Promise<void> {
-    for (let i = 0; i < items.length; i += MAX_OPS) {
-      const chunk = items.slice(i, i + MAX_OPS);
-      const ops: KvOp[] = chunk.map(({ namespace, subscription, item }) => ({
-        type: 'put',
-        key: keys.webhookOutboxItem(namespace, subscription, item.event.data.deploymentId, item.event.sequence),
-        value: JSON.stringify(item),
-      }));
-      await this.kv.transact([], ops);
+  /**
+   * Turns a deployment's fan-out entries into outbox items, oldest first: per entry one
+   * transaction that puts an item for each of its subscriptions that still exists and removes the
+   * entry — only if neither the entry nor those subscriptions changed meanwhile (then it reads
+   * again). Any replica may do it, and several at once: the entry's revision decides.
+   */
+  async expandFanouts(namespace: string, deploymentId: string): Promise<void> {
+    const { entries } = await this.kv.list(keys.webhookFanoutOf(namespace, deploymentId));
+    for (const entry of entries) await this.expandFanout(entry);
+  }
+
+  async expandFanout(entry: KvEntry): Promise<void> {
+    const { key, modRevision } = entry;
+    let fanout: FanoutEntry;
+    try {
+      fanout = parseRecord<FanoutEntry>(entry);
+    } catch (err) {
+      this.onCorrupt(key, err as Error);
+      await this.kv.transact([{ key, modRevision }], [{ type: 'delete', key }]);
+      return;
     }
+    const { namespace } = fanout.event.data;
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const subs = await this.kv.getMany(fanout.subscriptions.map((id) => keys.webhook(namespace, id)));
+      const guards: Guard[] = [{ key, modRevision }];
+      const ops: KvOp[] = [{ type: 'delete', key }];
+      fanout.subscriptions.forEach((id, i) => {
+        guards.push({ key: keys.webhook(namespace, id), modRevision: subs[i]?.modRevision ?? '0' });
+        if (subs[i]) ops.push(outboxItemPut(namespace, id, { event: fanout.event, kind: fanout.kind, enqueued: fanout.enqueued, attempts: 0 }));
+      });
+      const res = await this.kv.transact(guards, ops);
+      if (res.succeeded) return;
+      const now = (await this.kv.getMany([key]))[0];
+      if (!now || now.modRevision !== modRevision) return; // expanded by someone else
+    }
+    throw new RevisionConflictError(`the subscriptions of ${namespace} keep changing; fan-out entry ${key} is expanded later`);
   }
 
   /** A stream's pending items, in order. */
@@ -156,6 +194,11 @@ export class WebhookStore {
       }
     }
     return out;
+  }
+
+  /** Removes a stream's items whose subscription is gone (written by a change that still saw it). */
+  async dropStream(stream: StreamRef, fence: Guard): Promise<void> {
+    await this.kv.transact([fence], [{ type: 'deletePrefix', prefix: keys.webhookStream(stream.namespace, stream.subscription, stream.deploymentId) }]);
   }
 
   /** Takes a stream for this replica (held with `leaseId`); the claim's revision, or undefined when another replica has it. */

@@ -4,7 +4,7 @@ import { FenceLostError } from '../domain/errors.js';
 import type { WebhookEventKind } from '../domain/webhooks.js';
 import { Deadline, sleep } from '../lib/deadline.js';
 import type { Logger } from '../log.js';
-import type { Guard, KvStore, Lease, WatchHandle } from '../store/kv.js';
+import type { Guard, KvEntry, KvStore, Lease, WatchHandle } from '../store/kv.js';
 import { keys } from '../store/keys.js';
 import {
   logFields, streamOfKey, type DeliveryLogEntry, type OutboxItem, type StoredOutboxItem, type StreamRef, type WebhookStore, type WebhookSubscription,
@@ -91,7 +91,7 @@ export class WebhookDispatcher {
 
   async start(): Promise<void> {
     await this.ensureLease();
-    await Promise.all([keys.allWebhookOutbox(), keys.allWebhookStreamOwners()].map((prefix) => this.watch(prefix)));
+    await Promise.all([keys.allWebhookOutbox(), keys.allWebhookStreamOwners(), keys.allWebhookFanout()].map((prefix) => this.watch(prefix)));
   }
 
   /** Stops: watches end, attempts in flight are abandoned (another replica sends them again), the lease is revoked. */
@@ -115,14 +115,22 @@ export class WebhookDispatcher {
   private async watch(prefix: string): Promise<void> {
     let backoff = 250;
     const owners = prefix === keys.allWebhookStreamOwners();
+    const fanout = prefix === keys.allWebhookFanout();
     while (!this.stopping) {
       try {
         const { entries, revision } = await this.o.kv.list(prefix);
-        if (!owners) for (const e of entries) this.scheduleKey(e.key);
+        if (fanout) for (const e of entries) this.expand(e);
+        else if (!owners) for (const e of entries) this.scheduleKey(e.key);
         const handle = await this.o.kv.watch(prefix, String(BigInt(revision) + 1n), {
           onEvents: (events) => {
-            // Outbox: a new event. Owners: a stream released or its replica gone.
-            for (const e of events) if (owners ? e.type === 'delete' : e.type === 'put') this.scheduleKey(e.key);
+            // Outbox: a new event. Owners: a stream released or its replica gone. Fan-out: items to write.
+            for (const e of events) {
+              if (fanout) {
+                if (e.type === 'put') this.expand(e);
+              } else if (owners ? e.type === 'delete' : e.type === 'put') {
+                this.scheduleKey(e.key);
+              }
+            }
           },
           onError: (err) => {
             this.o.log.warn({ err: err.message, prefix }, 'webhook watch ended; listing and watching again');
@@ -143,6 +151,15 @@ export class WebhookDispatcher {
         backoff = Math.min(backoff * 2, 5000);
       }
     }
+  }
+
+  /** Writes a fan-out entry's outbox items (their puts wake the streams); on failure, again a little later. */
+  private expand(entry: KvEntry, attempt = 0): void {
+    if (this.stopping) return;
+    this.o.store.expandFanout(entry).catch((err: unknown) => {
+      this.o.log.warn({ err: (err as Error).message, key: entry.key }, 'webhook fan-out entry not expanded yet; retrying');
+      setTimeout(() => this.expand(entry, attempt + 1), Math.min(250 * 2 ** attempt, 5000)).unref();
+    });
   }
 
   private scheduleKey(key: string): void {
@@ -208,10 +225,16 @@ export class WebhookDispatcher {
     let secret: string | undefined;
     let secretProblem: string | undefined;
     while (!signal.aborted) {
+      // Events stored as fan-out entries come before any later item of the deployment: write their items first.
+      await store.expandFanouts(stream.namespace, stream.deploymentId);
       const [next] = await store.streamItems(stream);
       if (!next) return;
       subscription ??= await store.get(stream.namespace, stream.subscription);
-      if (!subscription) return; // removed: its outbox goes with it
+      if (!subscription) {
+        // Removed (its outbox went with it); items a change wrote in the same moment go now.
+        await store.dropStream(stream, fence);
+        return;
+      }
       if (secret === undefined && secretProblem === undefined) {
         try {
           secret = this.o.secretOf(subscription);

@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
-import type { EngineEvent } from '../deployer/events.js';
-import type { DeploymentRecord, DeploymentStatus, DeploymentStep } from '../domain/deployment.js';
+import { createHash } from 'node:crypto';
+import type { DeploymentEvent, DeploymentRecord, DeploymentStatus, DeploymentStep } from '../domain/deployment.js';
 import { CLOUDEVENT_TYPE_PREFIX, type StoredCloudEvent, type WebhookEventData, type WebhookEventKind } from '../domain/webhooks.js';
+import type { StoredChange } from '../store/deployments.js';
 
 /** A deployment event as the webhooks see it: its kind and the CloudEvent delivered for it. */
 export interface DeploymentWebhookEvent {
@@ -22,102 +22,88 @@ export function kindOfTransition(record: DeploymentRecord, previousStatus: Deplo
 }
 
 /**
- * Ordering key of an event: the etcd revision of the write that stored it (revisions grow across
- * all replicas, so a deployment's events sort in the order they happened even when its ownership
- * moved), zero-padded, then a position: 0 for the write's own event, 1 for a switch that happened
- * after it (and before the next write).
+ * Ordering key of an event: the sequence number, in the deployment's own log, of the event its
+ * change wrote (the status event; for a switch without one, the change's last line), zero-padded,
+ * then a position within that change. The store hands out these numbers one after another in
+ * the order the changes are committed — a number is taken only if it is free, in the same
+ * transaction as the change — so they sort a deployment's events in the order they happened,
+ * whichever replica wrote them, and they are known before the transaction is sent.
  */
-export function sequenceOf(revision: string, position: 0 | 1): string {
-  return `${revision.padStart(20, '0')}-${position}`;
+export function sequenceOf(seq: number, position: number): string {
+  return `${String(seq).padStart(20, '0')}-${position}`;
 }
 
-/**
- * For a switch whose run published no transition here: the revision to sort it after, from the
- * record read now — its own revision while it is still deploying; once the outcome was stored,
- * just before it (the outcome is normally the record's latest write by then).
- */
-export function fallbackSwitchRevision(record: DeploymentRecord, revision: string): string {
-  return record.status === 'DEPLOYING' ? revision : String(BigInt(revision) - 1n);
+/** The CloudEvent id: derived from the deployment and the sequence, so the same event always has the same id. */
+export function eventIdOf(deploymentId: string, sequence: string): string {
+  const h = createHash('sha256').update(`cutover-webhook-event\0${deploymentId}\0${sequence}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((Number.parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
 const FINAL_KINDS: ReadonlySet<WebhookEventKind> = new Set(['succeeded', 'failed', 'undeployed']);
 
 /**
- * Turns the engine's events into webhook events. `requested` and transitions carry the revision
- * of their write. A `switch` has no write of its own on the bus: it sorts right after the last
- * transition this replica saw for the deployment (the same run published both, `switching-traffic`
- * before it and `deployed` after it); a run resumed mid-switch on another replica has not seen one,
- * and the caller orders it by the record as read then (`fallbackSwitchRevision`).
+ * The webhook events a stored record change means — a pure function of the change, so it can be
+ * computed before the change's transaction and written in it:
+ * - a new record: `requested` (create(); records adopted or imported are not reported);
+ * - a change of status or step: `started`, `step` or an outcome (kindOfTransition);
+ * - `times.switched` set for the first time: `switched` (before an outcome stored with it).
+ * Changes that only add log lines, or re-set the same state, mean nothing; so a run that resumes
+ * a deployment never reports a step again.
  */
-export class DeploymentEventMapper {
-  /** Last transition revision per deployment id; bounded, entries go with final events. */
-  private readonly lastRevision = new Map<string, string>();
-
-  constructor(private readonly newId: () => string = randomUUID) {}
-
-  /** The webhook event for an engine event, or undefined when it is not one webhooks report; `needsRevision` for a switch without a known one. */
-  map(event: EngineEvent): DeploymentWebhookEvent | { needsRevision: Extract<EngineEvent, { type: 'switch' }> } | undefined {
-    switch (event.type) {
-      case 'requested':
-        return this.build('requested', event.record, sequenceOf(event.revision, 0), event.at);
-      case 'transition': {
-        if (event.revision === undefined) return undefined;
-        const kind = kindOfTransition(event.record, event.previousStatus, event.previousStep);
-        this.remember(event.record.id, event.revision);
-        const built = this.build(kind, event.record, sequenceOf(event.revision, 0), event.at, { previousStatus: event.previousStatus, previousStep: event.previousStep });
-        if (FINAL_KINDS.has(kind)) this.lastRevision.delete(event.record.id);
-        return built;
-      }
-      case 'switch': {
-        const revision = this.lastRevision.get(event.deploymentId);
-        if (revision === undefined) return { needsRevision: event };
-        return this.switched(event, revision);
-      }
-      default:
-        return undefined;
-    }
+export function webhookEventsOf(change: StoredChange): DeploymentWebhookEvent[] {
+  const { record, previous, events } = change;
+  const status = [...events].reverse().find((e): e is Extract<DeploymentEvent, { type: 'status' }> => e.type === 'status');
+  const out: DeploymentWebhookEvent[] = [];
+  if (change.created) {
+    if (status) out.push(build('requested', record, status.seq, 0, status.time));
+    return out;
   }
-
-  /** A switch, ordered after the write at `revision`, for a record as it is. */
-  switched(event: Extract<EngineEvent, { type: 'switch' }>, revision: string, record?: DeploymentRecord): DeploymentWebhookEvent {
+  if (!previous) return out; // a change that does not say what it changed cannot be described
+  const switched = !previous.times.switched && !!record.times.switched;
+  const transition = record.status !== previous.status || record.step !== previous.step;
+  const anchor = status ?? events.at(-1);
+  if (!anchor) return out; // nothing written to order it by (the engine always writes a line or a status)
+  let position = 0;
+  if (switched) {
     const data: WebhookEventData = {
-      namespace: event.namespace, app: event.appName, deploymentId: event.deploymentId, version: event.toVersion,
-      status: record?.status ?? 'DEPLOYING', step: record?.step ?? 'switching-traffic', oldVersion: event.fromVersion, fromVersion: event.fromVersion,
+      ...common(record), status: previous.status, step: previous.step, fromVersion: record.OldVersion,
     };
-    return { kind: 'switched', event: this.cloudEvent('switched', data, sequenceOf(revision, 1), event.at) };
+    out.push(cloudEvent('switched', data, anchor.seq, position++, anchor.time));
   }
-
-  private remember(id: string, revision: string): void {
-    if (this.lastRevision.size >= 10_000 && !this.lastRevision.has(id)) {
-      const oldest = this.lastRevision.keys().next().value;
-      if (oldest !== undefined) this.lastRevision.delete(oldest);
-    }
-    this.lastRevision.set(id, revision);
+  if (transition && status) {
+    out.push(build(kindOfTransition(record, previous.status, previous.step), record, status.seq, position, status.time, previous));
   }
+  return out;
+}
 
-  private build(kind: WebhookEventKind, r: DeploymentRecord, sequence: string, at: Date, previous: { previousStatus?: DeploymentStatus; previousStep?: DeploymentStep } = {}): DeploymentWebhookEvent {
-    const data: WebhookEventData = {
-      namespace: r.namespace, app: r.appName, deploymentId: r.id, version: r.version, status: r.status, step: r.step,
-      ...(previous.previousStatus ? { previousStatus: previous.previousStatus } : {}),
-      ...(previous.previousStep ? { previousStep: previous.previousStep } : {}),
-      oldVersion: r.OldVersion,
-      ...(kind === 'failed' ? { reason: r.failureReason ?? 'unknown' } : {}),
-      ...(FINAL_KINDS.has(kind) ? { durationMs: Math.max(0, at.getTime() - Date.parse(r.created)) } : {}),
-    };
-    return { kind, event: this.cloudEvent(kind, data, sequence, at) };
-  }
+function common(r: DeploymentRecord): WebhookEventData {
+  return { namespace: r.namespace, app: r.appName, deploymentId: r.id, version: r.version, status: r.status, step: r.step, oldVersion: r.OldVersion };
+}
 
-  private cloudEvent(kind: WebhookEventKind, data: WebhookEventData, sequence: string, at: Date): StoredCloudEvent {
-    return {
+function build(kind: WebhookEventKind, r: DeploymentRecord, seq: number, position: number, time: string, previous?: DeploymentRecord): DeploymentWebhookEvent {
+  const data: WebhookEventData = {
+    ...common(r),
+    ...(previous ? { previousStatus: previous.status, previousStep: previous.step } : {}),
+    ...(kind === 'failed' ? { reason: r.failureReason ?? 'unknown' } : {}),
+    ...(FINAL_KINDS.has(kind) ? { durationMs: Math.max(0, Date.parse(time) - Date.parse(r.created)) } : {}),
+  };
+  return cloudEvent(kind, data, seq, position, time);
+}
+
+function cloudEvent(kind: WebhookEventKind, data: WebhookEventData, seq: number, position: number, time: string): DeploymentWebhookEvent {
+  const sequence = sequenceOf(seq, position);
+  return {
+    kind,
+    event: {
       specversion: '1.0',
-      id: this.newId(),
+      id: eventIdOf(data.deploymentId, sequence),
       source: `/cutover/namespaces/${data.namespace}/apps/${data.app}`,
       type: `${CLOUDEVENT_TYPE_PREFIX}${kind}`,
       subject: data.deploymentId,
-      time: at.toISOString(),
+      time,
       datacontenttype: 'application/json',
       sequence,
       data,
-    };
-  }
+    },
+  };
 }

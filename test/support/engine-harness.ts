@@ -12,7 +12,7 @@ import { Scheduler } from '../../src/deployer/scheduler.js';
 import { HttpRouteTarget, IngressTarget, StableServiceTarget } from '../../src/deployer/traffic/index.js';
 import type { HealthChecker, HealthTarget } from '../../src/healthcheck/index.js';
 import { createMemoryLogger } from '../../src/log.js';
-import { DeploymentStore } from '../../src/store/deployments.js';
+import { DeploymentStore, type ChangeOpsHook } from '../../src/store/deployments.js';
 import { EtcdDescriptorStore } from '../../src/store/descriptors.js';
 import { EnvironmentStore } from '../../src/store/environment.js';
 import { MemoryCluster } from './memory-cluster.js';
@@ -27,9 +27,9 @@ export const FINAL = new Set(['DEPLOYED', 'FAILURE', 'UNDEPLOYED']);
  * fails, ownership lost between two writes). The same behaviours also have test-bed tests.
  */
 export class EngineHarness {
-  readonly kv = new MemoryKv();
+  readonly kv: MemoryKv;
   readonly cluster = new MemoryCluster();
-  readonly store = new DeploymentStore(this.kv);
+  readonly store: DeploymentStore;
   readonly bus = new EngineEvents();
   readonly log = createMemoryLogger('debug');
   readonly unreadable: string[] = [];
@@ -38,10 +38,14 @@ export class EngineHarness {
   failpoints: Failpoints = noFailpoints;
   readonly engine: DeploymentEngine;
   readonly scheduler: Scheduler;
-  private readonly descriptors = new EtcdDescriptorStore(this.kv);
+  private readonly descriptors: EtcdDescriptorStore;
   private readonly requests: DeploymentRequests;
 
-  constructor(options: { cleanupTimeoutSeconds?: number; retainRecords?: number; routing?: Routing; convergenceTimeoutSeconds?: number; defaultControllerKind?: ControllerKind } = {}) {
+  constructor(options: { cleanupTimeoutSeconds?: number; retainRecords?: number; routing?: Routing; convergenceTimeoutSeconds?: number; defaultControllerKind?: ControllerKind; changeOps?: ChangeOpsHook; kv?: MemoryKv } = {}) {
+    this.kv = options.kv ?? new MemoryKv();
+    this.descriptors = new EtcdDescriptorStore(this.kv);
+    // As src/service.ts wires it: the webhook outbox writes go into the record changes' transactions.
+    this.store = new DeploymentStore(this.kv, () => new Date(), options.changeOps ? { changeOps: options.changeOps } : {});
     const checker: HealthChecker = {
       check: async (t: HealthTarget): Promise<HealthResult> => {
         const verdict = this.health(t);
@@ -62,7 +66,6 @@ export class EngineHarness {
     this.scheduler = new Scheduler({ kv: this.kv, store: this.store, engine: this.engine, bus: this.bus, log: this.log.logger, replicaId: 'unit', leaseTtlSeconds: 10 });
     this.requests = new DeploymentRequests({ descriptors: this.descriptors, deployments: this.store, now: () => new Date(), defaultDeadlineSeconds: 60, defaultControllerKind: options.defaultControllerKind ?? 'Deployment',
       highestVersionInCluster: (ns, app) => highestVersionInCluster(this.cluster, ns, app, new AbortController().signal),
-      // As src/service.ts wires it: the webhooks' "requested".
       onRequested: (record, revision) => this.bus.publish({ type: 'requested', record, revision, at: new Date() }),
     });
   }
