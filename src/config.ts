@@ -369,6 +369,36 @@ export const settings = {
     schema: Joi.number().integer().min(10).max(1000000).default(1000),
     defaultText: '1000',
   },
+  webhookAllowedHosts: {
+    env: 'CUTOVER_WEBHOOK_ALLOWED_HOSTS',
+    description: 'Hosts webhook URLs may point at: comma-separated host names or IP addresses, "*.example.com" for any subdomain. Empty: any host — then anyone who may manage a namespace\'s webhooks can make cutover send requests to internal addresses (docs/security.md, "Webhooks"). Checked when a webhook is created and before every delivery.',
+    schema: Joi.string().trim().allow('').custom((value: string) => value.split(',').map((s) => s.trim()).filter((s) => s.length > 0)).default([]),
+    defaultText: '(any host)',
+  },
+  webhookRetrySeconds: {
+    env: 'CUTOVER_WEBHOOK_RETRY_SECONDS',
+    description: 'How long a webhook delivery is retried after its first attempt (exponential backoff) before it is logged as failed and the deployment\'s next event is sent.',
+    schema: Joi.number().integer().min(1).max(7 * 86400).default(3600),
+    defaultText: '3600',
+  },
+  webhookFirstRetryMs: {
+    env: 'CUTOVER_WEBHOOK_FIRST_RETRY_MS',
+    description: 'Wait before the first retry of a failed webhook delivery; doubled after each further failure (±20 % jitter), up to CUTOVER_WEBHOOK_MAX_RETRY_INTERVAL_SECONDS.',
+    schema: Joi.number().integer().min(10).max(600_000).default(1000),
+    defaultText: '1000',
+  },
+  webhookMaxRetryIntervalSeconds: {
+    env: 'CUTOVER_WEBHOOK_MAX_RETRY_INTERVAL_SECONDS',
+    description: 'Longest wait between two attempts of a webhook delivery.',
+    schema: Joi.number().integer().min(1).max(86400).default(300),
+    defaultText: '300',
+  },
+  webhookTimeoutSeconds: {
+    env: 'CUTOVER_WEBHOOK_TIMEOUT_SECONDS',
+    description: 'Time a webhook receiver has to answer one delivery attempt (connect, status and body); no answer counts as a failed attempt.',
+    schema: Joi.number().integer().min(1).max(300).default(10),
+    defaultText: '10',
+  },
 } satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof settings;
@@ -422,6 +452,11 @@ export interface Config {
   metricsAuth: 'on' | 'off';
   hstsMaxAgeSeconds: number;
   auditKeepPerNamespace: number;
+  webhookAllowedHosts: string[];
+  webhookRetrySeconds: number;
+  webhookFirstRetryMs: number;
+  webhookMaxRetryIntervalSeconds: number;
+  webhookTimeoutSeconds: number;
 }
 
 export class ConfigError extends Error {

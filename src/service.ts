@@ -40,6 +40,13 @@ import { adminKeyRoutes } from './api/routes/admin-keys.js';
 import { overviewRoutes } from './api/routes/overview.js';
 import { OverviewFeed } from './api/overview-feed.js';
 import { uiRoutes } from './api/routes/ui.js';
+import { webhookRoutes } from './api/routes/webhooks.js';
+import { WebhookStore } from './store/webhooks.js';
+import { SubscriptionCache, WebhookOutbox } from './webhooks/outbox.js';
+import { WebhookDispatcher } from './webhooks/dispatcher.js';
+import { HttpWebhookSender } from './webhooks/sender.js';
+import { WebhookAdmin, webhookSecret } from './webhooks/subscriptions.js';
+import { AllowedHosts, validateWebhookUrl } from './webhooks/url.js';
 
 /**
  * The composition root: the only place that knows which implementation backs which interface.
@@ -76,6 +83,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     websocketWatchers: () => logStream?.watcherCount() ?? 0,
     logFeeds: () => logStream?.feedCount() ?? 0,
     queuedWork: () => kv.count(keys.allQueues()),
+    pendingWebhooks: () => kv.count(keys.allWebhookOutbox()),
   });
   kv = new EtcdStore({
     endpoints: config.etcdEndpoints, prefix: config.etcdPrefix, timeoutMs: config.etcdTimeoutMs,
@@ -92,7 +100,16 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
   const onCorrupt = (key: string, err: Error) => onUnreadable(key, `a listing (${err.message})`);
 
   const descriptors = new EtcdDescriptorStore(kv, onCorrupt);
-  const deployments = new DeploymentStore(kv, now);
+  // Webhooks: a record change's outbox items are written in the change's own etcd transaction
+  // (computed from the subscriptions a watch keeps in memory); any replica's dispatcher delivers them.
+  const webhookLog = log.child({ component: 'webhooks' });
+  const webhookSubscriptions = new SubscriptionCache(kv, webhookLog);
+  const webhookOutbox = new WebhookOutbox({
+    subscriptions: webhookSubscriptions, log: webhookLog,
+    onEnqueued: (kind, n) => metrics.webhookEnqueued(kind, n),
+    onEnqueueFailed: (kind, n) => metrics.webhookEnqueueFailed(kind, n),
+  });
+  const deployments = new DeploymentStore(kv, now, { changeOps: webhookOutbox.changeOps });
   const environment = new EnvironmentStore(kv);
   events.subscribe((e) => metrics.observe(e));
   // Each deployment's story in cutover's own log (one info line per milestone), for log aggregation and alerting.
@@ -101,6 +118,8 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     const line = storyOf(e);
     if (line) storyLog.info(line.fields, line.msg);
   });
+  const webhookStore = new WebhookStore(kv, onCorrupt);
+  const webhookHosts = new AllowedHosts(config.webhookAllowedHosts);
   const security = createSecurity(authSetup, config, { kv, log, now, onCorrupt, onAuthFailure: (method, limited) => metrics.authFailure(method, limited) });
 
   let cluster: Cluster;
@@ -156,7 +175,35 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     descriptors, deployments, now, defaultDeadlineSeconds: config.deadlineSeconds, defaultControllerKind: config.defaultControllerKind,
     // Unknown (the API server did not answer) counts as none: adoption still finds what runs.
     highestVersionInCluster: (ns, app) => withDeadline(10_000, undefined, (signal) => highestVersionInCluster(cluster, ns, app, signal)).catch(() => 0),
+    onRequested: (record, revision) => events.publish({ type: 'requested', record, revision, at: now() }), // for bus observers; webhooks do not use it
   });
+  const webhookSender = new HttpWebhookSender(config.webhookTimeoutSeconds * 1000);
+  const webhookDispatcher = new WebhookDispatcher({
+    kv, store: webhookStore, sender: webhookSender, replicaId, leaseTtlSeconds: config.leaseTtlSeconds,
+    log: log.child({ component: 'webhooks' }),
+    secretOf: (subscription) => webhookSecret(authSetup.keks, subscription),
+    urlRefusal: (url) => {
+      try {
+        validateWebhookUrl(url, webhookHosts);
+        return undefined;
+      } catch (err) {
+        return (err as Error).message;
+      }
+    },
+    policy: {
+      retryWindowMs: config.webhookRetrySeconds * 1000,
+      firstBackoffMs: config.webhookFirstRetryMs,
+      maxBackoffMs: config.webhookMaxRetryIntervalSeconds * 1000,
+      attemptTimeoutMs: config.webhookTimeoutSeconds * 1000,
+    },
+    userAgent: `cutover/${CUTOVER_VERSION}`,
+    metrics: {
+      delivered: (kind, latencyMs) => metrics.webhookDelivered(kind, latencyMs),
+      attemptFailed: (kind) => metrics.webhookAttemptFailed(kind),
+      gaveUp: (kind) => metrics.webhookGaveUp(kind),
+    },
+  });
+  if (!webhookHosts.restricted) log.info('webhook URLs may point at any host (CUTOVER_WEBHOOK_ALLOWED_HOSTS is empty); see docs/security.md on internal addresses');
 
   const overviewFeed = new OverviewFeed({ kv, log: log.child({ component: 'overview-feed' }) });
   const routers = [
@@ -175,6 +222,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     auditRoutes({ audit: security.audit }),
     adminKeyRoutes({ keys: security.keyAdmin }),
     overviewRoutes({ kv, feed: overviewFeed }),
+    webhookRoutes({ webhooks: new WebhookAdmin(webhookStore, authSetup.keks, webhookHosts, now) }),
   ];
   const app = createApp({
     log,
@@ -191,11 +239,14 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
 
   let server: RunningServer;
   try {
+    // Before anything can change a record: its webhook events are computed from these.
+    await webhookSubscriptions.start();
     const migration = await deployments.migrateLayout();
     if (migration.migrated) log.info({ records: migration.records, unreadable: migration.unreadable.length, multipleLive: migration.multipleLive }, 'migrated deployment records to the current key layout');
     for (const key of migration.unreadable) onUnreadable(key, 'the layout migration');
     server = await startHttpServer(app, config.host, config.port);
     await scheduler.start();
+    await webhookDispatcher.start();
   } catch (err) {
     await kv.close();
     throw err;
@@ -225,6 +276,10 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
         // Websockets and event streams first (1001, resume hint): server.close() would otherwise wait for them.
         await Promise.all([logStream.close(), overviewFeed.close()]);
         await Promise.all([server.close(graceMs), scheduler.stop(graceMs)]);
+        // Stop delivering; other replicas, or the next start, go on from the outbox.
+        await webhookDispatcher.stop();
+        await webhookSubscriptions.close();
+        await webhookSender.close();
         cluster.close();
         await healthChecker.close?.();
         await gates.close();

@@ -44,6 +44,8 @@ const ACTIONS: Record<string, string> = {
   'DELETE /deployments': 'deployment.delete-app',
   'POST /admin/keys': 'apikey.create',
   'DELETE /admin/keys/:id': 'apikey.revoke',
+  'POST /webhooks': 'webhook.create',
+  'DELETE /webhooks/:id': 'webhook.delete',
 };
 
 /** POST routes that change nothing. */

@@ -174,6 +174,25 @@ export const operations: Operation[] = [
     responses: { '201': { description: 'The key and its secret.' }, ...common } },
   { method: 'delete', path: '/admin/keys/{id}', tag: 'administration', summary: 'Revoke an API key.',
     responses: { '200': { description: 'Revoked.' }, '404': { description: 'Unknown key.' }, ...common } },
+  { method: 'get', path: '/webhooks', tag: 'webhooks', summary: 'Webhook subscriptions of a namespace (never their secrets).', query: ns,
+    responses: { '200': { description: '[{id, namespace, url, apps?, events?, description?, created, createdBy}]' }, ...common } },
+  { method: 'post', path: '/webhooks', tag: 'webhooks', summary: 'Subscribe a URL to the namespace\'s deployment events (CloudEvents, signed; docs/webhooks.md). The signing secret is in this answer only; audited.',
+    query: ns,
+    body: Joi.object({
+      url: Joi.string().uri({ scheme: ['http', 'https'] }).max(2048).required().description('Receiver; http or https, no user:password, no fragment; a host CUTOVER_WEBHOOK_ALLOWED_HOSTS allows.'),
+      apps: Joi.alternatives(Joi.array().items(Joi.string()), Joi.string()).description('Only these apps (default: all).'),
+      events: Joi.alternatives(Joi.array().items(Joi.string().valid('requested', 'started', 'step', 'switched', 'succeeded', 'failed', 'undeployed')), Joi.string()).description('Only these kinds (default: all).'),
+      description: Joi.string().max(200),
+    }),
+    example: { url: 'https://hooks.example.com/cutover', apps: ['shop'], events: ['succeeded', 'failed'], description: 'pipeline status' },
+    responses: { '201': { description: '{webhook, secret, note}' }, '409': { description: 'No key-encryption key configured: secrets cannot be stored.', schema: errorSchema }, ...common } },
+  { method: 'get', path: '/webhooks/{id}', tag: 'webhooks', summary: 'One subscription (never its secret).', query: ns,
+    responses: { '200': { description: 'The subscription.' }, '404': { description: 'No such webhook in this namespace.' }, ...common } },
+  { method: 'delete', path: '/webhooks/{id}', tag: 'webhooks', summary: 'Remove a subscription, its pending deliveries and its delivery log (audited).', query: ns,
+    responses: { '204': { description: 'Removed.' }, '404': { description: 'No such webhook in this namespace.' }, ...common } },
+  { method: 'get', path: '/webhooks/{id}/deliveries', tag: 'webhooks', summary: 'Delivery log: pending deliveries first, then finished ones, newest first (status, attempts, last error).',
+    query: ns.keys({ limit: Joi.number().integer().min(1).max(1000).default(100) }),
+    responses: { '200': { description: '[{eventId, type, deploymentId, app, sequence, status: pending|delivered|failed, attempts, enqueued, firstAttempt?, lastAttempt?, nextAttempt?, lastError?, lastStatus?, latencyMs?}]' }, '404': { description: 'No such webhook in this namespace.' }, ...common } },
 ];
 
 function toJsonSchema(schema: Joi.Schema | Record<string, unknown>): Record<string, unknown> {
@@ -227,7 +246,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       version,
       description: 'Descriptor-based blue-green deployments on Kubernetes. Paths work with and without a trailing slash. Errors are JSON: {"error", "message", "details"}.',
     },
-    tags: [{ name: 'descriptors' }, { name: 'deployments' }, { name: 'overview' }, { name: 'administration' }, { name: 'operations' }],
+    tags: [{ name: 'descriptors' }, { name: 'deployments' }, { name: 'overview' }, { name: 'webhooks' }, { name: 'administration' }, { name: 'operations' }],
     components: {
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },

@@ -1,5 +1,7 @@
 import type { DeploymentEvent, DeploymentRecord, PodHealth } from '../domain/deployment.js';
 import type { Descriptor } from '../domain/types.js';
+import type { DeliveryLogEntry } from '../store/webhooks.js';
+import type { WebhookInfo } from '../webhooks/subscriptions.js';
 import { query, type ApiResponse, type CutoverClient, type RequestOptions } from './client.js';
 import { CliError, errorFromResponse } from './errors.js';
 import { ExitCode } from './exit-codes.js';
@@ -168,6 +170,42 @@ export class CutoverApi {
     const res = await this.client.request('DELETE', `/environment/${encodeURIComponent(key)}`, { accept: [404], context: { action, adminOnly: true } });
     if (res.status === 404 && isMissingRoute(res.body)) throw errorFromResponse(404, res.body, { action });
     return res.status !== 404;
+  }
+}
+
+export interface CreatedWebhook {
+  webhook: WebhookInfo;
+  secret: string;
+  note: string;
+}
+
+/** Webhook subscriptions of a namespace (docs/webhooks.md). */
+export class WebhookApi {
+  constructor(readonly client: CutoverClient) {}
+
+  async list(ns: string): Promise<WebhookInfo[]> {
+    const action = `listing the webhooks of namespace ${ns}`;
+    return expectArray<WebhookInfo>(await this.client.get(`/webhooks${query({ namespace: ns })}`, { action, namespace: ns }), action);
+  }
+
+  async create(ns: string, input: { url: string; apps?: string[]; events?: string[]; description?: string }): Promise<CreatedWebhook> {
+    const res = await this.client.request<CreatedWebhook>('POST', `/webhooks${query({ namespace: ns })}`, {
+      json: input, context: { action: `adding a webhook to namespace ${ns}`, namespace: ns },
+    });
+    return res.body;
+  }
+
+  /** False when there was no such webhook (404). */
+  async remove(ns: string, id: string): Promise<boolean> {
+    const action = `removing webhook ${id} of namespace ${ns}`;
+    const res = await this.client.request('DELETE', `/webhooks/${encodeURIComponent(id)}${query({ namespace: ns })}`, { accept: [404], context: { action, namespace: ns } });
+    if (res.status === 404 && isMissingRoute(res.body)) throw errorFromResponse(404, res.body, { action });
+    return res.status !== 404;
+  }
+
+  async deliveries(ns: string, id: string, limit?: number): Promise<DeliveryLogEntry[]> {
+    const action = `reading the deliveries of webhook ${id}`;
+    return expectArray<DeliveryLogEntry>(await this.client.get(`/webhooks/${encodeURIComponent(id)}/deliveries${query({ namespace: ns, limit })}`, { action, namespace: ns }), action);
   }
 }
 

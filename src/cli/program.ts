@@ -8,6 +8,7 @@ import { rollbackCommand } from './commands/rollback.js';
 import { statusCommand } from './commands/status.js';
 import { undeployCommand } from './commands/undeploy.js';
 import { cancelCommand } from './commands/cancel.js';
+import { webhooksAddCommand, webhooksDeliveriesCommand, webhooksListCommand, webhooksRemoveCommand } from './commands/webhooks.js';
 import { createContext, type CommandContext, type CommonOptions, type RunState } from './context.js';
 import { loadDescriptorFile } from './descriptor-file.js';
 import { CliError } from './errors.js';
@@ -252,14 +253,51 @@ Examples:
     .option('--ignore-not-found', 'succeed when it was not set')
     .action(async (name: string, opts: CommonOptions & { ignoreNotFound?: boolean }) => action((ctx) => envUnsetCommand(ctx, name, opts))(opts));
 
-  const leaves = [...program.commands.filter((c) => c !== env), ...env.commands];
+  const webhooks = program.command('webhooks')
+    .description('a namespace\'s webhooks: signed CloudEvents on every deployment event (docs/webhooks.md)')
+    .addHelpText('after', `
+Events: requested, started, step, switched, succeeded, failed, undeployed. Each is POSTed as a
+CloudEvent (structured JSON) signed with the webhook's secret (X-Cutover-Signature), retried with
+backoff, in order per deployment. Needs credentials for the namespace.
+
+Examples:
+  $ cutover webhooks add shop https://ci.example.com/hooks/cutover --event succeeded,failed
+  $ cutover webhooks list shop
+  $ cutover webhooks deliveries shop wh_0123456789abcdef
+  $ cutover webhooks remove shop wh_0123456789abcdef`);
+  webhooks.command('list')
+    .description('list the namespace\'s webhooks (never their secrets)')
+    .argument('<namespace>', 'namespace', parseNamespaceOption)
+    .action(async (namespace: string, opts: CommonOptions) => action((ctx) => webhooksListCommand(ctx, namespace))(opts));
+  webhooks.command('add')
+    .description('subscribe URL to the namespace\'s deployment events; prints the signing secret once')
+    .argument('<namespace>', 'namespace', parseNamespaceOption)
+    .argument('<url>', 'http:// or https:// receiver (no user:password in it)')
+    .option('--app <apps...>', 'only these apps (repeat or comma-separate; default: all)')
+    .option('--event <kinds...>', 'only these events: requested, started, step, switched, succeeded, failed, undeployed')
+    .option('--description <text>', 'what the webhook is for')
+    .action(async (namespace: string, url: string, opts: CommonOptions & { app?: string[]; event?: string[]; description?: string }) =>
+      action((ctx) => webhooksAddCommand(ctx, namespace, url, opts))(opts));
+  webhooks.command('remove')
+    .description('remove a webhook with its pending deliveries')
+    .argument('<namespace>', 'namespace', parseNamespaceOption)
+    .argument('<id>', 'webhook id (wh_…)')
+    .action(async (namespace: string, id: string, opts: CommonOptions) => action((ctx) => webhooksRemoveCommand(ctx, namespace, id))(opts));
+  webhooks.command('deliveries')
+    .description('the webhook\'s delivery log: pending first, then the newest finished (status, attempts, last error)')
+    .argument('<namespace>', 'namespace', parseNamespaceOption)
+    .argument('<id>', 'webhook id (wh_…)')
+    .addOption(new Option('--last <n>', 'how many').argParser(parsePositiveInt))
+    .action(async (namespace: string, id: string, opts: CommonOptions & { last?: number }) => action((ctx) => webhooksDeliveriesCommand(ctx, namespace, id, opts))(opts));
+
+  const leaves = [...program.commands.filter((c) => c !== env && c !== webhooks), ...env.commands, ...webhooks.commands];
   for (const cmd of leaves) {
     // After each command's own options, so those come first in its help.
     commonOptions(cmd, WAITING_COMMANDS.has(cmd.name()) ? { timeoutMeaning: WAIT_TIMEOUT } : {});
     cmd.addHelpText('after', `\n${EXIT_CODES_SHORT}`);
   }
   // Every subcommand reports errors the same way and never exits the process itself.
-  for (const cmd of [program, ...program.commands, ...env.commands]) {
+  for (const cmd of [program, ...program.commands, ...env.commands, ...webhooks.commands]) {
     cmd.exitOverride().configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),

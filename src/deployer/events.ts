@@ -7,7 +7,10 @@ import type { DeploymentRecord, DeploymentStatus, DeploymentStep, PodHealth, Wor
  * observers subscribe to this bus.
  */
 export type EngineEvent =
-  | { type: 'transition'; record: DeploymentRecord; previousStatus: DeploymentStatus; previousStep: DeploymentStep; at: Date }
+  /** `revision`: the etcd revision of the write that stored the change (orders a deployment's events across replicas). */
+  | { type: 'transition'; record: DeploymentRecord; previousStatus: DeploymentStatus; previousStep: DeploymentStep; at: Date; revision?: string }
+  /** A deployment was requested: its record and queue item were stored (at `revision`) by the replica that served the call. */
+  | { type: 'requested'; record: DeploymentRecord; revision: string; at: Date }
   | { type: 'log'; namespace: string; appName: string; deploymentId: string; message: string; at: Date }
   | { type: 'health'; namespace: string; appName: string; deploymentId: string; health: PodHealth; at: Date }
   | { type: 'work-started'; namespace: string; appName: string; deploymentId: string; kind: WorkKind; queuedMs: number; at: Date }

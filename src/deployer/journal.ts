@@ -72,13 +72,13 @@ export class Journal {
     for (let attempt = 0; ; attempt++) {
       const before = this.current.value;
       const after = { ...change(structuredClone(before)), lastModified: this.now().toISOString() };
-      const changes: RecordChange[] = [{ record: after, expectedRevision: this.current.revision, events: eventsOf(before, after, lines) }];
+      const changes: RecordChange[] = [{ record: after, previous: before, expectedRevision: this.current.revision, events: eventsOf(before, after, lines) }];
       let otherBefore: DeploymentRecord | undefined;
       let otherAfter: DeploymentRecord | undefined;
       if (other) {
         otherBefore = other.journal.current.value;
         otherAfter = { ...other.change(structuredClone(otherBefore)), lastModified: this.now().toISOString() };
-        changes.push({ record: otherAfter, expectedRevision: other.journal.current.revision, events: eventsOf(otherBefore, otherAfter, other.lines ?? []) });
+        changes.push({ record: otherAfter, previous: otherBefore, expectedRevision: other.journal.current.revision, events: eventsOf(otherBefore, otherAfter, other.lines ?? []) });
       }
       const commitOptions: CommitOptions = {
         fence: this.scope.fence,
@@ -99,10 +99,10 @@ export class Journal {
         throw err;
       }
       this.current = stored[0]!;
-      this.publish(before, after, lines);
+      this.publish(before, after, lines, stored[0]!.revision);
       if (other && otherBefore && otherAfter) {
         other.journal.current = stored[1]!;
-        other.journal.publish(otherBefore, otherAfter, other.lines ?? []);
+        other.journal.publish(otherBefore, otherAfter, other.lines ?? [], stored[1]!.revision);
       }
       return after;
     }
@@ -114,11 +114,11 @@ export class Journal {
     this.bus.publish({ type: 'health', namespace: r.namespace, appName: r.appName, deploymentId: r.id, health, at: this.now() });
   }
 
-  private publish(before: DeploymentRecord, after: DeploymentRecord, lines: string[]): void {
+  private publish(before: DeploymentRecord, after: DeploymentRecord, lines: string[], revision: string): void {
     const at = this.now();
     for (const message of lines) this.bus.publish({ type: 'log', namespace: after.namespace, appName: after.appName, deploymentId: after.id, message, at });
     if (after.status !== before.status || after.step !== before.step) {
-      this.bus.publish({ type: 'transition', record: after, previousStatus: before.status, previousStep: before.step, at });
+      this.bus.publish({ type: 'transition', record: after, previousStatus: before.status, previousStep: before.step, at, revision });
     }
   }
 

@@ -18,6 +18,8 @@ export interface DeploymentRequestsOptions {
    * deployer), asked only for an app's first "#" deployment, so versions never restart at 1.
    */
   highestVersionInCluster?: (namespace: string, appName: string) => Promise<number>;
+  /** Told about every deployment stored here (published on the bus); must not throw or block. Webhooks' "requested" is written in create()'s transaction instead. */
+  onRequested?: (record: DeploymentRecord, revision: string) => void;
 }
 
 export type UndeployOutcome =
@@ -109,6 +111,7 @@ export class DeploymentRequests {
           record, queueItem, events,
           ...(nextCounter !== undefined ? { versionCounter: { value: nextCounter, expectedRevision: counter.revision } } : {}),
         });
+        this.o.onRequested?.(created.value, created.revision);
         return created.value;
       } catch (err) {
         if (err instanceof RevisionConflictError) continue; // another request took that number; take the next

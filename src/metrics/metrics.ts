@@ -17,6 +17,8 @@ export interface GaugeSources {
   websocketWatchers?: () => number;
   logFeeds?: () => number;
   queuedWork?: () => Promise<number>;
+  /** Webhook deliveries waiting in the outbox (all replicas; read from etcd). */
+  pendingWebhooks?: () => Promise<number>;
 }
 
 export class CutoverMetrics {
@@ -38,6 +40,11 @@ export class CutoverMetrics {
   private readonly reconcilerRemoved: Counter;
   private readonly reconcilerUnaccounted: Counter;
   private readonly reconcilerFailedRecords: Counter;
+  private readonly webhookDeliveries: Counter<'type' | 'outcome'>;
+  private readonly webhookAttemptFailures: Counter<'type'>;
+  private readonly webhookLatency: Histogram;
+  private readonly webhookEnqueuedCounter: Counter<'type'>;
+  private readonly webhookEnqueueFailureCounter: Counter<'type'>;
 
   constructor(sources: GaugeSources = {}) {
     const registers = [this.registry];
@@ -100,6 +107,23 @@ export class CutoverMetrics {
     this.reconcilerRemoved = new Counter({ name: 'cutover_reconciler_removed_objects_total', help: 'Objects the reconciler removed because a finished record accounted for them.', registers });
     this.reconcilerUnaccounted = new Counter({ name: 'cutover_reconciler_unaccounted_objects_total', help: 'cutover-labelled objects the reconciler found without a record speaking for them (reported, never deleted).', registers });
     this.reconcilerFailedRecords = new Counter({ name: 'cutover_reconciler_failed_records_total', help: 'Records the reconciler ended as FAILURE because nothing was working on them.', registers });
+    this.webhookDeliveries = new Counter({
+      name: 'cutover_webhook_deliveries_total', help: 'Webhook deliveries that ended, by event type (requested, started, step, switched, succeeded, failed, undeployed) and outcome (delivered, failed = retries ran out or the URL is no longer allowed).',
+      labelNames: ['type', 'outcome'], registers,
+    });
+    this.webhookAttemptFailures = new Counter({ name: 'cutover_webhook_attempt_failures_total', help: 'Webhook delivery attempts that failed (no answer, or not 2xx) and were retried or given up, by event type.', labelNames: ['type'], registers });
+    this.webhookLatency = new Histogram({
+      name: 'cutover_webhook_delivery_latency_seconds', help: 'From a deployment event to the receiver\'s 2xx answer, retries included.',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600], registers,
+    });
+    this.webhookEnqueuedCounter = new Counter({ name: 'cutover_webhook_events_enqueued_total', help: 'Webhook deliveries stored in the outbox with their record change (one per event and matching subscription), by event type.', labelNames: ['type'], registers });
+    this.webhookEnqueueFailureCounter = new Counter({ name: 'cutover_webhook_enqueue_failures_total', help: 'Webhook deliveries that found no room in their record change\'s etcd transaction (not even for a fan-out entry; never with the engine\'s changes): not delivered; the change is stored.', labelNames: ['type'], registers });
+    new Gauge({
+      name: 'cutover_webhook_outbox_pending', help: 'Webhook deliveries waiting in the outbox (all replicas; read from etcd).', registers,
+      async collect() {
+        if (sources.pendingWebhooks) this.set(await sources.pendingWebhooks().catch(() => Number.NaN));
+      },
+    });
     this.kubeErrors = new Counter({ name: 'cutover_kubernetes_errors_total', help: 'Failed Kubernetes API calls, by operation and HTTP status (0 = no answer).', labelNames: ['operation', 'status'], registers });
   }
 
@@ -180,6 +204,27 @@ export class CutoverMetrics {
 
   auditWriteFailure(): void {
     this.auditFailures.inc();
+  }
+
+  webhookDelivered(type: string, latencyMs: number): void {
+    this.webhookDeliveries.inc({ type, outcome: 'delivered' });
+    this.webhookLatency.observe(latencyMs / 1000);
+  }
+
+  webhookGaveUp(type: string): void {
+    this.webhookDeliveries.inc({ type, outcome: 'failed' });
+  }
+
+  webhookAttemptFailed(type: string): void {
+    this.webhookAttemptFailures.inc({ type });
+  }
+
+  webhookEnqueued(type: string, count: number): void {
+    this.webhookEnqueuedCounter.inc({ type }, count);
+  }
+
+  webhookEnqueueFailed(type: string, count: number): void {
+    this.webhookEnqueueFailureCounter.inc({ type }, count);
   }
 
   async render(): Promise<{ contentType: string; body: string }> {

@@ -33,6 +33,37 @@ export interface RecordChange {
   record: DeploymentRecord;
   expectedRevision: string;
   events?: EventInput[];
+  /** The record as it was at `expectedRevision` (handed to the change-ops hook; not written). */
+  previous?: DeploymentRecord;
+}
+
+/** A record change as a transaction writes it: what the change-ops hook is shown. */
+export interface StoredChange {
+  record: DeploymentRecord;
+  /** True when the transaction creates the record (create()). */
+  created: boolean;
+  /** The record before the change (commit(): when the caller gave it). */
+  previous?: DeploymentRecord | undefined;
+  /** The events written with it, with their sequence numbers and time. */
+  events: readonly DeploymentEvent[];
+}
+
+/** Further operations for a change's transaction, and what to do once it is stored. */
+export interface ChangeOps {
+  ops: KvOp[];
+  /** Called once the transaction succeeded (not for attempts that did not). */
+  committed?: () => void;
+}
+
+/**
+ * Computes operations to write in the same transaction as record changes (create, commit): a
+ * pure function of the changes; it must not do I/O and must return at most `room` operations
+ * (what etcd's per-transaction limit leaves). The store knows nothing of what they mean.
+ */
+export type ChangeOpsHook = (changes: readonly StoredChange[], room: number) => ChangeOps | undefined;
+
+export interface DeploymentStoreOptions {
+  changeOps?: ChangeOpsHook;
 }
 
 /** A change of an app's live pointer, guarded by the revision it was read at ("0": absent). */
@@ -144,7 +175,7 @@ export class DeploymentStore {
   private readonly nextSeq = new Map<string, number>();
   private readonly appendChains = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly kv: KvStore, private readonly now: () => Date = () => new Date()) {}
+  constructor(private readonly kv: KvStore, private readonly now: () => Date = () => new Date(), private readonly options: DeploymentStoreOptions = {}) {}
 
   // --- records -------------------------------------------------------------------------------
 
@@ -207,19 +238,22 @@ export class DeploymentStore {
     const recordKey = keys.deployment(record.namespace, record.id);
     const queueKey = keys.queueItem(record.namespace, record.appName, input.queueItem.workId);
     const guards: Guard[] = [{ key: recordKey, modRevision: '0' }, { key: queueKey, modRevision: '0' }];
+    const events = this.stampEvents(1, input.events);
     const ops: KvOp[] = [
       { type: 'put', key: recordKey, value: JSON.stringify(record) },
       { type: 'put', key: keys.appRecord(record.namespace, record.appName, record.id), value: record.created },
       { type: 'put', key: queueKey, value: JSON.stringify(input.queueItem) },
-      ...this.eventOps(record.namespace, record.id, 1, input.events),
+      ...this.eventPuts(record.namespace, record.id, events),
     ];
     if (input.versionCounter) {
       const counterKey = keys.versionCounter(record.namespace, record.appName);
       guards.push({ key: counterKey, modRevision: input.versionCounter.expectedRevision });
       ops.push({ type: 'put', key: counterKey, value: String(input.versionCounter.value) });
     }
-    const res = await this.kv.transact(guards, ops);
+    const extra = this.changeOps([{ record, created: true, events }], ops.length);
+    const res = await this.kv.transact(guards, [...ops, ...(extra?.ops ?? [])]);
     if (!res.succeeded) throw new RevisionConflictError('the version counter or the record changed concurrently');
+    extra?.committed?.();
     this.nextSeq.set(recordKey, input.events.length + 1);
     return { value: record, revision: res.revision };
   }
@@ -274,16 +308,18 @@ export class DeploymentStore {
         const guards: Guard[] = [];
         const ops: KvOp[] = [];
         const seqs: Array<{ key: string; next: number }> = [];
+        const stored: StoredChange[] = [];
         for (const change of changes) {
           const { record } = change;
           const recordKey = keys.deployment(record.namespace, record.id);
           const seq = await this.peekSeq(record.namespace, record.id);
-          const events = change.events ?? [];
-          const eventOps = this.eventOps(record.namespace, record.id, seq, events);
+          const events = this.stampEvents(seq, change.events ?? []);
+          const eventOps = this.eventPuts(record.namespace, record.id, events);
           guards.push({ key: recordKey, modRevision: change.expectedRevision });
           for (const op of eventOps) if (op.type === 'put') guards.push({ key: op.key, modRevision: '0' });
           ops.push({ type: 'put', key: recordKey, value: JSON.stringify(record) }, ...eventOps);
           seqs.push({ key: recordKey, next: seq + events.length });
+          stored.push({ record, created: false, previous: change.previous, events });
         }
         if (options.fence) guards.push(options.fence);
         if (options.live) {
@@ -297,8 +333,12 @@ export class DeploymentStore {
           const r = options.requestReconcile;
           ops.push({ type: 'put', key: keys.reconcileRequest(r.namespace, r.appName), value: JSON.stringify({ reason: r.reason, at: this.now().toISOString() }) });
         }
+        // Computed per attempt: the events' sequence numbers may differ from the last one's.
+        const extra = this.changeOps(stored, ops.length);
+        if (extra) ops.push(...extra.ops);
         const res = await this.kv.transact(guards, ops);
         if (res.succeeded) {
+          extra?.committed?.();
           for (const s of seqs) this.nextSeq.set(s.key, s.next);
           return changes.map((c) => ({ value: c.record, revision: res.revision }));
         }
@@ -749,14 +789,33 @@ export class DeploymentStore {
   // --- helpers -------------------------------------------------------------------------------
 
   private eventOps(namespace: string, id: string, firstSeq: number, events: EventInput[]): KvOp[] {
+    return this.eventPuts(namespace, id, this.stampEvents(firstSeq, events));
+  }
+
+  /** The events with their sequence numbers from `firstSeq` and the time now. */
+  private stampEvents(firstSeq: number, events: EventInput[]): DeploymentEvent[] {
     const time = this.now().toISOString();
-    return events.map((e, i) => {
+    return events.map((e, i): DeploymentEvent => {
       const seq = firstSeq + i;
-      const value: DeploymentEvent = e.type === 'log'
-        ? { seq, time, type: 'log', message: e.message }
-        : { seq, time, type: 'status', status: e.status, step: e.step };
-      return { type: 'put', key: keys.event(namespace, id, seq), value: JSON.stringify(value) };
+      return e.type === 'log' ? { seq, time, type: 'log', message: e.message } : { seq, time, type: 'status', status: e.status, step: e.step };
     });
+  }
+
+  private eventPuts(namespace: string, id: string, events: DeploymentEvent[]): KvOp[] {
+    return events.map((e) => ({ type: 'put', key: keys.event(namespace, id, e.seq), value: JSON.stringify(e) }));
+  }
+
+  /**
+   * The change-ops hook's operations for a transaction that already has `used` operations. A hook
+   * that asks for more than fits is a bug: refused here rather than failing the change in etcd.
+   */
+  private changeOps(changes: StoredChange[], used: number): ChangeOps | undefined {
+    const hook = this.options.changeOps;
+    if (!hook) return undefined;
+    const room = Math.max(0, MAX_TXN_OPS - used);
+    const extra = hook(changes, room);
+    if (extra && extra.ops.length > room) throw new Error(`the change-ops hook returned ${extra.ops.length} operations for a transaction with room for ${room}`);
+    return extra;
   }
 
   /** The next free sequence number of a deployment's events (cached per process). */

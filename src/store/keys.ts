@@ -59,6 +59,39 @@ export const keys = {
   apiKey: (id: string) => `apikeys/${id}`,
   allApiKeys: () => 'apikeys/',
 
+  /** Webhook subscriptions of a namespace (secret AES-256-GCM encrypted like API keys); ids are "wh_" + 16 hex digits. */
+  webhook: (ns: string, id: string) => `webhooks/${ns}/${id}`,
+  webhooksOf: (ns: string) => `webhooks/${ns}/`,
+  allWebhooks: () => 'webhooks/',
+
+  /**
+   * Webhook outbox: one item per event and subscription still to be delivered, written in the
+   * transaction of the record change it reports. A stream is one subscription's events of one
+   * deployment; `order` (the zero-padded sequence number of the change's event in the
+   * deployment's log + a sub-position) sorts the stream in the order the events happened.
+   */
+  webhookOutboxItem: (ns: string, subscription: string, deploymentId: string, order: string) => `webhook-outbox/${ns}/${subscription}/${deploymentId}/${order}`,
+  webhookStream: (ns: string, subscription: string, deploymentId: string) => `webhook-outbox/${ns}/${subscription}/${deploymentId}/`,
+  webhookOutboxOf: (ns: string, subscription: string) => `webhook-outbox/${ns}/${subscription}/`,
+  allWebhookOutbox: () => 'webhook-outbox/',
+
+  /**
+   * A deployment event whose outbox items did not fit into its change's transaction (etcd's
+   * operation limit): one entry naming the matching subscriptions, written in that transaction
+   * instead, and turned into outbox items by a dispatcher. Same `order` as the items.
+   */
+  webhookFanout: (ns: string, deploymentId: string, order: string) => `webhook-fanout/${ns}/${deploymentId}/${order}`,
+  webhookFanoutOf: (ns: string, deploymentId: string) => `webhook-fanout/${ns}/${deploymentId}/`,
+  allWebhookFanout: () => 'webhook-fanout/',
+
+  /** The replica delivering one stream; held with that replica's lease, like owners/ for apps. */
+  webhookStreamOwner: (ns: string, subscription: string, deploymentId: string) => `webhook-owners/${ns}/${subscription}/${deploymentId}`,
+  allWebhookStreamOwners: () => 'webhook-owners/',
+
+  /** Delivery log: the outcome of each finished delivery of a subscription (the newest few hundred are kept). */
+  webhookDelivery: (ns: string, subscription: string, eventId: string) => `webhook-deliveries/${ns}/${subscription}/${eventId}`,
+  webhookDeliveriesOf: (ns: string, subscription: string) => `webhook-deliveries/${ns}/${subscription}/`,
+
   /** Signatures already accepted (SHA-256 of key id + signature), by 30-s bucket of their timestamp; swept after the window. */
   seenSignature: (bucket: string, fingerprint: string) => `auth/seen-signatures/${bucket}/${fingerprint}`,
   allSeenSignatures: () => 'auth/seen-signatures/',

@@ -13,7 +13,7 @@ import { HttpRouteTarget, IngressTarget, StableServiceTarget } from '../../src/d
 import type { HealthChecker, HealthTarget } from '../../src/healthcheck/index.js';
 import type { Gate, GateAttempt, GateRequest } from '../../src/gates/types.js';
 import { createMemoryLogger } from '../../src/log.js';
-import { DeploymentStore } from '../../src/store/deployments.js';
+import { DeploymentStore, type ChangeOpsHook } from '../../src/store/deployments.js';
 import { EtcdDescriptorStore } from '../../src/store/descriptors.js';
 import { EnvironmentStore } from '../../src/store/environment.js';
 import { MemoryCluster } from './memory-cluster.js';
@@ -28,9 +28,9 @@ export const FINAL = new Set(['DEPLOYED', 'FAILURE', 'UNDEPLOYED']);
  * fails, ownership lost between two writes). The same behaviours also have test-bed tests.
  */
 export class EngineHarness {
-  readonly kv = new MemoryKv();
+  readonly kv: MemoryKv;
   readonly cluster = new MemoryCluster();
-  readonly store = new DeploymentStore(this.kv);
+  readonly store: DeploymentStore;
   readonly bus = new EngineEvents();
   readonly log = createMemoryLogger('debug');
   readonly unreadable: string[] = [];
@@ -42,10 +42,14 @@ export class EngineHarness {
   failpoints: Failpoints = noFailpoints;
   readonly engine: DeploymentEngine;
   readonly scheduler: Scheduler;
-  private readonly descriptors = new EtcdDescriptorStore(this.kv);
+  private readonly descriptors: EtcdDescriptorStore;
   private readonly requests: DeploymentRequests;
 
-  constructor(options: { cleanupTimeoutSeconds?: number; retainRecords?: number; routing?: Routing; convergenceTimeoutSeconds?: number; defaultControllerKind?: ControllerKind } = {}) {
+  constructor(options: { cleanupTimeoutSeconds?: number; retainRecords?: number; routing?: Routing; convergenceTimeoutSeconds?: number; defaultControllerKind?: ControllerKind; changeOps?: ChangeOpsHook; kv?: MemoryKv } = {}) {
+    this.kv = options.kv ?? new MemoryKv();
+    this.descriptors = new EtcdDescriptorStore(this.kv);
+    // As src/service.ts wires it: the webhook outbox writes go into the record changes' transactions.
+    this.store = new DeploymentStore(this.kv, () => new Date(), options.changeOps ? { changeOps: options.changeOps } : {});
     const checker: HealthChecker = {
       check: async (t: HealthTarget): Promise<HealthResult> => {
         const verdict = this.health(t);
@@ -72,6 +76,7 @@ export class EngineHarness {
     this.scheduler = new Scheduler({ kv: this.kv, store: this.store, engine: this.engine, bus: this.bus, log: this.log.logger, replicaId: 'unit', leaseTtlSeconds: 10 });
     this.requests = new DeploymentRequests({ descriptors: this.descriptors, deployments: this.store, now: () => new Date(), defaultDeadlineSeconds: 60, defaultControllerKind: options.defaultControllerKind ?? 'Deployment',
       highestVersionInCluster: (ns, app) => highestVersionInCluster(this.cluster, ns, app, new AbortController().signal),
+      onRequested: (record, revision) => this.bus.publish({ type: 'requested', record, revision, at: new Date() }),
     });
   }
 
