@@ -20,7 +20,12 @@ interface AppData {
 type Action =
   | { kind: 'deploy'; descriptor: Descriptor }
   | { kind: 'redeploy'; record: DeploymentRecord }
+  | { kind: 'instant-rollback'; record: DeploymentRecord; live: DeploymentRecord }
+  | { kind: 'cancel'; record: DeploymentRecord }
   | { kind: 'undeploy'; record: DeploymentRecord };
+
+/** A deployment that can still be cancelled: in progress, its traffic switch not begun. */
+const cancellable = (r: DeploymentRecord) => r.status === 'DEPLOYING' && r.step !== 'switching-traffic' && r.step !== 'rolling-back';
 
 /** One app: release history, descriptor diff, current descriptor, live pods' health, URLs, audit; and its actions. */
 export function AppPage(props: { ns: string; app: string }): JSX.Element {
@@ -87,6 +92,14 @@ export function AppPage(props: { ns: string; app: string }): JSX.Element {
       } else if (action.kind === 'redeploy') {
         const res = await api<DeploymentRecord>('PUT', `/deployments/${q(action.record.id)}?${base}`);
         navigate(paths.deployment(ns, res.body.id));
+      } else if (action.kind === 'instant-rollback') {
+        const res = await api<{ deployment: DeploymentRecord }>('POST', `/deployments/${q(action.live.id)}/rollback?${base}`);
+        navigate(paths.deployment(ns, res.body.deployment.id));
+      } else if (action.kind === 'cancel') {
+        const res = await api<{ message: string }>('POST', `/deployments/${q(action.record.id)}/cancel?${base}`);
+        setNotice(`Cancel of version ${action.record.version}: ${res.body.message}.`);
+        setAction(undefined);
+        void load();
       } else {
         const res = await api<{ message: string }>('DELETE', `/deployments/${q(action.record.id)}?${base}`);
         setNotice(`Undeploy of version ${action.record.version}: ${res.body.message}.`);
@@ -156,6 +169,12 @@ export function AppPage(props: { ns: string; app: string }): JSX.Element {
                       {r.id !== live?.id && !inProgress && (r.status === 'DEPLOYED' || r.status === 'UNDEPLOYED' || r.status === 'FAILURE')
                         ? <button type="button" onClick={() => setAction({ kind: 'redeploy', record: r })}>{live && r.version !== live.version ? `Roll back to ${r.version}…` : `Redeploy ${r.version}…`}</button>
                         : null}
+                      {live && live.replaces === r.id && r.status === 'UNDEPLOYING' && r.step === 'draining'
+                        ? <button type="button" onClick={() => setAction({ kind: 'instant-rollback', record: r, live })}>{`Roll back to ${r.version} now…`}</button>
+                        : null}
+                      {cancellable(r)
+                        ? <button type="button" onClick={() => setAction({ kind: 'cancel', record: r })}>{`Cancel ${r.version}…`}</button>
+                        : null}
                     </td>
                   </tr>
                 ))}
@@ -218,8 +237,10 @@ export function AppPage(props: { ns: string; app: string }): JSX.Element {
 
       {action ? (
         <Confirm
-          title={action.kind === 'deploy' ? 'Start a deployment?' : action.kind === 'redeploy' ? (live && action.record.version !== live.version ? `Roll back to version ${action.record.version}?` : `Redeploy version ${action.record.version}?`) : `Undeploy ${app}?`}
-          confirmLabel={action.kind === 'deploy' ? 'Deploy' : action.kind === 'redeploy' ? (live && action.record.version !== live.version ? 'Roll back' : 'Redeploy') : 'Undeploy'}
+          title={action.kind === 'deploy' ? 'Start a deployment?' : action.kind === 'redeploy' ? (live && action.record.version !== live.version ? `Roll back to version ${action.record.version}?` : `Redeploy version ${action.record.version}?`)
+            : action.kind === 'instant-rollback' ? `Roll back to version ${action.record.version} now?` : action.kind === 'cancel' ? `Cancel version ${action.record.version}?` : `Undeploy ${app}?`}
+          confirmLabel={action.kind === 'deploy' ? 'Deploy' : action.kind === 'redeploy' ? (live && action.record.version !== live.version ? 'Roll back' : 'Redeploy')
+            : action.kind === 'instant-rollback' ? 'Roll back now' : action.kind === 'cancel' ? 'Cancel the deployment' : 'Undeploy'}
           danger={action.kind === 'undeploy'}
           busy={busy}
           onConfirm={() => void run()}
@@ -227,6 +248,10 @@ export function AppPage(props: { ns: string; app: string }): JSX.Element {
         >
           {action.kind === 'deploy' ? (
             <p>cutover deploys descriptor <code>{action.descriptor.id.slice(0, 8)}</code> of <strong>{ns}/{app}</strong> as version {action.descriptor.newVersion === '#' ? 'the next number' : action.descriptor.newVersion}. The new version starts next to {live ? `the live version ${live.version}` : 'nothing (no version is live)'}; traffic switches only once all its pods are ready and healthy{live ? `, then version ${live.version} is removed` : ''}.</p>
+          ) : action.kind === 'instant-rollback' ? (
+            <p>Version <strong>{action.record.version}</strong> is still running (it drains after the switch to version {action.live.version}). Traffic switches back to it in one write — no new pods — and it becomes the live version again; version {action.live.version} is then removed.</p>
+          ) : action.kind === 'cancel' ? (
+            <p>The deployment of version <strong>{action.record.version}</strong> stops before its traffic switch, removes what it created and ends FAILURE. {live ? `Version ${live.version} keeps serving, untouched.` : 'No version is live now.'} Once its switch has begun it is too late: undeploy it, or roll back.</p>
           ) : action.kind === 'redeploy' ? (
             <p>cutover deploys the descriptor copy of version <strong>{action.record.version}</strong> of <strong>{ns}/{app}</strong> again, as a new deployment{action.record.descriptor.newVersion === '#' ? ' with the next version number' : ''}. {live ? `Version ${live.version} keeps serving until the new one is ready and healthy, then it is removed.` : 'No version is live now.'}</p>
           ) : (
