@@ -173,8 +173,9 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
   });
   const requests = new DeploymentRequests({
     descriptors, deployments, now, defaultDeadlineSeconds: config.deadlineSeconds, defaultControllerKind: config.defaultControllerKind,
-    // Unknown (the API server did not answer) counts as none: adoption still finds what runs.
-    highestVersionInCluster: (ns, app) => withDeadline(10_000, undefined, (signal) => highestVersionInCluster(cluster, ns, app, signal)).catch(() => 0),
+    // Asked on the request path, so briefly; unknown (the API server did not answer in 2 s) counts
+    // as none: the deployment still adopts what runs, under a lower number.
+    highestVersionInCluster: (ns, app) => withDeadline(2_000, undefined, (signal) => highestVersionInCluster(cluster, ns, app, signal)).catch(() => 0),
     onRequested: (record, revision) => events.publish({ type: 'requested', record, revision, at: now() }), // for bus observers; webhooks do not use it
   });
   const webhookSender = new HttpWebhookSender(config.webhookTimeoutSeconds * 1000);

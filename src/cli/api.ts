@@ -1,7 +1,6 @@
 import type { DeploymentEvent, DeploymentRecord, PodHealth } from '../domain/deployment.js';
 import type { Descriptor } from '../domain/types.js';
-import type { DeliveryLogEntry } from '../store/webhooks.js';
-import type { WebhookInfo } from '../webhooks/subscriptions.js';
+import type { DeliveryLogEntry, WebhookInfo } from '../domain/webhooks.js';
 import { query, type ApiResponse, type CutoverClient, type RequestOptions } from './client.js';
 import { CliError, errorFromResponse } from './errors.js';
 import { ExitCode } from './exit-codes.js';

@@ -46,3 +46,38 @@ export interface StoredCloudEvent {
   sequence: string;
   data: WebhookEventData;
 }
+
+/** A namespace's subscription to deployment events, as the API shows it (never its secret). */
+export interface WebhookInfo {
+  id: string;
+  namespace: string;
+  url: string;
+  /** Only events of these apps; unset: every app of the namespace. */
+  apps?: string[];
+  /** Only these kinds of events; unset: all. */
+  events?: WebhookEventKind[];
+  description?: string;
+  created: string;
+  createdBy: string;
+}
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+/** One line of a subscription's delivery log, as GET /webhooks/{id}/deliveries shows it. */
+export interface DeliveryLogEntry {
+  eventId: string;
+  type: string;
+  deploymentId: string;
+  app: string;
+  sequence: string;
+  status: DeliveryStatus;
+  attempts: number;
+  enqueued: string;
+  firstAttempt?: string;
+  lastAttempt?: string;
+  nextAttempt?: string;
+  lastError?: string;
+  lastStatus?: number;
+  /** Delivered: milliseconds from the event to the receiver's answer. */
+  latencyMs?: number;
+}

@@ -26,6 +26,9 @@ export interface WatchEvent<T> {
 export class KubeClient {
   private readonly dispatcher: Agent;
   private closed = false;
+  /** Calls whose answer is still being read (watches included); close() waits for them. */
+  private active = 0;
+  private onIdle: (() => void) | undefined;
 
   constructor(readonly access: ClusterAccess) {
     this.dispatcher = new Agent({
@@ -45,10 +48,12 @@ export class KubeClient {
 
   /** One request; resolves with the parsed JSON answer, rejects with KubeError (status 0: no answer). */
   async json<T>(method: Dispatcher.HttpMethod, path: string, options: RequestOptions = {}): Promise<T> {
-    const res = await this.send(method, path, options);
-    const text = await res.body.text();
-    if (res.statusCode >= 200 && res.statusCode < 300) return (text ? JSON.parse(text) : undefined) as T;
-    throw statusError(`${method} ${path}`, res.statusCode, text);
+    return this.tracked(async () => {
+      const res = await this.send(method, path, options);
+      const text = await res.body.text();
+      if (res.statusCode >= 200 && res.statusCode < 300) return (text ? JSON.parse(text) : undefined) as T;
+      throw statusError(`${method} ${path}`, res.statusCode, text);
+    });
   }
 
   /**
@@ -56,8 +61,10 @@ export class KubeClient {
    * checks); a POST sends an empty body as application/json.
    */
   async text(path: string, signal?: AbortSignal, method: 'GET' | 'POST' = 'GET'): Promise<{ statusCode: number; body: string }> {
-    const res = await this.send(method, path, { ...(signal ? { signal } : {}), ...(method === 'POST' ? { rawBody: '' } : {}) });
-    return { statusCode: res.statusCode, body: await res.body.text() };
+    return this.tracked(async () => {
+      const res = await this.send(method, path, { ...(signal ? { signal } : {}), ...(method === 'POST' ? { rawBody: '' } : {}) });
+      return { statusCode: res.statusCode, body: await res.body.text() };
+    });
   }
 
   /**
@@ -65,6 +72,10 @@ export class KubeClient {
    * fails (rejects: KubeError 410 when the resourceVersion is too old, or a connection error).
    */
   async watch<T>(path: string, query: RequestOptions['query'], onEvent: (event: WatchEvent<T>) => void, signal: AbortSignal): Promise<void> {
+    return this.tracked(() => this.readWatch(path, query, onEvent, signal));
+  }
+
+  private async readWatch<T>(path: string, query: RequestOptions['query'], onEvent: (event: WatchEvent<T>) => void, signal: AbortSignal): Promise<void> {
     const res = await this.send('GET', path, { query: { ...query, watch: true }, signal });
     if (res.statusCode < 200 || res.statusCode >= 300) throw statusError(`watch ${path}`, res.statusCode, await res.body.text());
     let buffered = '';
@@ -86,14 +97,25 @@ export class KubeClient {
     }
   }
 
-  /**
-   * No new requests after this. The pool itself is left to go idle: its keep-alive sockets are
-   * unref'd (they never hold the process). Closing or destroying it at shutdown raised an unhandled
-   * ClientDestroyedError from inside undici 8 in the integration tests (with no request or stream of
-   * ours still open), so it is not done.
-   */
+  /** No new requests after this; the pool closes once every call has ended. */
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
+    // Only once no answer is being read: closing under a call still reading raised an unhandled
+    // ClientDestroyedError inside undici 8, and a pool left open kept idle keep-alive sockets whose
+    // timer later raised an unhandled "socket idle timeout" (both seen in the integration tests,
+    // in processes that stopped cutover and went on). The callers abort their calls first.
+    if (this.active > 0) await new Promise<void>((resolve) => { this.onIdle = resolve; });
+    await this.dispatcher.close().catch(() => undefined);
+  }
+
+  private async tracked<T>(fn: () => Promise<T>): Promise<T> {
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.active === 0) this.onIdle?.();
+    }
   }
 
   private async send(method: Dispatcher.HttpMethod, path: string, options: RequestOptions): Promise<Dispatcher.ResponseData> {

@@ -1,22 +1,12 @@
 import { FenceLostError, RevisionConflictError } from '../domain/errors.js';
-import type { StoredCloudEvent, WebhookEventKind } from '../domain/webhooks.js';
+import type { DeliveryLogEntry, StoredCloudEvent, WebhookEventKind, WebhookInfo } from '../domain/webhooks.js';
 import type { EncryptedSecret } from './api-keys.js';
 import type { Guard, KvEntry, KvOp, KvStore } from './kv.js';
 import { keys } from './keys.js';
 import { parseRecord } from './json.js';
 
-/** A namespace's subscription to deployment events (docs/webhooks.md). */
-export interface WebhookSubscription {
-  id: string;
-  namespace: string;
-  url: string;
-  /** Only events of these apps; unset: every app of the namespace. */
-  apps?: string[];
-  /** Only these kinds of events; unset: all. */
-  events?: WebhookEventKind[];
-  description?: string;
-  created: string;
-  createdBy: string;
+/** A namespace's subscription as stored: with its signing secret (docs/webhooks.md). */
+export interface WebhookSubscription extends WebhookInfo {
   /** The signing secret, encrypted under the key-encryption key with the subscription id as AAD. */
   secret: EncryptedSecret;
 }
@@ -37,26 +27,7 @@ export interface OutboxItem {
   lastStatus?: number;
 }
 
-export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
-
-/** One line of a subscription's delivery log, as GET /webhooks/{id}/deliveries shows it. */
-export interface DeliveryLogEntry {
-  eventId: string;
-  type: string;
-  deploymentId: string;
-  app: string;
-  sequence: string;
-  status: DeliveryStatus;
-  attempts: number;
-  enqueued: string;
-  firstAttempt?: string;
-  lastAttempt?: string;
-  nextAttempt?: string;
-  lastError?: string;
-  lastStatus?: number;
-  /** Delivered: milliseconds from the event to the receiver's answer. */
-  latencyMs?: number;
-}
+export type { DeliveryLogEntry, DeliveryStatus } from '../domain/webhooks.js';
 
 /** An event whose outbox items are still to be written, one per subscription named (keys.webhookFanout). */
 export interface FanoutEntry {

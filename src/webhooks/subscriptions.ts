@@ -3,6 +3,7 @@ import { decryptSecret, encryptSecret, type KeyEncryptionKey } from '../auth/api
 import { DNS1123_LABEL, MAX_LABEL_LENGTH, normaliseAppName } from '../domain/names.js';
 import { WEBHOOK_EVENT_KINDS, WEBHOOK_ID_PATTERN, type WebhookEventKind } from '../domain/webhooks.js';
 import type { DeliveryLogEntry, WebhookStore, WebhookSubscription } from '../store/webhooks.js';
+import type { WebhookInfo } from '../domain/webhooks.js';
 import { validateWebhookUrl, WebhookUrlError, type AllowedHosts } from './url.js';
 
 /** A request to subscribe that cannot be accepted as it is (HTTP 400). */
@@ -24,7 +25,7 @@ export interface NewWebhookInput {
 }
 
 /** A subscription as listed and shown: everything but the encrypted secret. */
-export type WebhookInfo = Omit<WebhookSubscription, 'secret'>;
+export type { WebhookInfo };
 
 export function webhookInfo(record: WebhookSubscription): WebhookInfo {
   const { secret: _secret, ...info } = record;

@@ -57,13 +57,13 @@ export async function rollbackCommand(ctx: CommandContext, ref: AppRef, flags: {
     return ExitCode.success;
   }
   const inProgress = records.filter((r) => r.status === 'DEPLOYING');
-  ctx.progress.info(`${ref.namespace}/${ref.appName}: ${live ? `version ${live.version} runs now (deployment ${live.id})` : 'nothing runs now'}; `
-    + `redeploying the descriptor of version ${target.version} (deployment ${target.id}, ${target.status.toLowerCase()})`, 'rollback');
   if (inProgress.length > 0) ctx.progress.notice(`${inProgress.length} deployment(s) in progress; the rollback runs after them`);
 
   // The version the live one replaced may still be draining: then the server switches traffic
   // straight back to its running pods (instant) — or, after the drain, redeploys it.
   if (live && target.id === live.replaces) return rollbackLive(ctx, ref, live, target, flags);
+  ctx.progress.info(`${ref.namespace}/${ref.appName}: ${live ? `version ${live.version} runs now (deployment ${live.id})` : 'nothing runs now'}; `
+    + `redeploying the descriptor of version ${target.version} (deployment ${target.id}, ${target.status.toLowerCase()})`, 'rollback');
 
   const before = new Set(records.slice(0, 20).map((r) => r.id));
   const started = await ctx.api.redeploy(ref.namespace, target.id, ref.appName, async () => {
@@ -89,10 +89,13 @@ async function rollbackLive(ctx: CommandContext, ref: AppRef, live: DeploymentRe
   const answer = await ctx.api.rollback(ref.namespace, live.id, ref.appName);
   const record = answer.deployment;
   const base = { mode: answer.mode, rolledBackTo: { deploymentId: target.id, version: target.version }, replacing: { deploymentId: live.id, version: live.version } };
+  const now = `version ${live.version} runs now (deployment ${live.id})`;
   if (answer.mode === 'instant') {
-    ctx.progress.info(`${ref.namespace}/${ref.appName}: version ${target.version} is still draining; switching traffic straight back to it (no new pods)`, 'rollback');
+    ctx.progress.info(`${ref.namespace}/${ref.appName}: ${now}; version ${target.version} (deployment ${target.id}) is still draining: switching traffic straight back to it (no new pods)`, 'rollback');
   } else {
-    ctx.progress.info(`${ref.namespace}/${ref.appName}: version ${target.version} is no longer running; redeploying its descriptor as deployment ${record.id} (version ${record.version})`, 'rollback');
+    ctx.progress.info(`${ref.namespace}/${ref.appName}: ${now}; redeploying the descriptor of version ${target.version} (deployment ${target.id}, ${target.status.toLowerCase()}): it no longer runs`, 'rollback');
+    reportStarted(ctx, record, absoluteLocation(ctx, undefined, record), 'rollback deployment');
+    if (record.version !== target.version) ctx.progress.info(`version ${target.version}'s descriptor is deployed as version ${record.version} (its newVersion is "${target.descriptor.newVersion}")`, 'deploy');
   }
   if (!flags.wait) {
     if (ctx.json) ctx.emitJson({ ok: true, exitCode: 0, ...base, message: answer.message, deployment: record });
