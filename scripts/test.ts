@@ -51,8 +51,6 @@ function readTapSummary(path: string): Summary {
 
 /** Every test file runs with a major garbage collection every 2 s, cutover processes every 1 s (100 ms where a test asks; test/support/gc-pressure.mjs). */
 const GC_PRESSURE = ['--expose-gc', '--import', './test/support/gc-pressure.mjs'];
-/** fetch() in test files opens one connection per request (test/support/fresh-connections.mjs). */
-const FRESH_CONNECTIONS = ['--import', './test/support/fresh-connections.mjs'];
 
 async function main(): Promise<number> {
   // The first line of every run says which Node runs the tests (the one pinned in package.json).
@@ -106,7 +104,7 @@ async function main(): Promise<number> {
     const runFiles = async (list: string[], concurrency: number, tapFile: string): Promise<{ code: number; summary: Summary }> => {
       // node:test passes these options on to the process of each test file.
       const code = await run(process.execPath, [
-        ...GC_PRESSURE, ...FRESH_CONNECTIONS, '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`,
+        ...GC_PRESSURE, '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`,
         '--test-reporter=spec', '--test-reporter-destination=stdout',
         '--test-reporter=tap', `--test-reporter-destination=${tapFile}`,
         ...list,

@@ -101,10 +101,8 @@ export class KubeClient {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    // Only once no answer is being read: closing under a call still reading raised an unhandled
-    // ClientDestroyedError inside undici 8, and a pool left open kept idle keep-alive sockets whose
-    // timer later raised an unhandled "socket idle timeout" (both seen in the integration tests,
-    // in processes that stopped cutover and went on). The callers abort their calls first.
+    // Only once no call is reading an answer any more (the caller aborts its calls and watches
+    // first), so no keep-alive socket outlives the client.
     if (this.active > 0) await new Promise<void>((resolve) => { this.onIdle = resolve; });
     await this.dispatcher.close().catch(() => undefined);
   }
