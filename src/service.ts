@@ -246,18 +246,20 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     if (migration.migrated) log.info({ records: migration.records, unreadable: migration.unreadable.length, multipleLive: migration.multipleLive }, 'migrated deployment records to the current key layout');
     for (const key of migration.unreadable) onUnreadable(key, 'the layout migration');
     server = await startHttpServer(app, config.host, config.port);
+    // At once: a websocket upgrade that arrives before this is answered by Koa as a plain request
+    // (404), and clients resuming after a restart connect as soon as the port opens.
+    logStream = attachLogStream(server.server, {
+      deployments, kv, log, allowedOrigins: config.allowedOrigins,
+      heartbeatMs: config.wsHeartbeatSeconds * 1000, maxBufferedBytes: config.wsMaxBufferedBytes,
+      // Koa's authenticate middleware does not see upgrades: the same check, for the websocket.
+      authorize: async (req, namespace) => assertNamespaceAllowed(await security.authenticator.authenticateRequest(req, undefined), namespace),
+    });
     await scheduler.start();
     await webhookDispatcher.start();
   } catch (err) {
     await kv.close();
     throw err;
   }
-  logStream = attachLogStream(server.server, {
-    deployments, kv, log, allowedOrigins: config.allowedOrigins,
-    heartbeatMs: config.wsHeartbeatSeconds * 1000, maxBufferedBytes: config.wsMaxBufferedBytes,
-    // Koa's authenticate middleware does not see upgrades: the same check, for the websocket.
-    authorize: async (req, namespace) => assertNamespaceAllowed(await security.authenticator.authenticateRequest(req, undefined), namespace),
-  });
   log.info({ url: server.url, replicaId, etcd: config.etcdEndpoints, prefix: config.etcdPrefix, healthCheckMode: config.healthCheckMode, ingressProfile: profile.name }, 'cutover listening');
 
   let stopping: Promise<void> | undefined;
