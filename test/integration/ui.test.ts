@@ -198,6 +198,43 @@ describe('web UI on the test bed', () => {
     assert.ok(scrollMs < 1000 && frameMs < 200, 'responsive');
   });
 
+  it('cancels a deployment before its switch, and rolls back instantly while the replaced version drains', async () => {
+    const page = await browser.page(bed.cutover.url);
+    const v1 = await bed.api.deploy(ns, { appName: 'shop' });
+    assert.equal(v1.status, 'DEPLOYED', v1.failureReason);
+    // Cancel: a version whose pods never pass their health check waits in health-checking.
+    const stuck = await bed.api.createDescriptor(ns, { ...fakeAppDescriptor(ns, { appName: 'shop', health: 'unhealthy' }), healthCheckTimeout: 120 });
+    const started = (await bed.api.startDeployment(ns, stuck)).body as { id: string; version: string };
+    await page.goto(`/ui/apps/${ns}/shop`);
+    await page.locator(`tr[data-version="${started.version}"]`).getByRole('button', { name: `Cancel ${started.version}…` }).click({ timeout: 60_000 });
+    let dialog = page.getByRole('dialog');
+    assert.match(await dialog.innerText(), new RegExp(`Version ${v1.version} keeps serving, untouched`));
+    await dialog.getByRole('button', { name: 'Cancel the deployment', exact: true }).click();
+    const cancelled = await bed.api.waitForStatus(ns, started.id);
+    assert.equal(cancelled.status, 'FAILURE');
+    assert.equal(cancelled.failureReason, 'cancelled by anonymous');
+    assert.equal((await bed.api.get(ns, v1.id)).status, 'DEPLOYED', 'the running version is untouched');
+
+    // Instant rollback: version 1 drains for 2 minutes after the next switch; going back needs no new pods.
+    const v3 = await bed.api.deploy(ns, { appName: 'shop', drainSeconds: 120 });
+    assert.equal(v3.status, 'DEPLOYED', v3.failureReason);
+    await page.goto(`/ui/apps/${ns}/shop`);
+    await page.locator(`tr[data-version="${v1.version}"]`).getByRole('button', { name: `Roll back to ${v1.version} now…` }).click({ timeout: 30_000 });
+    dialog = page.getByRole('dialog');
+    assert.match(await dialog.innerText(), /no new pods/);
+    const clicked = Date.now();
+    await dialog.getByRole('button', { name: 'Roll back now', exact: true }).click();
+    await page.waitForURL(new RegExp(`/ui/deployments/${ns}/${v1.id}`));
+    await waitForStatus(page, 'DEPLOYED', 30_000);
+    const restored = await bed.api.get(ns, v1.id);
+    process.stdout.write(`# instant rollback from the UI: version ${v1.version} DEPLOYED again ${Date.now() - clicked} ms after the click\n`);
+    assert.equal(restored.status, 'DEPLOYED');
+    assert.equal(restored.restoredFrom, v3.id);
+    const workloads = await bed.cluster.workloads(ns, 'shop');
+    assert.ok(workloads.includes(`shop-${v1.version}`) && workloads.every((w) => w === `shop-${v1.version}` || w === `shop-${v3.version}`), `no new workload, traffic went back to the running one: ${workloads.join(', ')}`);
+    assert.deepEqual(browser.pageErrors, []);
+  });
+
   it('undeploys with a confirmation naming what stops', async () => {
     const page = await browser.page(bed.cutover.url);
     await page.goto(`/ui/apps/${ns}/web`);
