@@ -1,5 +1,6 @@
 import { StoreUnavailableError, type KvStore, type Lease, type WatchHandle } from '../store/kv.js';
 import { keys } from '../store/keys.js';
+import { listAndWatch } from '../store/list-watch.js';
 import type { DeploymentStore } from '../store/deployments.js';
 import type { EngineEvents } from './events.js';
 import type { Logger } from '../log.js';
@@ -79,40 +80,22 @@ export class Scheduler {
     await this.lease?.revoke().catch(() => undefined);
   }
 
-  /** Lists `prefix`, schedules every app in it, then watches it from there; starts over after a watch failure. */
+  /** Lists `prefix`, schedules every app in it, then watches it from there (src/store/list-watch.ts). */
   private async watch(prefix: string): Promise<void> {
-    let backoff = 250;
-    while (!this.stopping) {
-      try {
-        const { entries, revision } = await this.options.kv.list(prefix);
-        if (prefix !== keys.allOwners()) for (const e of entries) this.scheduleKey(e.key);
-        const handle = await this.options.kv.watch(prefix, String(BigInt(revision) + 1n), {
-          onEvents: (events) => {
-            for (const e of events) {
-              // Owner keys: a released or expired owner lets others claim. Queues and requests: new work.
-              const wakes = prefix === keys.allOwners() ? e.type === 'delete' : e.type === 'put';
-              if (wakes) this.scheduleKey(e.key);
-            }
-          },
-          onError: (err) => {
-            this.options.log.warn({ err: err.message, prefix }, 'watch ended; listing and watching again');
-            this.watches.delete(prefix);
-            void handle.close();
-            void sleep(backoff).then(() => this.watch(prefix));
-          },
-        });
-        if (this.stopping) {
-          await handle.close();
-          return;
+    const owners = prefix === keys.allOwners();
+    const handle = await listAndWatch({
+      kv: this.options.kv, prefix, what: 'work queues', log: this.options.log,
+      onList: (entries) => {
+        if (!owners) for (const e of entries) this.scheduleKey(e.key);
+      },
+      onEvents: (events) => {
+        for (const e of events) {
+          // Owner keys: a released or expired owner lets others claim. Queues and requests: new work.
+          if (owners ? e.type === 'delete' : e.type === 'put') this.scheduleKey(e.key);
         }
-        this.watches.set(prefix, handle);
-        return;
-      } catch (err) {
-        this.options.log.warn({ err: (err as Error).message, prefix, retryInMs: backoff }, 'cannot watch the work queues yet; retrying');
-        await sleep(backoff);
-        backoff = Math.min(backoff * 2, 5000);
-      }
-    }
+      },
+    });
+    this.watches.set(prefix, handle);
   }
 
   private scheduleKey(key: string): void {

@@ -6,6 +6,7 @@ import { Deadline, sleep } from '../lib/deadline.js';
 import type { Logger } from '../log.js';
 import type { Guard, KvEntry, KvStore, Lease, WatchHandle } from '../store/kv.js';
 import { keys } from '../store/keys.js';
+import { listAndWatch } from '../store/list-watch.js';
 import {
   logFields, streamOfKey, type DeliveryLogEntry, type OutboxItem, type StoredOutboxItem, type StreamRef, type WebhookStore, type WebhookSubscription,
 } from '../store/webhooks.js';
@@ -113,44 +114,26 @@ export class WebhookDispatcher {
   }
 
   private async watch(prefix: string): Promise<void> {
-    let backoff = 250;
     const owners = prefix === keys.allWebhookStreamOwners();
     const fanout = prefix === keys.allWebhookFanout();
-    while (!this.stopping) {
-      try {
-        const { entries, revision } = await this.o.kv.list(prefix);
+    const handle = await listAndWatch({
+      kv: this.o.kv, prefix, what: 'webhook outbox', log: this.o.log,
+      onList: (entries) => {
         if (fanout) for (const e of entries) this.expand(e);
         else if (!owners) for (const e of entries) this.scheduleKey(e.key);
-        const handle = await this.o.kv.watch(prefix, String(BigInt(revision) + 1n), {
-          onEvents: (events) => {
-            // Outbox: a new event. Owners: a stream released or its replica gone. Fan-out: items to write.
-            for (const e of events) {
-              if (fanout) {
-                if (e.type === 'put') this.expand(e);
-              } else if (owners ? e.type === 'delete' : e.type === 'put') {
-                this.scheduleKey(e.key);
-              }
-            }
-          },
-          onError: (err) => {
-            this.o.log.warn({ err: err.message, prefix }, 'webhook watch ended; listing and watching again');
-            this.watches.delete(prefix);
-            void handle.close();
-            void sleep(backoff).then(() => this.watch(prefix));
-          },
-        });
-        if (this.stopping) {
-          await handle.close();
-          return;
+      },
+      onEvents: (events) => {
+        // Outbox: a new event. Owners: a stream released or its replica gone. Fan-out: items to write.
+        for (const e of events) {
+          if (fanout) {
+            if (e.type === 'put') this.expand(e);
+          } else if (owners ? e.type === 'delete' : e.type === 'put') {
+            this.scheduleKey(e.key);
+          }
         }
-        this.watches.set(prefix, handle);
-        return;
-      } catch (err) {
-        this.o.log.warn({ err: (err as Error).message, prefix, retryInMs: backoff }, 'cannot watch the webhook outbox yet; retrying');
-        await sleep(backoff);
-        backoff = Math.min(backoff * 2, 5000);
-      }
-    }
+      },
+    });
+    this.watches.set(prefix, handle);
   }
 
   /** Writes a fan-out entry's outbox items (their puts wake the streams); on failure, again a little later. */

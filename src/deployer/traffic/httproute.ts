@@ -3,7 +3,7 @@ import { isNotFound, type Cluster, type Kind, type KubeObject } from '../cluster
 import type { IngressProfile } from '../ingress-profiles.js';
 import { DEPLOYMENT_ID_ANNOTATION, deploymentIdOf, isManagedByCutover, VERSION_ANNOTATION } from '../labels.js';
 import { mainRoute, wwwRedirectRoute, type ParentRef, type RouteFilter } from '../manifests.js';
-import { deleteIfCarries, mergeDefault, restoreObject, upsert } from './objects.js';
+import { deleteIfCarries, mergeDefault, restoreSnapshot, upsert, upsertExtras } from './objects.js';
 import { ForeignObjectError, type Convergence, type TrafficContext, type TrafficPointer, type TrafficSnapshot, type TrafficTarget } from './target.js';
 
 /** Routes cutover may change: made by cutover for this app (the Amdatu deployer never made any). */
@@ -65,10 +65,7 @@ export class HttpRouteTarget implements TrafficTarget {
     const decorations = this.profile.decorateRoute(d);
     for (const note of decorations.notes) await ctx.log(note);
     const ours = { [DEPLOYMENT_ID_ANNOTATION]: ctx.deploymentId };
-    for (const extra of decorations.extraObjects) {
-      const marked = { ...extra, metadata: { ...extra.metadata, annotations: { ...(extra.metadata?.annotations ?? {}), ...ours } } };
-      await upsert(ctx.cluster, extra.kind as Kind, marked, ctx.signal, (o) => isManagedByCutover(o.metadata));
-    }
+    await upsertExtras(ctx, decorations.extraObjects);
     const knownOf = (name: string) => snapshot?.objects.find((o) => o.kind === 'HTTPRoute' && o.name === name);
     const manage = (o: KubeObject) => mayManageRoute(o, d.appName);
     const www = wwwRedirectRoute({ descriptor: d, version: ctx.version, parent, annotations: ours });
@@ -91,10 +88,7 @@ export class HttpRouteTarget implements TrafficTarget {
   }
 
   async restore(ctx: TrafficContext, snapshot: TrafficSnapshot): Promise<boolean> {
-    let changed = false;
-    for (const o of snapshot.objects) changed = (await restoreObject(ctx.cluster, o.kind, ctx.descriptor.namespace, o.name, o.object, ctx.deploymentId, ctx.signal)) || changed;
-    if (changed) await ctx.log(`HTTPRoute of ${ctx.descriptor.appName} put back as it was before this deployment`);
-    return changed;
+    return restoreSnapshot(ctx, snapshot, 'HTTPRoute');
   }
 
   async removeOwn(ctx: TrafficContext): Promise<void> {

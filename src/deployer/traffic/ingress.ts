@@ -4,7 +4,7 @@ import { isNotFound, type Cluster, type Kind } from '../cluster.js';
 import type { IngressProfile, TrafficDecorations } from '../ingress-profiles.js';
 import { DEPLOYMENT_ID_ANNOTATION, deploymentIdOf, isManagedByCutover, mayManageIngress, VERSION_ANNOTATION } from '../labels.js';
 import { mainIngress, wwwRedirectIngress } from '../manifests.js';
-import { deleteIfCarries, mergeDefault, restoreObject, upsert } from './objects.js';
+import { deleteIfCarries, mergeDefault, restoreSnapshot, upsert, upsertExtras } from './objects.js';
 import { ForeignObjectError, type Convergence, type TrafficContext, type TrafficPointer, type TrafficSnapshot, type TrafficTarget } from './target.js';
 
 export interface IngressTargetOptions {
@@ -70,10 +70,7 @@ export class IngressTarget implements TrafficTarget {
     const ingressClassName = d.ingressClassName ?? this.options.defaultIngressClassName;
     const tlsSecretName = await this.findTlsSecret(ctx, d, ctx.signal);
     await ctx.log(tlsSecretName ? `TLS for ${d.frontend} with secret ${tlsSecretName}` : `no TLS secret found for ${d.frontend} (looked for ${this.tlsCandidates(d).join(', ')}); serving plain HTTP`);
-    for (const extra of decorations.extraObjects) {
-      const marked = { ...extra, metadata: { ...extra.metadata, annotations: { ...(extra.metadata?.annotations ?? {}), ...ours } } };
-      await upsert(ctx.cluster, extra.kind as Kind, marked, ctx.signal, (o) => isManagedByCutover(o.metadata));
-    }
+    await upsertExtras(ctx, decorations.extraObjects);
     const www = wwwRedirectIngress({ descriptor: d, version: ctx.version, ingressClassName, tlsSecretName, annotations: { ...decorations.wwwIngressAnnotations, ...ours } });
     const knownOf = (name: string) => snapshot?.objects.find((o) => o.kind === 'Ingress' && o.name === name);
     if (www) await upsert(ctx.cluster, 'Ingress', www, ctx.signal, (o) => mayManageIngress(o.metadata, d.appName), mergeDefault, knownOf(www.metadata!.name!));
@@ -88,10 +85,7 @@ export class IngressTarget implements TrafficTarget {
   }
 
   async restore(ctx: TrafficContext, snapshot: TrafficSnapshot): Promise<boolean> {
-    let changed = false;
-    for (const o of snapshot.objects) changed = (await restoreObject(ctx.cluster, o.kind, ctx.descriptor.namespace, o.name, o.object, ctx.deploymentId, ctx.signal)) || changed;
-    if (changed) await ctx.log(`Ingress of ${ctx.descriptor.appName} put back as it was before this deployment`);
-    return changed;
+    return restoreSnapshot(ctx, snapshot, 'Ingress');
   }
 
   async removeOwn(ctx: TrafficContext): Promise<void> {

@@ -1,7 +1,8 @@
 import type { Cluster, Kind, KubeObject } from '../cluster.js';
 import { isAlreadyExists, isConflict } from '../cluster.js';
-import { carriesDeployment } from '../labels.js';
-import { ForeignObjectError } from './target.js';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { carriesDeployment, DEPLOYMENT_ID_ANNOTATION, isManagedByCutover } from '../labels.js';
+import { ForeignObjectError, type TrafficContext, type TrafficSnapshot } from './target.js';
 
 /**
  * Creates or replaces `desired`, keeping fields the API server owns; retries on 409 with a fresh
@@ -75,3 +76,20 @@ export async function deleteIfCarries(cluster: Cluster, kind: Kind, namespace: s
   return cluster.delete(kind, namespace, name, signal);
 }
 
+
+/** The profile's extra objects (Middlewares, …) of a route, marked with the deployment that wrote them. */
+export async function upsertExtras(ctx: TrafficContext, extras: KubernetesObject[]): Promise<void> {
+  const ours = { [DEPLOYMENT_ID_ANNOTATION]: ctx.deploymentId };
+  for (const extra of extras) {
+    const marked = { ...extra, metadata: { ...extra.metadata, annotations: { ...(extra.metadata?.annotations ?? {}), ...ours } } } as KubeObject;
+    await upsert(ctx.cluster, extra.kind as Kind, marked, ctx.signal, (o) => isManagedByCutover(o.metadata));
+  }
+}
+
+/** Puts a target's objects back as captured before the switch (only those still carrying this deployment's id). */
+export async function restoreSnapshot(ctx: TrafficContext, snapshot: TrafficSnapshot, what: string): Promise<boolean> {
+  let changed = false;
+  for (const o of snapshot.objects) changed = (await restoreObject(ctx.cluster, o.kind, ctx.descriptor.namespace, o.name, o.object, ctx.deploymentId, ctx.signal)) || changed;
+  if (changed) await ctx.log(`${what} of ${ctx.descriptor.appName} put back as it was before this deployment`);
+  return changed;
+}
