@@ -24,6 +24,8 @@ export function connectCluster(kubeconfig: string | undefined): KubeClient {
   return new KubeClient(loadClusterAccess(kubeconfig));
 }
 
+const OWNS_PODS: ReadonlySet<Kind> = new Set<Kind>(['Deployment', 'ReplicationController']);
+
 interface List<T> {
   metadata?: { resourceVersion?: string };
   items?: T[];
@@ -64,8 +66,11 @@ export class KubernetesCluster implements Cluster {
 
   async delete(kind: Kind, namespace: string, name: string, signal?: AbortSignal): Promise<boolean> {
     try {
-      // Foreground: a workload disappears only after its pods, so "removed" means removed.
-      await this.call(`delete ${kind}`, signal, (s) => this.client.json('DELETE', resourcePath(kind, namespace, name), { query: { propagationPolicy: 'Foreground' }, signal: s }));
+      // Foreground for workloads: one disappears only after its pods, so "removed" means removed.
+      // Everything else goes at once (Foreground would keep it, marked for deletion, until the
+      // garbage collector has looked at it).
+      const propagationPolicy = OWNS_PODS.has(kind) ? 'Foreground' : 'Background';
+      await this.call(`delete ${kind}`, signal, (s) => this.client.json('DELETE', resourcePath(kind, namespace, name), { query: { propagationPolicy }, signal: s }));
       return true;
     } catch (err) {
       if (err instanceof KubeError && err.status === 404) return false;
