@@ -145,6 +145,12 @@ export const settings = {
     schema: Joi.string().trim().allow(''),
     defaultText: '(in-cluster / $KUBECONFIG)',
   },
+  clustersFile: {
+    env: 'CUTOVER_CLUSTERS_FILE',
+    description: 'Path of the cluster registry (YAML or JSON): the clusters cutover deploys to, each with its environment, kubeconfig (or inCluster) and per-cluster health-check mode, ingress class, routing, gateway and traffic probe (docs/clusters.md). Unset: one cluster, "default", from CUTOVER_KUBECONFIG and the settings here.',
+    schema: Joi.string().trim().allow(''),
+    defaultText: '(one cluster)',
+  },
   kubeRequestTimeoutMs: {
     env: 'CUTOVER_KUBE_REQUEST_TIMEOUT_MS',
     description: 'Timeout of one Kubernetes API call; failed calls (no answer, 429, 5xx) are retried within the deployment deadline.',
@@ -415,6 +421,7 @@ export interface Config {
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   shutdownGraceSeconds: number;
   kubeconfig?: string;
+  clustersFile?: string;
   kubeRequestTimeoutMs: number;
   healthCheckMode: 'direct' | 'proxy';
   healthCheckRequestTimeoutMs: number;

@@ -1,5 +1,13 @@
 import os from 'node:os';
-import type { Config } from './config.js';
+import { ConfigError, type Config } from './config.js';
+import { clusterScope, loadClusterRegistry, type ClusterRegistry, type ClusterSpec } from './clusters/registry.js';
+import { Fleet } from './clusters/fleet.js';
+import { Releases } from './clusters/releases.js';
+import { ReleaseStore } from './store/releases.js';
+import { ScopedKv } from './store/scoped-kv.js';
+import { releaseRoutes } from './api/routes/releases.js';
+import { clusterRoutes } from './api/routes/clusters.js';
+import { KubeconfigError } from './kube/kubeconfig.js';
 import type { Logger } from './log.js';
 import { EtcdStore } from './store/etcd.js';
 import { EtcdDescriptorStore } from './store/descriptors.js';
@@ -27,7 +35,7 @@ import { metricsRoutes } from './api/routes/metrics.js';
 import { docsRoutes } from './api/routes/docs.js';
 import { CUTOVER_VERSION } from './version.js';
 import { environmentRoutes } from './api/routes/environment.js';
-import { keys } from './store/keys.js';
+import { keys, SHARED_KEY_FAMILIES } from './store/keys.js';
 import { parseFailpoints } from './deployer/failpoints.js';
 import { withDeadline } from './lib/deadline.js';
 import { highestVersionInCluster } from './deployer/adoption.js';
@@ -109,7 +117,6 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     onEnqueued: (kind, n) => metrics.webhookEnqueued(kind, n),
     onEnqueueFailed: (kind, n) => metrics.webhookEnqueueFailed(kind, n),
   });
-  const deployments = new DeploymentStore(kv, now, { changeOps: webhookOutbox.changeOps });
   const environment = new EnvironmentStore(kv);
   events.subscribe((e) => metrics.observe(e));
   // Each deployment's story in cutover's own log (one info line per milestone), for log aggregation and alerting.
@@ -122,62 +129,82 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
   const webhookHosts = new AllowedHosts(config.webhookAllowedHosts);
   const security = createSecurity(authSetup, config, { kv, log, now, onCorrupt, onAuthFailure: (method, limited) => metrics.authFailure(method, limited) });
 
-  let cluster: Cluster;
+  let registry: ClusterRegistry;
   try {
-    cluster = overrides.cluster ?? new KubernetesCluster({
-      client: connectCluster(config.kubeconfig),
-      requestTimeoutMs: config.kubeRequestTimeoutMs,
-      retryBudgetMs: 60_000,
-      log: log.child({ component: 'kubernetes' }),
-      onError: (operation, err) => metrics.kubernetesError(operation, err.status),
-    });
+    registry = loadClusterRegistry(config);
   } catch (err) {
     await kv.close();
     throw err;
   }
-
   const profile = ingressProfiles[config.ingressProfile]!;
-  const healthChecker: HealthChecker & { close?: () => Promise<void> } = config.healthCheckMode === 'proxy'
-    ? new ApiServerProxyHealthChecker((req) => cluster.proxyGet(req), { timeoutMs: config.healthCheckRequestTimeoutMs })
-    : new DirectHealthChecker({ timeoutMs: config.healthCheckRequestTimeoutMs });
   const gates = new HttpGateCaller();
-  const engine = new DeploymentEngine({
-    store: deployments, environment, cluster, profile, healthChecker, gates, bus: events, now, replicaId, onUnreadable,
-    traffic: [
-      new StableServiceTarget(profile),
-      new IngressTarget(profile, { ...(config.ingressClassName ? { defaultIngressClassName: config.ingressClassName } : {}) }),
-      new HttpRouteTarget(profile),
-    ],
-    log: log.child({ component: 'engine' }),
-    failpoints: parseFailpoints(config.failpoints),
-    config: {
-      defaultDrainSeconds: config.drainSeconds,
-      defaultHealthCheckTimeoutSeconds: config.healthCheckTimeoutSeconds,
-      defaultDeadlineSeconds: config.deadlineSeconds,
-      healthCheckIntervalMs: config.healthCheckIntervalMs,
-      // Keeps "FAILURE within deadline + 1 min" (I3) even when the cleanup after a deadline is slow.
-      cleanupTimeoutSeconds: 40,
-      retainRecords: config.retainRecords,
-      routing: {
-        defaultRouting: config.routing,
-        ...(config.gateway ? { gateway: config.gateway } : {}),
-        ...(config.versionHeader ? { versionHeader: config.versionHeader } : {}),
+
+  /** One cluster's engine, scheduler and records: the engine never learns which cluster it runs. */
+  const stackOf = (spec: ClusterSpec, cluster: Cluster) => {
+    const scoped = new ScopedKv(kv, clusterScope(registry, spec.name), SHARED_KEY_FAMILIES);
+    const deployments = new DeploymentStore(scoped, now, { changeOps: webhookOutbox.changeOps });
+    const healthChecker: HealthChecker & { close?: () => Promise<void> } = spec.healthCheckMode === 'proxy'
+      ? new ApiServerProxyHealthChecker((req) => cluster.proxyGet(req), { timeoutMs: config.healthCheckRequestTimeoutMs })
+      : new DirectHealthChecker({ timeoutMs: config.healthCheckRequestTimeoutMs });
+    const engine = new DeploymentEngine({
+      store: deployments, environment, cluster, profile, healthChecker, gates, bus: events, now, replicaId, onUnreadable,
+      traffic: [
+        new StableServiceTarget(profile),
+        new IngressTarget(profile, { ...(spec.ingressClassName ? { defaultIngressClassName: spec.ingressClassName } : {}) }),
+        new HttpRouteTarget(profile),
+      ],
+      log: log.child({ component: 'engine', ...(registry.fromFile ? { cluster: spec.name } : {}) }),
+      failpoints: parseFailpoints(config.failpoints),
+      config: {
+        defaultDrainSeconds: config.drainSeconds,
+        defaultHealthCheckTimeoutSeconds: config.healthCheckTimeoutSeconds,
+        defaultDeadlineSeconds: config.deadlineSeconds,
+        healthCheckIntervalMs: config.healthCheckIntervalMs,
+        // Keeps "FAILURE within deadline + 1 min" (I3) even when the cleanup after a deadline is slow.
+        cleanupTimeoutSeconds: 40,
+        retainRecords: config.retainRecords,
+        routing: {
+          defaultRouting: spec.routing,
+          ...(spec.gateway ? { gateway: spec.gateway } : {}),
+          ...(config.versionHeader ? { versionHeader: config.versionHeader } : {}),
+        },
+        ...(spec.trafficProbeUrl ? { trafficProbeUrl: spec.trafficProbeUrl } : {}),
+        convergenceTimeoutSeconds: config.convergenceTimeoutSeconds,
       },
-      ...(config.trafficProbeUrl ? { trafficProbeUrl: config.trafficProbeUrl } : {}),
-      convergenceTimeoutSeconds: config.convergenceTimeoutSeconds,
-    },
-  });
-  const scheduler = new Scheduler({
-    kv, store: deployments, engine, bus: events, replicaId, log: log.child({ component: 'scheduler' }),
-    leaseTtlSeconds: config.leaseTtlSeconds,
-  });
-  const requests = new DeploymentRequests({
-    descriptors, deployments, now, defaultDeadlineSeconds: config.deadlineSeconds, defaultControllerKind: config.defaultControllerKind,
-    // Asked on the request path, so briefly; unknown (the API server did not answer in 2 s) counts
-    // as none: the deployment still adopts what runs, under a lower number.
-    highestVersionInCluster: (ns, app) => withDeadline(2_000, undefined, (signal) => highestVersionInCluster(cluster, ns, app, signal)).catch(() => 0),
-    onRequested: (record, revision) => events.publish({ type: 'requested', record, revision, at: now() }), // for bus observers; webhooks do not use it
-  });
+    });
+    const scheduler = new Scheduler({
+      kv: scoped, store: deployments, engine, bus: events, replicaId,
+      log: log.child({ component: 'scheduler', ...(registry.fromFile ? { cluster: spec.name } : {}) }),
+      leaseTtlSeconds: config.leaseTtlSeconds,
+    });
+    const requests = new DeploymentRequests({
+      descriptors, deployments, now, defaultDeadlineSeconds: config.deadlineSeconds, defaultControllerKind: config.defaultControllerKind,
+      ...(registry.fromFile ? { cluster: spec.name } : {}),
+      // Asked on the request path, so briefly; unknown (the API server did not answer in 2 s) counts
+      // as none: the deployment still adopts what runs, under a lower number.
+      highestVersionInCluster: (ns, app) => withDeadline(2_000, undefined, (signal) => highestVersionInCluster(cluster, ns, app, signal)).catch(() => 0),
+      onRequested: (record, revision) => events.publish({ type: 'requested', record, revision, at: now() }), // for bus observers; webhooks do not use it
+    });
+    return { spec, kv: scoped, cluster, deployments, requests, scheduler, healthChecker };
+  };
+
+  let stacks: Array<ReturnType<typeof stackOf>>;
+  try {
+    stacks = registry.clusters.map((spec) => stackOf(spec, spec.name === registry.defaultCluster && overrides.cluster ? overrides.cluster : new KubernetesCluster({
+      client: connectCluster(spec.inCluster ? undefined : spec.kubeconfig),
+      requestTimeoutMs: config.kubeRequestTimeoutMs,
+      retryBudgetMs: 60_000,
+      log: log.child({ component: 'kubernetes', ...(registry.fromFile ? { cluster: spec.name } : {}) }),
+      onError: (operation, err) => metrics.kubernetesError(operation, err.status, spec.name),
+    })));
+  } catch (err) {
+    await kv.close();
+    throw err instanceof KubeconfigError && registry.fromFile ? new ConfigError([`CUTOVER_CLUSTERS_FILE=${config.clustersFile}: ${err.message}`]) : err;
+  }
+  const fleet = new Fleet(registry, stacks);
+  const defaultStack = stacks.find((s) => s.spec.name === registry.defaultCluster)!;
+  const { deployments, cluster } = defaultStack;
+  const releases = new Releases({ fleet, kv, store: new ReleaseStore(kv, onCorrupt), descriptors, now });
   const webhookSender = new HttpWebhookSender(config.webhookTimeoutSeconds * 1000);
   const webhookDispatcher = new WebhookDispatcher({
     kv, store: webhookStore, sender: webhookSender, replicaId, leaseTtlSeconds: config.leaseTtlSeconds,
@@ -219,7 +246,9 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     }),
     descriptorRoutes({ descriptors, now }),
     environmentRoutes({ environment }),
-    deploymentRoutes({ deployments, requests }),
+    deploymentRoutes({ fleet, releases }),
+    releaseRoutes({ releases }),
+    clusterRoutes({ fleet }),
     auditRoutes({ audit: security.audit }),
     adminKeyRoutes({ keys: security.keyAdmin }),
     overviewRoutes({ kv, feed: overviewFeed }),
@@ -242,6 +271,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
   try {
     // Before anything can change a record: its webhook events are computed from these.
     await webhookSubscriptions.start();
+    if (registry.fromFile) await checkDefaultCluster(kv, registry, config.clustersFile!);
     const migration = await deployments.migrateLayout();
     if (migration.migrated) log.info({ records: migration.records, unreadable: migration.unreadable.length, multipleLive: migration.multipleLive }, 'migrated deployment records to the current key layout');
     for (const key of migration.unreadable) onUnreadable(key, 'the layout migration');
@@ -249,12 +279,12 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     // At once: a websocket upgrade that arrives before this is answered by Koa as a plain request
     // (404), and clients resuming after a restart connect as soon as the port opens.
     logStream = attachLogStream(server.server, {
-      deployments, kv, log, allowedOrigins: config.allowedOrigins,
+      sources: stacks.map((stack) => ({ deployments: stack.deployments, kv: stack.kv })), log, allowedOrigins: config.allowedOrigins,
       heartbeatMs: config.wsHeartbeatSeconds * 1000, maxBufferedBytes: config.wsMaxBufferedBytes,
       // Koa's authenticate middleware does not see upgrades: the same check, for the websocket.
       authorize: async (req, namespace) => assertNamespaceAllowed(await security.authenticator.authenticateRequest(req, undefined), namespace),
     });
-    await scheduler.start();
+    for (const stack of stacks) await stack.scheduler.start();
     await webhookDispatcher.start();
   } catch (err) {
     await kv.close();
@@ -278,13 +308,15 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
         const graceMs = config.shutdownGraceSeconds * 1000;
         // Websockets and event streams first (1001, resume hint): server.close() would otherwise wait for them.
         await Promise.all([logStream.close(), overviewFeed.close()]);
-        await Promise.all([server.close(graceMs), scheduler.stop(graceMs)]);
+        await Promise.all([server.close(graceMs), ...stacks.map((stack) => stack.scheduler.stop(graceMs))]);
         // Stop delivering; other replicas, or the next start, go on from the outbox.
         await webhookDispatcher.stop();
         await webhookSubscriptions.close();
         await webhookSender.close();
-        cluster.close();
-        await healthChecker.close?.();
+        for (const stack of stacks) {
+          stack.cluster.close();
+          await stack.healthChecker.close?.();
+        }
         await gates.close();
         await security.close();
         await kv.close();
@@ -293,4 +325,20 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
       return stopping;
     },
   };
+}
+
+/**
+ * The default cluster's records use the root layout, so which cluster that is must never change
+ * silently: the first start with a registry writes it down, later starts insist on it.
+ */
+async function checkDefaultCluster(kv: KvStore, registry: ClusterRegistry, file: string): Promise<void> {
+  const key = keys.defaultCluster();
+  const stored = await kv.get(key);
+  if (stored === undefined) {
+    await kv.transact([{ key, modRevision: '0' }], [{ type: 'put', key, value: registry.defaultCluster }]);
+    return;
+  }
+  if (stored.value !== registry.defaultCluster) {
+    throw new ConfigError([`CUTOVER_CLUSTERS_FILE=${file}: defaultCluster is "${registry.defaultCluster}", but the records of the default cluster belong to "${stored.value}" (set defaultCluster: ${stored.value}; see docs/clusters.md)`]);
+  }
 }

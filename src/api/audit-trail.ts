@@ -42,6 +42,8 @@ const ACTIONS: Record<string, string> = {
   'POST /deployments/:id/cancel': 'deployment.cancel',
   'POST /deployments/:id/rollback': 'deployment.rollback',
   'DELETE /deployments': 'deployment.delete-app',
+  'POST /releases/:id/promote': 'release.promote',
+  'POST /clusters/:name/sync': 'cluster.sync',
   'POST /admin/keys': 'apikey.create',
   'DELETE /admin/keys/:id': 'apikey.revoke',
   'POST /webhooks': 'webhook.create',

@@ -1,4 +1,4 @@
-import { NotFoundError, RevisionConflictError, StateConflictError } from '../domain/errors.js';
+import { InvalidRequestError, NotFoundError, RevisionConflictError, StateConflictError } from '../domain/errors.js';
 import { StoreUnavailableError } from '../store/kv.js';
 
 /** The JSON body of every error response. */
@@ -44,6 +44,7 @@ export function toApiError(err: unknown): ApiError {
     return new ApiError(503, 'store_unavailable', 'the data store (etcd) is unavailable; retry later', undefined, { 'Retry-After': '2' });
   }
   if (err instanceof NotFoundError) return new ApiError(404, 'not_found', err.message);
+  if (err instanceof InvalidRequestError) return new ApiError(400, 'bad_request', err.message);
   if (err instanceof RevisionConflictError) return new ApiError(409, 'conflict', err.message);
   if (err instanceof StateConflictError) return new ApiError(409, 'conflict', err.message);
   const status = (err as { status?: unknown; expose?: unknown } | null)?.status;

@@ -25,8 +25,27 @@ export function isAdministrator(caller: Caller): boolean {
   return caller.namespaces === ALL_NAMESPACES;
 }
 
+/**
+ * Whether the caller may use a namespace at all: read it, and change it in the environments it
+ * is granted. A grant is "NS" (every environment) or "NS@ENV" (changes only in environment ENV;
+ * docs/security.md, "Environments").
+ */
 export function mayUseNamespace(caller: Caller, namespace: string): boolean {
-  return caller.namespaces === ALL_NAMESPACES || caller.namespaces.has(namespace);
+  if (caller.namespaces === ALL_NAMESPACES || caller.namespaces.has(namespace)) return true;
+  for (const grant of caller.namespaces) if (grant.startsWith(`${namespace}@`)) return true;
+  return false;
+}
+
+/** Whether the caller may change what runs in a namespace in the clusters of `environment`. */
+export function mayChangeIn(caller: Caller, namespace: string, environment: string): boolean {
+  return caller.namespaces === ALL_NAMESPACES || caller.namespaces.has(namespace) || caller.namespaces.has(`${namespace}@${environment}`);
+}
+
+/** Throws AuthorizationError (403) unless the caller may change the namespace in `environment` (no caller: authentication is off). */
+export function assertMayChangeIn(caller: Caller | undefined, namespace: string, environment: string): void {
+  if (caller && !mayChangeIn(caller, namespace, environment)) {
+    throw new AuthorizationError(`${caller.identity} may not change namespace ${namespace} in environment ${environment}`);
+  }
 }
 
 /** 401: no credentials, or credentials that do not hold. Carries the WWW-Authenticate challenges. */

@@ -102,8 +102,8 @@ export class CutoverApi {
     return this.client.get<DeploymentRecord>(`/deployments/${encodeURIComponent(id)}/${query({ namespace: ns })}`, { action: `reading deployment ${id}`, namespace: ns }, extra);
   }
 
-  async startDeployment(ns: string, descriptorId: string, appName: string, recover: RequestOptions<DeploymentRecord>['recover']): Promise<{ record: DeploymentRecord; location: string | undefined }> {
-    const res = await this.client.request<DeploymentRecord>('POST', `/deployments/${query({ namespace: ns, descriptorId })}`, {
+  async startDeployment(ns: string, descriptorId: string, appName: string, recover: RequestOptions<DeploymentRecord>['recover'], target: { cluster?: string | undefined; environment?: string | undefined } = {}): Promise<{ record: DeploymentRecord; location: string | undefined }> {
+    const res = await this.client.request<DeploymentRecord>('POST', `/deployments/${query({ namespace: ns, descriptorId, cluster: target.cluster, environment: target.environment })}`, {
       context: { action: `deploying ${app(ns, appName)}`, namespace: ns }, ...(recover ? { recover } : {}),
     });
     return { record: res.body, location: res.headers.get('location') ?? undefined };

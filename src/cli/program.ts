@@ -8,6 +8,7 @@ import { rollbackCommand } from './commands/rollback.js';
 import { statusCommand } from './commands/status.js';
 import { undeployCommand } from './commands/undeploy.js';
 import { cancelCommand } from './commands/cancel.js';
+import { clustersCommand, promoteCommand, syncCommand } from './commands/clusters.js';
 import { webhooksAddCommand, webhooksDeliveriesCommand, webhooksListCommand, webhooksRemoveCommand } from './commands/webhooks.js';
 import { createContext, type CommandContext, type CommonOptions, type RunState } from './context.js';
 import { loadDescriptorFile } from './descriptor-file.js';
@@ -71,7 +72,7 @@ function commonOptions(cmd: Command, options: { timeoutMeaning?: string } = {}):
 
 const EXIT_CODES_SHORT = 'Exit codes: 0 success, 1 deployment failed, 2 usage, 3 invalid input, 4 auth refused, 5 timeout,\n6 unavailable, 7 not found, 8 conflict, 9 unexpected (cutover --help explains each).';
 
-const WAITING_COMMANDS = new Set(['deploy', 'logs', 'rollback', 'undeploy']);
+const WAITING_COMMANDS = new Set(['deploy', 'logs', 'rollback', 'undeploy', 'promote', 'sync']);
 const WAIT_TIMEOUT = `how long to wait, retries included (default ${DEFAULT_TIMEOUT}; 90s, 10m, 1h); the deployment itself goes on after it`;
 
 export interface CliResult {
@@ -139,6 +140,8 @@ Examples:
     .option('-f, --file <file>', 'apply the descriptor of NAMESPACE/APP from this file first ("-" = stdin)')
     .option('--version <version>', 'deploy this version: stored as the descriptor\'s newVersion, then deployed')
     .option('-w, --wait', 'follow the deployment live and exit with its outcome')
+    .addOption(new Option('--cluster <name>', 'deploy to this cluster (default: the descriptor\'s, else the default cluster)').argParser(parseNamespaceOption))
+    .addOption(new Option('--environment <name>', 'deploy to every cluster of this environment at once, as one release').argParser(parseNamespaceOption))
     .addHelpText('after', `
 Prints the deployment id, its version and its Location. With --wait, shows each step, the
 pods' health and the log as they happen, until DEPLOYED (exit 0) or FAILURE (exit 1, with the
@@ -153,8 +156,39 @@ Examples:
   $ cutover deploy shop/web -f app.yaml --wait                # CI: one line
   $ cutover deploy shop/web --version "$GIT_SHA" --wait --timeout 15m
   $ cutover deploy shop/web --json                            # start, print the record, return`)
-    .action(async (ref: AppRef, opts: CommonOptions & { file?: string; version?: string; wait?: boolean }) =>
+    .action(async (ref: AppRef, opts: CommonOptions & { file?: string; version?: string; wait?: boolean; cluster?: string; environment?: string }) =>
       action((ctx) => deployCommand(ctx, ref, opts))(opts));
+
+  program.command('promote')
+    .description('deploy the release that is DEPLOYED in one environment to every cluster of the next')
+    .argument('<namespace/app>', 'the app, e.g. shop/web', parseAppRef)
+    .addOption(new Option('--from <environment>', 'the environment it runs in').argParser(parseNamespaceOption).makeOptionMandatory())
+    .addOption(new Option('--to <environment>', 'the environment to deploy it to').argParser(parseNamespaceOption).makeOptionMandatory())
+    .option('--release <id>', 'promote this release (default: the newest DEPLOYED in --from)')
+    .option('-w, --wait', 'follow the new release until every cluster has ended, exit with its outcome')
+    .addHelpText('after', `
+The same descriptor copy, the same version, and the images pinned to the digests its pods ran
+in --from. Refused (exit 8) when the release is not DEPLOYED on every cluster of --from.
+
+Examples:
+  $ cutover promote shop/web --from staging --to production --wait`)
+    .action(async (ref: AppRef, opts: CommonOptions & { from: string; to: string; release?: string; wait?: boolean }) => action((ctx) => promoteCommand(ctx, ref, opts))(opts));
+
+  program.command('clusters')
+    .description('the clusters cutover deploys to: environment, reachability, version')
+    .action(async (opts: CommonOptions) => action((ctx) => clustersCommand(ctx))(opts));
+
+  program.command('sync')
+    .description('rebuild a cluster from the records: re-create the live versions it lacks')
+    .addOption(new Option('--cluster <name>', 'the cluster to rebuild').argParser(parseNamespaceOption).makeOptionMandatory())
+    .addOption(new Option('-n, --namespace <namespace>', 'only this namespace (default: every namespace cutover manages there; administrators)').argParser(parseNamespaceOption))
+    .option('--dry-run', 'list what it would do, change nothing')
+    .option('-w, --wait', 'follow the rebuilds until each has ended')
+    .addHelpText('after', `
+Examples:
+  $ cutover sync --cluster prod-b --dry-run
+  $ cutover sync --cluster prod-b -n shop --wait`)
+    .action(async (opts: CommonOptions & { cluster: string; namespace?: string; dryRun?: boolean; wait?: boolean }) => action((ctx) => syncCommand(ctx, opts))(opts));
 
   program.command('status')
     .description('what runs now, what is deploying or queued, and the last deployments')

@@ -1,3 +1,4 @@
+import { deployedImages } from './images.js';
 import type { Descriptor } from '../domain/types.js';
 import { laterStep, type DeploymentRecord } from '../domain/deployment.js';
 import { validateDescriptor } from '../domain/descriptor-schema.js';
@@ -72,7 +73,8 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
       const pods = await waitForPods(ctx, d, facts.version, readyBy, healthTimeoutS);
       checkpoint();
       const checking = d.useHealthCheck && !d.ignoreHealthCheck;
-      await journal.update((x) => ({ ...x, step: laterStep(x.step, 'health-checking'), times: { ...x.times, podsReady: iso(ctx) } }), [
+      const images = deployedImages(d, pods);
+      await journal.update((x) => ({ ...x, step: laterStep(x.step, 'health-checking'), images, times: { ...x.times, podsReady: iso(ctx) } }), [
         `All ${pods.length} pods are ready${checking ? '' : d.useHealthCheck ? '; health check ignored (ignoreHealthCheck)' : '; no health check configured'}`,
       ]);
       await deps.failpoints.hit('before-health-check', beforeSwitch.signal);
@@ -141,7 +143,9 @@ async function prepare(ctx: RunContext, signal: AbortSignal): Promise<Deployment
   ]);
   const d = validatedCopy(record);
   const live = await whileUnavailable(() => deps.store.live(d.namespace, d.appName), signal) ?? await adoptOriginalVersion(ctx, d, signal);
-  if (live && live.version === record.version && live.deploymentId !== record.id) {
+  // A rebuild (`restores`) re-creates the live version itself; assertNamesFree() below still
+  // refuses should its objects exist after all.
+  if (live && live.version === record.version && live.deploymentId !== record.id && record.restores !== live.deploymentId) {
     throw new DeploymentFailure(`version ${record.version} of ${d.appName} is already running (deployment ${live.deploymentId}); nothing was changed (deploy another version, or "#" for the next number)`);
   }
   await assertNamesFree(ctx, d, record.version, signal);
@@ -216,7 +220,14 @@ async function commitDeployed(ctx: RunContext, convergence: ConvergenceResult, s
   ], {
     final: true,
     live: { expectedRevision: live?.revision ?? '0', next: { deploymentId: record.id, version: record.version } },
-    ...(draining ? {
+    ...(draining && draining.record.version === record.version ? {
+      // A rebuild: the same version under the same names — nothing to drain or remove.
+      with: {
+        journal: draining,
+        change: (x: DeploymentRecord) => ({ ...x, status: 'UNDEPLOYED' as const, step: 'undeployed' as const, replacedBy: record.id, times: { ...x.times, removed: at } }),
+        lines: [`Superseded by deployment ${record.id}, which re-created version ${record.version} in this cluster`],
+      },
+    } : draining ? {
       with: {
         journal: draining,
         change: (x: DeploymentRecord) => ({

@@ -45,6 +45,8 @@ export interface Cluster {
   proxyGet(req: PodProxyRequest): Promise<{ statusCode: number; body: string }>;
   /** Resolves when the API server answers. */
   ping(signal?: AbortSignal): Promise<void>;
+  /** The API server's version (gitVersion), for GET /clusters. */
+  version?(signal?: AbortSignal): Promise<string>;
   /** Ends every call and watch still running (shutdown): nothing retries after this. */
   close(): void;
 }

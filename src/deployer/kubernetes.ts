@@ -157,7 +157,12 @@ export class KubernetesCluster implements Cluster {
   }
 
   async ping(signal?: AbortSignal): Promise<void> {
-    await this.call('get version', signal, (s) => this.client.json('GET', '/version', { signal: s }), 0);
+    await this.version(signal);
+  }
+
+  async version(signal?: AbortSignal): Promise<string> {
+    const v = await this.call('get version', signal, (s) => this.client.json<{ gitVersion?: string }>('GET', '/version', { signal: s }), 0);
+    return v.gitVersion ?? 'unknown';
   }
 
   /** Runs one API call with a timeout, retrying transient failures until `signal` or the budget ends. */

@@ -13,6 +13,8 @@ export type PodsVerdict =
 export interface ReadyPod {
   name: string;
   ip: string;
+  /** Container name → the image id the kubelet reported (with the digest it pulled). */
+  imageIds?: Record<string, string>;
 }
 
 /** Container waiting reasons that do not resolve by themselves. */
@@ -54,7 +56,10 @@ export function evaluatePods(pods: V1Pod[], expected: number): PodsVerdict {
   if (ready.length >= expected && live.length === ready.length) {
     return {
       state: 'ready',
-      pods: ready.map((p) => ({ name: p.metadata?.name ?? '', ip: p.status?.podIP ?? '' })).sort((a, b) => a.name.localeCompare(b.name)),
+      pods: ready.map((p) => ({
+        name: p.metadata?.name ?? '', ip: p.status?.podIP ?? '',
+        imageIds: Object.fromEntries((p.status?.containerStatuses ?? []).filter((c) => c.imageID).map((c) => [c.name, c.imageID!])),
+      })).sort((a, b) => a.name.localeCompare(b.name)),
     };
   }
   const notReady = live.filter((p) => !isPodReady(p)).map((p) => `${p.metadata?.name ?? '?'} ${p.status?.phase ?? 'Pending'}`);

@@ -4,7 +4,7 @@ import type { DeploymentRecord, QueueItem } from '../domain/deployment.js';
 import { AUTO_VERSION, isNumericVersion } from '../domain/names.js';
 import { NotFoundError, RevisionConflictError, StateConflictError } from '../domain/errors.js';
 import type { DescriptorStore } from '../store/descriptors.js';
-import type { DeploymentStore, EventInput } from '../store/deployments.js';
+import type { DeploymentStore, EventInput, PreparedCreate } from '../store/deployments.js';
 
 export interface DeploymentRequestsOptions {
   descriptors: DescriptorStore;
@@ -18,8 +18,26 @@ export interface DeploymentRequestsOptions {
    * deployer), asked only for an app's first "#" deployment, so versions never restart at 1.
    */
   highestVersionInCluster?: (namespace: string, appName: string) => Promise<number>;
+  /** The cluster these requests deploy to, stamped on each record (absent: records name none). */
+  cluster?: string;
   /** Told about every deployment stored here (published on the bus); must not throw or block. Webhooks' "requested" is written in create()'s transaction instead. */
   onRequested?: (record: DeploymentRecord, revision: string) => void;
+}
+
+/** One cluster's part of a release, prepared for the release's single transaction. */
+export interface PlannedDeployment {
+  record: DeploymentRecord;
+  prepared: PreparedCreate;
+}
+
+/** What a deployment that is part of a release carries beyond its descriptor. */
+export interface ReleaseMembership {
+  /** Already resolved (a release resolves "#" once for all its clusters). */
+  version: string;
+  release: string;
+  promotedFrom?: { release: string; environment: string };
+  /** Extra first log lines (e.g. which release and clusters). */
+  note?: string;
 }
 
 export type UndeployOutcome =
@@ -64,51 +82,40 @@ export class DeploymentRequests {
     return this.start(found.value.descriptor, { redeployOf: deploymentId });
   }
 
+  /** The descriptor as a deployment keeps it: the server's default kind is written in, so a later change of it never changes this version. */
+  copyOf(stored: Descriptor): Descriptor {
+    return { ...stored, controllerKind: stored.controllerKind ?? this.o.defaultControllerKind };
+  }
+
+  /** The highest version of the app running in this cluster that another deployer left (0: none or unknown). */
+  highestVersionInCluster(namespace: string, appName: string): Promise<number> {
+    return this.o.highestVersionInCluster?.(namespace, appName) ?? Promise.resolve(0);
+  }
+
   /**
    * Creates the record and its queue item in one transaction, resolving "#" to the next number
    * after the highest version ever used for the app (the counter moves in the same transaction,
    * so concurrent requests get distinct versions in arrival order).
    */
   private async start(stored: Descriptor, extra: { redeployOf?: string }): Promise<DeploymentRecord> {
-    const { deployments, now } = this.o;
-    // The copy says which kind, so a later change of the server's default never changes this version.
-    const descriptor: Descriptor = { ...stored, controllerKind: stored.controllerKind ?? this.o.defaultControllerKind };
+    const { deployments } = this.o;
+    const descriptor = this.copyOf(stored);
     for (let attempt = 0; attempt < 20; attempt++) {
       const counter = await deployments.versionCounter(descriptor.namespace, descriptor.appName);
       let version: string;
       let nextCounter: number | undefined;
       if (descriptor.newVersion === AUTO_VERSION) {
-        const floor = counter.revision === '0' && this.o.highestVersionInCluster
-          ? await this.o.highestVersionInCluster(descriptor.namespace, descriptor.appName) : 0;
+        const floor = counter.revision === '0' ? await this.highestVersionInCluster(descriptor.namespace, descriptor.appName) : 0;
         version = String(Math.max(counter.value, floor) + 1);
         nextCounter = Number(version);
       } else {
         version = descriptor.newVersion;
         if (isNumericVersion(version) && Number(version) > counter.value) nextCounter = Number(version);
       }
-      const at = now();
-      const id = randomUUID();
-      const deadlineSeconds = descriptor.deadlineSeconds ?? this.o.defaultDeadlineSeconds;
-      const record: DeploymentRecord = {
-        id, created: at.toISOString(), lastModified: at.toISOString(),
-        namespace: descriptor.namespace, appName: descriptor.appName, version,
-        status: 'DEPLOYING', step: 'queued', descriptor, OldVersion: '',
-        times: { queued: at.toISOString() },
-        deadline: new Date(at.getTime() + deadlineSeconds * 1000).toISOString(),
-        ...(extra.redeployOf ? { redeployOf: extra.redeployOf } : {}),
-      };
-      const ahead = await deployments.queue(descriptor.namespace, descriptor.appName);
-      const events: EventInput[] = [
-        { type: 'log', message: `Deployment ${id} of ${descriptor.appName} version ${version} requested${extra.redeployOf ? ` (redeploy of ${extra.redeployOf})` : ''}; deadline ${deadlineSeconds} s` },
-        { type: 'status', status: 'DEPLOYING', step: 'queued' },
-      ];
-      if (ahead.length > 0) {
-        events.push({ type: 'log', message: `Queued behind ${ahead.length} earlier operation(s) on ${descriptor.appName}: ${ahead.map((q) => `${q.kind} ${q.deploymentId}`).join(', ')}` });
-      }
-      const queueItem: QueueItem = { workId: id, kind: 'deploy', deploymentId: id, enqueued: at.toISOString() };
+      const planned = await this.plan(descriptor, version, extra);
       try {
         const created = await deployments.create({
-          record, queueItem, events,
+          ...planned,
           ...(nextCounter !== undefined ? { versionCounter: { value: nextCounter, expectedRevision: counter.revision } } : {}),
         });
         this.o.onRequested?.(created.value, created.revision);
@@ -119,6 +126,60 @@ export class DeploymentRequests {
       }
     }
     throw new StateConflictError(`too many concurrent deployments of ${descriptor.appName}; retry`);
+  }
+
+  /** This cluster's deployment of a release, prepared for the release's transaction (the caller moves the version counter). */
+  async planMember(descriptor: Descriptor, membership: ReleaseMembership): Promise<PlannedDeployment> {
+    const planned = await this.plan(this.copyOf(descriptor), membership.version, membership);
+    return { record: planned.record, prepared: this.o.deployments.prepareCreate(planned) };
+  }
+
+  /**
+   * Re-creates the live version of an app on this cluster, which lost its objects (`cutover sync`):
+   * a deployment of the live record's descriptor copy under the same version, which supersedes it.
+   */
+  async restore(live: DeploymentRecord, by: string): Promise<DeploymentRecord> {
+    const planned = await this.plan(live.descriptor, live.version, {
+      note: `Rebuild requested by ${by}: re-creates version ${live.version} (deployment ${live.id}), whose objects are missing in the cluster`,
+    });
+    const record: DeploymentRecord = { ...planned.record, restores: live.id, ...(live.release ? { release: live.release } : {}) };
+    const created = await this.o.deployments.create({ ...planned, record });
+    this.o.onRequested?.(created.value, created.revision);
+    return created.value;
+  }
+
+  /** Tells the bus about a record created by a release's transaction. */
+  created(record: DeploymentRecord, revision: string): void {
+    this.o.onRequested?.(record, revision);
+  }
+
+  private async plan(descriptor: Descriptor, version: string, extra: { redeployOf?: string } & Partial<ReleaseMembership>) {
+    const at = this.o.now();
+    const id = randomUUID();
+    const deadlineSeconds = descriptor.deadlineSeconds ?? this.o.defaultDeadlineSeconds;
+    const where = this.o.cluster ? ` in cluster ${this.o.cluster}` : '';
+    const record: DeploymentRecord = {
+      id, created: at.toISOString(), lastModified: at.toISOString(),
+      namespace: descriptor.namespace, appName: descriptor.appName, version,
+      status: 'DEPLOYING', step: 'queued', descriptor, OldVersion: '',
+      times: { queued: at.toISOString() },
+      deadline: new Date(at.getTime() + deadlineSeconds * 1000).toISOString(),
+      ...(this.o.cluster ? { cluster: this.o.cluster } : {}),
+      ...(extra.release ? { release: extra.release } : {}),
+      ...(extra.promotedFrom ? { promotedFrom: extra.promotedFrom } : {}),
+      ...(extra.redeployOf ? { redeployOf: extra.redeployOf } : {}),
+    };
+    const ahead = await this.o.deployments.queue(descriptor.namespace, descriptor.appName);
+    const events: EventInput[] = [
+      { type: 'log', message: `Deployment ${id} of ${descriptor.appName} version ${version}${where} requested${extra.redeployOf ? ` (redeploy of ${extra.redeployOf})` : ''}; deadline ${deadlineSeconds} s` },
+      ...(extra.note ? [{ type: 'log' as const, message: extra.note }] : []),
+      { type: 'status', status: 'DEPLOYING', step: 'queued' },
+    ];
+    if (ahead.length > 0) {
+      events.push({ type: 'log', message: `Queued behind ${ahead.length} earlier operation(s) on ${descriptor.appName}: ${ahead.map((q) => `${q.kind} ${q.deploymentId}`).join(', ')}` });
+    }
+    const queueItem: QueueItem = { workId: id, kind: 'deploy', deploymentId: id, enqueued: at.toISOString() };
+    return { record, queueItem, events };
   }
 
   /**

@@ -136,6 +136,24 @@ export interface DeploymentRecord {
   importedFrom?: 'amdatu';
   /** The status the record had there, when it was imported with another one (docs/migrating-from-amdatu.md). */
   originalStatus?: DeploymentStatus;
+  /** The cluster this deployment runs in (docs/clusters.md); absent on records written before clusters existed (the default cluster). */
+  cluster?: string;
+  /** The release this deployment belongs to: an environment's deployments of one version, one per cluster. */
+  release?: string;
+  /** The live deployment whose version this one re-creates on a cluster that lost it (`cutover sync`); same version. */
+  restores?: string;
+  /** The images the pods ran, with the digest the kubelet resolved each tag to (what a promotion deploys). */
+  images?: DeployedImage[];
+  /** What a deploy of `release` to an environment was promoted from. */
+  promotedFrom?: { release: string; environment: string };
+}
+
+/** One container's image as deployed: the reference in the pod spec and the digest its pods ran. */
+export interface DeployedImage {
+  container: string;
+  image: string;
+  /** "sha256:…", when the cluster reported one. */
+  digest?: string;
 }
 
 /** The app's one DEPLOYED record, kept under `live/{ns}/{app}` and changed only with record statuses. */

@@ -33,3 +33,11 @@ export class FenceLostError extends Error {
     this.name = 'FenceLostError';
   }
 }
+
+/** A request that names something that does not exist as a setting (an unknown cluster or environment): HTTP 400. */
+export class InvalidRequestError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidRequestError';
+  }
+}

@@ -95,6 +95,11 @@ export interface Descriptor {
 
   webhooks?: Webhook[];
 
+  /** Where a deployment of this descriptor goes when the request does not say: a cluster … */
+  cluster?: string;
+  /** … or every cluster of an environment (docs/clusters.md; "environment" is the original deployer's internal field). */
+  targetEnvironment?: string;
+
   // Legacy fields of the original deployer: stored and returned, with no behaviour.
   useExternalHealthCheck?: boolean;
   externalHealthCheckPath?: string;

@@ -23,8 +23,8 @@ export interface GaugeSources {
 
 export class CutoverMetrics {
   readonly registry = new Registry();
-  private readonly deployments: Counter<'namespace' | 'app' | 'outcome'>;
-  private readonly deploymentDuration: Histogram<'outcome'>;
+  private readonly deployments: Counter<'namespace' | 'app' | 'outcome' | 'cluster'>;
+  private readonly deploymentDuration: Histogram<'outcome' | 'cluster'>;
   private readonly stepDuration: Histogram<'step'>;
   private readonly switchOverhead: Histogram;
   private readonly switchConvergence: Histogram<'complete'>;
@@ -33,7 +33,7 @@ export class CutoverMetrics {
   private readonly healthCheckLatency: Histogram;
   private readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
   private readonly etcdErrors: Counter<'operation'>;
-  private readonly kubeErrors: Counter<'operation' | 'status'>;
+  private readonly kubeErrors: Counter<'operation' | 'status' | 'cluster'>;
   private readonly authFailures: Counter<'method' | 'limited'>;
   private readonly auditFailures: Counter;
   private readonly unreadableKeys = new Set<string>();
@@ -51,11 +51,11 @@ export class CutoverMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'cutover_' });
     this.deployments = new Counter({
       name: 'cutover_deployments_total', help: 'Deployments that ended, by outcome (succeeded, failed, rolled_back; replaced and undeployed for versions taken out of service).',
-      labelNames: ['namespace', 'app', 'outcome'], registers,
+      labelNames: ['namespace', 'app', 'outcome', 'cluster'], registers,
     });
     this.deploymentDuration = new Histogram({
       name: 'cutover_deployment_duration_seconds', help: 'Time from the deployment request to its outcome.',
-      labelNames: ['outcome'], buckets: DURATION_BUCKETS, registers,
+      labelNames: ['outcome', 'cluster'], buckets: DURATION_BUCKETS, registers,
     });
     this.stepDuration = new Histogram({
       name: 'cutover_deployment_step_duration_seconds', help: 'Time spent in each step of successful deployments (waiting_for_pods, health_checking, switching_traffic) and of drains (draining).',
@@ -124,7 +124,7 @@ export class CutoverMetrics {
         if (sources.pendingWebhooks) this.set(await sources.pendingWebhooks().catch(() => Number.NaN));
       },
     });
-    this.kubeErrors = new Counter({ name: 'cutover_kubernetes_errors_total', help: 'Failed Kubernetes API calls, by operation and HTTP status (0 = no answer).', labelNames: ['operation', 'status'], registers });
+    this.kubeErrors = new Counter({ name: 'cutover_kubernetes_errors_total', help: 'Failed Kubernetes API calls, by operation and HTTP status (0 = no answer).', labelNames: ['operation', 'status', 'cluster'], registers });
   }
 
   /** Feeds the metrics from the engine's events. */
@@ -164,11 +164,13 @@ export class CutoverMetrics {
   private observeTransition(r: DeploymentRecord, previous: DeploymentRecord['status']): void {
     const outcome = outcomeOf(r, previous);
     if (!outcome) return;
-    this.deployments.inc({ namespace: r.namespace, app: r.appName, outcome });
+    // Bounded: cluster names come from the registry (at most 64).
+    const cluster = r.cluster ?? 'default';
+    this.deployments.inc({ namespace: r.namespace, app: r.appName, outcome, cluster });
     const seconds = (from?: string, to?: string) => (from && to ? (Date.parse(to) - Date.parse(from)) / 1000 : undefined);
     if (outcome === 'succeeded' || outcome === 'failed' || outcome === 'rolled_back') {
       const total = seconds(r.created, r.times.finished ?? r.lastModified);
-      if (total !== undefined) this.deploymentDuration.observe({ outcome }, total);
+      if (total !== undefined) this.deploymentDuration.observe({ outcome, cluster }, total);
     }
     if (outcome === 'succeeded') {
       for (const [step, from, to] of [
@@ -194,8 +196,8 @@ export class CutoverMetrics {
     this.etcdErrors.inc({ operation });
   }
 
-  kubernetesError(operation: string, status: number): void {
-    this.kubeErrors.inc({ operation, status: String(status) });
+  kubernetesError(operation: string, status: number, cluster = 'default'): void {
+    this.kubeErrors.inc({ operation, status: String(status), cluster });
   }
 
   authFailure(method: string, limited: boolean): void {

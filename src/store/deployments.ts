@@ -95,6 +95,13 @@ export interface NewDeployment {
   versionCounter?: { value: number; expectedRevision: string };
 }
 
+/** A record creation's writes, not yet committed (DeploymentStore.prepareCreate). */
+export interface PreparedCreate {
+  guards: Guard[];
+  ops: KvOp[];
+  committed(): void;
+}
+
 /** An event with the time it happened (imported logs keep their own times). */
 export type TimedEvent = EventInput & { time: string };
 
@@ -160,7 +167,7 @@ const EVENT_PAGE = 1000;
 /** Records removed per pruning transaction (each takes four operations; etcd allows 128). */
 const PRUNE_BATCH = 25;
 /** etcd's default limit of operations in one transaction (--max-txn-ops). */
-const MAX_TXN_OPS = 128;
+export const MAX_TXN_OPS = 128;
 /** Log lines and health entries of an imported record written per transaction when they do not fit in one. */
 const IMPORT_BATCH = 100;
 /** The key layout this code writes; older layouts are migrated at start-up (migrateLayout). */
@@ -234,6 +241,18 @@ export class DeploymentStore {
 
   /** Creates the record, its index entry, queue item and first events (and advances the version counter) at once. */
   async create(input: NewDeployment): Promise<Versioned<DeploymentRecord>> {
+    const planned = this.prepareCreate(input);
+    const res = await this.kv.transact(planned.guards, planned.ops);
+    if (!res.succeeded) throw new RevisionConflictError('the version counter or the record changed concurrently');
+    planned.committed();
+    return { value: input.record, revision: res.revision };
+  }
+
+  /**
+   * What create() writes, for a caller that writes several records in one transaction (a release
+   * across clusters); `committed` must be called once that transaction succeeded.
+   */
+  prepareCreate(input: NewDeployment): PreparedCreate {
     const { record } = input;
     const recordKey = keys.deployment(record.namespace, record.id);
     const queueKey = keys.queueItem(record.namespace, record.appName, input.queueItem.workId);
@@ -251,11 +270,14 @@ export class DeploymentStore {
       ops.push({ type: 'put', key: counterKey, value: String(input.versionCounter.value) });
     }
     const extra = this.changeOps([{ record, created: true, events }], ops.length);
-    const res = await this.kv.transact(guards, [...ops, ...(extra?.ops ?? [])]);
-    if (!res.succeeded) throw new RevisionConflictError('the version counter or the record changed concurrently');
-    extra?.committed?.();
-    this.nextSeq.set(recordKey, input.events.length + 1);
-    return { value: record, revision: res.revision };
+    return {
+      guards,
+      ops: [...ops, ...(extra?.ops ?? [])],
+      committed: () => {
+        extra?.committed?.();
+        this.nextSeq.set(recordKey, input.events.length + 1);
+      },
+    };
   }
 
   /**

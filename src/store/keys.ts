@@ -7,6 +7,13 @@
 /** What an import ledger mark stands for. */
 export type ImportedKind = 'descriptors' | 'deployments';
 
+/**
+ * Key families every cluster shares. All other keys of a cluster other than the default one live
+ * under `clusters/<name>/` (src/store/scoped-kv.ts): version numbers are unique across clusters
+ * (a release has one version everywhere) and one webhook outbox serves all.
+ */
+export const SHARED_KEY_FAMILIES: readonly string[] = ['versions/', 'webhook-outbox/', 'webhook-fanout/'];
+
 export const keys = {
   descriptor: (ns: string, id: string) => `descriptors/${ns}/${id}`,
   descriptorsOf: (ns: string) => `descriptors/${ns}/`,
@@ -24,6 +31,13 @@ export const keys = {
 
   /** Someone asked to cancel a deployment in progress ({by, at}); deleted with the record. */
   cancelRequest: (ns: string, id: string) => `cancel/${ns}/${id}`,
+
+  /** A release: one version of an app on one or more clusters (shared by all clusters; docs/clusters.md). */
+  release: (ns: string, id: string) => `releases/${ns}/${id}`,
+  releasesOf: (ns: string) => `releases/${ns}/`,
+
+  /** The cluster whose records use the root layout, written at the first start with a cluster registry. */
+  defaultCluster: () => 'meta/default-cluster',
 
   /** A request to reconcile an app's objects (after a cleanup that could not finish); run by its owner. */
   reconcileRequest: (ns: string, app: string) => `reconcile/${ns}/${app}`,

@@ -350,8 +350,8 @@ describe('blue-green deployments on the test bed', { concurrency: 3 }, () => {
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
     const text = res.text;
-    assert.match(text, new RegExp(`cutover_deployments_total\\{namespace="${ns}",app="shop",outcome="succeeded"\\} 1\\b`));
-    assert.match(text, new RegExp(`cutover_deployments_total\\{namespace="${ns}",app="shop",outcome="failed"\\} 1\\b`));
+    assert.match(text, new RegExp(`cutover_deployments_total\\{namespace="${ns}",app="shop",outcome="succeeded",cluster="default"\\} 1\\b`));
+    assert.match(text, new RegExp(`cutover_deployments_total\\{namespace="${ns}",app="shop",outcome="failed",cluster="default"\\} 1\\b`));
     assert.match(text, /cutover_switch_overhead_seconds_count [1-9]/);
     assert.match(text, /cutover_deployment_step_duration_seconds_count\{step="waiting_for_pods"\} [1-9]/);
     assert.match(text, /cutover_healthcheck_requests_total\{result="unhealthy"\} [1-9]/);

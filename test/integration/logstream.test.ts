@@ -276,7 +276,7 @@ describe('log websocket (real etcd)', () => {
     const kv = new EtcdStore({ endpoints: [etcd.endpoint], prefix: cutover.config.etcdPrefix, timeoutMs: 2000 });
     const seen: string[] = [];
     const stream = attachLogStream(server, {
-      deployments: new DeploymentStore(kv), kv, log: createSilentLogger(), allowedOrigins: [], heartbeatMs: 30_000, maxBufferedBytes: 1 << 20,
+      sources: [{ deployments: new DeploymentStore(kv), kv }], log: createSilentLogger(), allowedOrigins: [], heartbeatMs: 30_000, maxBufferedBytes: 1 << 20,
       authorize: async (req, namespace) => {
         seen.push(namespace);
         if (req.headers.authorization !== 'Bearer ok') throw new ApiError(401, 'unauthorized', 'a bearer token is required', undefined, { 'WWW-Authenticate': 'Bearer' });

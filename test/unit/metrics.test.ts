@@ -23,7 +23,7 @@ describe('metrics', () => {
       record: rec({ status: 'DEPLOYED', times: { resourcesCreated: '2026-01-01T00:00:01Z', podsReady: '2026-01-01T00:00:04Z', healthy: '2026-01-01T00:00:05Z', switched: '2026-01-01T00:00:05.100Z', finished: '2026-01-01T00:00:05.2Z' } }),
     });
     const text = (await m.render()).body;
-    assert.match(text, /cutover_deployments_total\{namespace="ns",app="app",outcome="succeeded"\} 1/);
+    assert.match(text, /cutover_deployments_total\{namespace="ns",app="app",outcome="succeeded",cluster="default"\} 1/);
     assert.match(text, /cutover_deployment_step_duration_seconds_sum\{step="waiting_for_pods"\} 3\b/);
     assert.match(text, /cutover_deployment_step_duration_seconds_sum\{step="switching_traffic"\} 0\.1\b/);
     assert.match(text, /cutover_deployment_duration_seconds_sum\{outcome="succeeded"\} 5\.2\b/);

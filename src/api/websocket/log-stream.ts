@@ -16,9 +16,15 @@ import { FrameLogs, type StreamFormat } from './frames.js';
 import { LogSession, PumpQueue, type SessionEnd } from './log-session.js';
 import { OriginPolicy } from './origins.js';
 
-export interface LogStreamDeps {
+/** Where one cluster's records and their events live. */
+export interface LogSource {
   deployments: DeploymentStore;
   kv: KvStore;
+}
+
+export interface LogStreamDeps {
+  /** One per cluster; a deployment id is looked up in each (ids are UUIDs: at most one has it). */
+  sources: readonly LogSource[];
   log: Logger;
   /** CUTOVER_ALLOWED_ORIGINS (same origin and no Origin are always allowed). */
   allowedOrigins: readonly string[];
@@ -84,7 +90,12 @@ const badRequest = (message: string) => new UpgradeRefusal(400, 'bad_request', m
 export function attachLogStream(server: Server, deps: LogStreamDeps): LogStream {
   const log = deps.log.child({ component: 'log-stream' });
   const policy = new OriginPolicy(deps.allowedOrigins);
-  const feeds = new DeploymentFeeds({ store: deps.deployments, kv: deps.kv, log });
+  const feedsOf = deps.sources.map((source) => ({ source, feeds: new DeploymentFeeds({ store: source.deployments, kv: source.kv, log }) }));
+  const locate = async (namespace: string, id: string) => {
+    const found = await Promise.all(feedsOf.map((f) => f.source.deployments.get(namespace, id)));
+    const i = found.findIndex((x) => x !== undefined);
+    return i < 0 ? undefined : { found: found[i]!, feeds: feedsOf[i]!.feeds };
+  };
   const frameLogs = new FrameLogs();
   const pumpQueue = new PumpQueue();
   const sessions = new Set<LogSession>();
@@ -120,7 +131,7 @@ export function attachLogStream(server: Server, deps: LogStreamDeps): LogStream 
       }
     }
   };
-  feeds.subscribe(publish);
+  for (const f of feedsOf) f.feeds.subscribe(publish);
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', (err) => log.debug({ err: err.message }, 'upgrade socket error'));
@@ -156,10 +167,11 @@ export function attachLogStream(server: Server, deps: LogStreamDeps): LogStream 
       const target = parseTarget(req, policy);
       if (closing) throw new UpgradeRefusal(503, 'shutting_down', 'cutover is shutting down; connect to another replica or retry', { 'Retry-After': '2' });
       await deps.authorize?.(req, target.namespace);
-      const found = await deps.deployments.get(target.namespace, target.deploymentId);
-      if (!found) throw new UpgradeRefusal(404, 'not_found', `deployment ${target.deploymentId} not found in namespace ${target.namespace}`);
+      const located = await locate(target.namespace, target.deploymentId);
+      const found = located?.found;
+      if (!located || !found) throw new UpgradeRefusal(404, 'not_found', `deployment ${target.deploymentId} not found in namespace ${target.namespace}`);
       if (gone) return;
-      const lease = await feeds.acquire(target.namespace, target.deploymentId);
+      const lease = await located.feeds.acquire(target.namespace, target.deploymentId);
       release = lease.release;
       if (gone || closing) {
         lease.release();
@@ -223,7 +235,7 @@ export function attachLogStream(server: Server, deps: LogStreamDeps): LogStream 
 
   return {
     watcherCount: () => sessions.size,
-    feedCount: () => feeds.count,
+    feedCount: () => feedsOf.reduce((n, f) => n + f.feeds.count, 0),
     subscribe: (listener) => {
       observers.on('event', listener);
       return () => observers.off('event', listener);
@@ -246,7 +258,7 @@ export function attachLogStream(server: Server, deps: LogStreamDeps): LogStream 
           for (const session of sessions) session.terminate();
           await allEnded;
         }
-        await feeds.close();
+        await Promise.all(feedsOf.map((f) => f.feeds.close()));
         wss.close();
         // Upgrades that arrive from now on are answered 503 by the handler above.
       })();

@@ -9,11 +9,16 @@ import { ExitCode } from '../exit-codes.js';
 import type { AppRef } from '../settings.js';
 import { applyDocuments, applyJson, reportApply, type ApplyOutcome } from './apply.js';
 import { waitForDeployment, waitJson } from './watch.js';
+import { waitForRelease } from './clusters.js';
+import { query } from '../client.js';
+import type { ReleaseView } from '../../clusters/releases.js';
 
 export interface DeployFlags {
   file?: string | undefined;
   version?: string | undefined;
   wait?: boolean | undefined;
+  cluster?: string | undefined;
+  environment?: string | undefined;
 }
 
 /** The document of FILE that describes NAMESPACE/APP. */
@@ -51,12 +56,12 @@ async function descriptorToDeploy(ctx: CommandContext, ref: AppRef, flags: Deplo
  * Starts a deployment, with a retry that cannot deploy twice: after an ambiguous failure the
  * app's records are compared with those that existed before, and a new one of this descriptor is ours.
  */
-export async function startDeployment(ctx: CommandContext, ref: AppRef, descriptorId: string): Promise<{ record: DeploymentRecord; location: string }> {
+export async function startDeployment(ctx: CommandContext, ref: AppRef, descriptorId: string, target: { cluster?: string | undefined; environment?: string | undefined } = {}): Promise<{ record: DeploymentRecord; location: string }> {
   const before = new Set((await ctx.api.listDeployments(ref.namespace, ref.appName, 20)).map((r) => r.id));
   const started = await ctx.api.startDeployment(ref.namespace, descriptorId, ref.appName, async () => {
     const mine = (await ctx.api.listDeployments(ref.namespace, ref.appName, 20)).find((r) => !before.has(r.id) && r.descriptor.id === descriptorId);
     return mine ? ({ status: 202, headers: new Headers(), body: mine, text: '' } satisfies ApiResponse<DeploymentRecord>) : undefined;
-  });
+  }, target);
   return { record: started.record, location: absoluteLocation(ctx, started.location, started.record) };
 }
 
@@ -72,7 +77,8 @@ export function reportStarted(ctx: CommandContext, record: DeploymentRecord, loc
 export async function deployCommand(ctx: CommandContext, ref: AppRef, flags: DeployFlags): Promise<number> {
   const { descriptor, applied } = await descriptorToDeploy(ctx, ref, flags);
   reportApply(ctx, applied);
-  const { record, location } = await startDeployment(ctx, ref, descriptor.id);
+  if (flags.environment) return deployToEnvironment(ctx, ref, descriptor.id, flags, applied);
+  const { record, location } = await startDeployment(ctx, ref, descriptor.id, { cluster: flags.cluster });
   reportStarted(ctx, record, location);
   if (!flags.wait) {
     if (ctx.json) ctx.emitJson({ ok: true, exitCode: 0, applied: applyJson(applied), deployment: record, location });
@@ -80,5 +86,21 @@ export async function deployCommand(ctx: CommandContext, ref: AppRef, flags: Dep
   }
   const outcome = await waitForDeployment(ctx, { namespace: ref.namespace, appName: ref.appName, id: record.id, version: record.version }, 'deploy');
   if (ctx.json) ctx.emitJson({ ok: outcome.exitCode === 0, exitCode: outcome.exitCode, applied: applyJson(applied), location, ...waitJson(outcome) });
+  return outcome.exitCode;
+}
+
+/** An environment deploy answers with a release: one deployment per cluster, followed together. */
+async function deployToEnvironment(ctx: CommandContext, ref: AppRef, descriptorId: string, flags: DeployFlags, applied: ApplyOutcome[]): Promise<number> {
+  const res = await ctx.client.request<ReleaseView>('POST', `/deployments/${query({ namespace: ref.namespace, descriptorId, environment: flags.environment, cluster: flags.cluster })}`, {
+    context: { action: `deploying ${ref.namespace}/${ref.appName} to environment ${flags.environment}`, namespace: ref.namespace },
+  });
+  const release = res.body;
+  ctx.progress.info(`release ${release.id} of ${ref.namespace}/${ref.appName} version ${release.version} to ${flags.environment} started: ${release.deployments.map((d) => `${d.cluster} ${d.deploymentId}`).join(', ')}`, 'deploy');
+  if (!flags.wait) {
+    if (ctx.json) ctx.emitJson({ ok: true, exitCode: 0, applied: applyJson(applied), release });
+    return ExitCode.success;
+  }
+  const outcome = await waitForRelease(ctx, ref.namespace, release.id);
+  if (ctx.json) ctx.emitJson({ ok: outcome.exitCode === 0, exitCode: outcome.exitCode, applied: applyJson(applied), release: outcome.release });
   return outcome.exitCode;
 }

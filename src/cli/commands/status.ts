@@ -15,6 +15,29 @@ export async function statusCommand(ctx: CommandContext, ref: AppRef, flags: { l
   }
   const newest = descriptors[0];
   const descriptor = newest ? { id: newest.id, newVersion: newest.newVersion, lastModified: newest.lastModified } : undefined;
+  // Several clusters: what runs in each (records name their cluster; older ones the default).
+  const clusters = [...new Set(deployments.map((r) => r.cluster ?? ''))];
+  if (clusters.length > 1) {
+    if (ctx.json) {
+      ctx.emitJson({
+        ok: true, exitCode: 0, namespace: ref.namespace, appName: ref.appName,
+        clusters: Object.fromEntries(clusters.map((c) => {
+          const live = liveRecord(deployments.filter((r) => (r.cluster ?? '') === c));
+          return [c || 'default', live ? { version: live.version, since: live.times.switched ?? live.times.finished ?? live.lastModified, deploymentId: live.id } : null];
+        })),
+        active: deployments.filter((r) => r.status === 'DEPLOYING' || r.status === 'UNDEPLOYING'),
+        descriptor: descriptor ?? null,
+        deployments,
+      });
+      return ExitCode.success;
+    }
+    for (const c of clusters.sort()) {
+      ctx.io.stdout.write(`cluster ${c || 'default'}:\n`);
+      const lines = formatAppStatus({ namespace: ref.namespace, appName: ref.appName, deployments: deployments.filter((r) => (r.cluster ?? '') === c), descriptor }, ctx.io.now(), ctx.style);
+      ctx.io.stdout.write(`${lines.map((l) => `  ${l}`).join('\n')}\n`);
+    }
+    return ExitCode.success;
+  }
   if (ctx.json) {
     const live = liveRecord(deployments);
     ctx.emitJson({
