@@ -42,16 +42,15 @@ const clusterSchema = Joi.object({
   name: label.required(),
   environment: label.required(),
   kubeconfig: Joi.string().trim().min(1),
-  inCluster: Joi.boolean().default(false),
+  inCluster: Joi.boolean(),
   healthCheckMode: Joi.string().valid('direct', 'proxy'),
   ingressClassName: Joi.string().trim().pattern(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/),
   routing: Joi.string().trim().lowercase().valid('ingress', 'httproute', 'both'),
   gateway,
   trafficProbeUrl: Joi.string().trim().uri({ scheme: ['http', 'https'] }),
-}).xor('kubeconfig', 'inCluster').messages({
-  'object.xor': '{{#label}} needs exactly one of "kubeconfig" (a path) and "inCluster: true"',
-  'object.missing': '{{#label}} needs "kubeconfig" (a path) or "inCluster: true"',
-}).unknown(false);
+}).custom((c: { kubeconfig?: string; inCluster?: boolean }, helpers) => (Boolean(c.kubeconfig) === Boolean(c.inCluster) ? helpers.error('cluster.access') : c))
+  .messages({ 'cluster.access': '{{#label}} needs exactly one of "kubeconfig" (a path) and "inCluster: true"' })
+  .unknown(false);
 
 const fileSchema = Joi.object({
   defaultCluster: label,
@@ -82,12 +81,12 @@ export function loadClusterRegistry(config: Config, readFile: (path: string) => 
 export function registryFrom(raw: unknown, config: Config, where: string): ClusterRegistry {
   const { value, error } = fileSchema.validate(raw, { abortEarly: false, convert: true });
   if (error) throw new ConfigError(error.details.map((d) => `${where}: ${d.message}`));
-  const file = value as { defaultCluster?: string; clusters: Array<Partial<ClusterSpec> & { name: string; environment: string; inCluster: boolean }> };
+  const file = value as { defaultCluster?: string; clusters: Array<Partial<ClusterSpec> & { name: string; environment: string }> };
   const clusters: ClusterSpec[] = file.clusters.map((c) => ({
     name: c.name,
     environment: c.environment,
     ...(c.kubeconfig ? { kubeconfig: c.kubeconfig } : {}),
-    inCluster: c.inCluster,
+    inCluster: c.inCluster === true,
     healthCheckMode: c.healthCheckMode ?? config.healthCheckMode,
     routing: c.routing ?? config.routing,
     ...withDefault('ingressClassName', c.ingressClassName, config.ingressClassName),
