@@ -37,6 +37,23 @@ const errorSchema = Joi.object({
   requestId: Joi.string().description('On 5xx answers.'),
 });
 
+const clusterName = Joi.string().pattern(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/);
+
+const releaseSchema = Joi.object({
+  id: Joi.string().guid().required(),
+  namespace: Joi.string().required(),
+  appName: Joi.string().required(),
+  version: Joi.string().required(),
+  environment: Joi.string(),
+  status: Joi.string().valid('DEPLOYING', 'DEPLOYED', 'UNDEPLOYING', 'UNDEPLOYED', 'FAILURE').required().description('DEPLOYING while any cluster is; FAILURE if any failed; DEPLOYED only when every cluster is.'),
+  members: Joi.array().items(Joi.object({ cluster: Joi.string(), deploymentId: Joi.string() })),
+  deployments: Joi.array().items(Joi.object({ cluster: Joi.string(), deploymentId: Joi.string(), status: Joi.string(), step: Joi.string(), failureReason: Joi.string(), missing: Joi.boolean() })),
+  created: Joi.string().isoDate(),
+  by: Joi.string(),
+  descriptorId: Joi.string(),
+  promotedFrom: Joi.object({ release: Joi.string(), environment: Joi.string() }),
+});
+
 const storedDescriptor = descriptorSchema.keys({
   id: Joi.string().guid().required(),
   created: Joi.string().isoDate().required(),
@@ -58,6 +75,13 @@ export const deploymentRecordSchema = Joi.object({
   injectedEnvironment: Joi.array().items(Joi.string()).description('Names of injected environment values (never values).'),
   times: Joi.object().pattern(Joi.string(), Joi.string().isoDate()).description('queued, started, resourcesCreated, podsReady, healthy, gated, switched, converged, finished, drainStarted, checked, rolledBack, restored, removed.'),
   deadline: Joi.string().isoDate(),
+  cluster: Joi.string().description('The cluster it runs in (docs/clusters.md).'),
+  release: Joi.string().guid().description('The release it belongs to.'),
+  promotedFrom: Joi.object({ release: Joi.string(), environment: Joi.string() }),
+  restores: Joi.string().guid().description('The live deployment whose version it re-created on a cluster that had lost it (sync).'),
+  images: Joi.array().items(Joi.object({ container: Joi.string(), image: Joi.string(), digest: Joi.string() })).description('Images as deployed, with the digest the pods ran.'),
+  importedFrom: Joi.string().valid('amdatu'),
+  originalStatus: Joi.string(),
   owner: Joi.string().description('The cutover replica that last worked on it.'),
   replacedBy: Joi.string(), replaces: Joi.string(), redeployOf: Joi.string(),
   rolledBack: Joi.object({
@@ -128,9 +152,10 @@ export const operations: Operation[] = [
   { method: 'delete', path: '/descriptors/{id}', tag: 'descriptors', summary: 'Delete a descriptor (nothing is undeployed).', query: ns,
     responses: { '204': { description: 'Deleted.' }, '404': { description: 'Not found.' }, '412': { description: 'If-Match is stale.' }, ...common } },
 
-  { method: 'post', path: '/deployments', tag: 'deployments', summary: 'Deploy a stored descriptor (runs in the background).', query: ns.keys({ descriptorId: Joi.string().guid().required() }),
-    responses: { '202': { description: 'Started; Location of the record.', schema: deploymentRecordSchema }, '404': { description: 'Unknown descriptor.' }, ...common } },
-  { method: 'get', path: '/deployments', tag: 'deployments', summary: 'List deployments, newest first; limit applies per app.', query: nsApp.keys({ limit: Joi.number().integer().min(1).max(10000) }),
+  { method: 'post', path: '/deployments', tag: 'deployments', summary: 'Deploy a stored descriptor (runs in the background): to the default cluster, or the cluster or every cluster of the environment the request (or else the descriptor\'s cluster/targetEnvironment) names (docs/clusters.md).',
+    query: ns.keys({ descriptorId: Joi.string().guid().required(), cluster: clusterName.description('Deploy to this cluster.'), environment: clusterName.description('Deploy to every cluster of this environment, as one release.') }),
+    responses: { '202': { description: 'Started. One cluster: the record (Location of the record). An environment: the release with its records (Location of the release).', schema: deploymentRecordSchema }, '404': { description: 'Unknown descriptor.' }, ...common, '400': { description: 'Bad request, or an unknown cluster or environment.', schema: errorSchema } } },
+  { method: 'get', path: '/deployments', tag: 'deployments', summary: 'List deployments of every cluster (or one), newest first; limit applies per app.', query: nsApp.keys({ limit: Joi.number().integer().min(1).max(10000), cluster: clusterName }),
     responses: { '200': { description: 'Records (an empty array when none).', schema: Joi.array().items(deploymentRecordSchema) }, ...common } },
   { method: 'delete', path: '/deployments', tag: 'deployments', summary: 'Delete an app\'s finished records; with undeploy=true also undeploy (and then delete) the live one.', query: ns.keys({ appname: Joi.string().required(), undeploy: Joi.boolean().default(false) }),
     responses: { '202': { description: 'The live deployment is being undeployed (Location).' }, '204': { description: 'Deleted.' }, '404': { description: 'No deployments of the app.' }, ...common } },
@@ -152,6 +177,20 @@ export const operations: Operation[] = [
     responses: { '200': { description: 'One entry per pod.', schema: Joi.array().items(healthSchema) }, '404': { description: 'Not found.' }, ...common } },
   { method: 'get', path: '/stream/deployments/{id}/logs', tag: 'deployments', summary: 'Websocket: the log live, closed with the final status (docs/websocket.md).', query: ns.keys({ format: Joi.string().valid('text', 'json'), from: Joi.number().integer().min(0) }),
     responses: { '101': { description: 'Switching to the websocket protocol.' }, '404': { description: 'Not found.' }, ...common } },
+
+  { method: 'get', path: '/releases', tag: 'clusters', summary: 'Releases of a namespace, newest first: one version of an app on one or more clusters, with the status of each cluster\'s deployment and the aggregate.',
+    query: nsApp.keys({ environment: clusterName, limit: Joi.number().integer().min(1).max(10000) }),
+    responses: { '200': { description: 'Releases.', schema: Joi.array().items(releaseSchema) }, ...common } },
+  { method: 'get', path: '/releases/{id}', tag: 'clusters', summary: 'One release: its deployments per cluster and the aggregate status (DEPLOYED only when every cluster is).', query: ns,
+    responses: { '200': { description: 'The release.', schema: releaseSchema }, '404': { description: 'Not found.' }, ...common } },
+  { method: 'post', path: '/releases/{id}/promote', tag: 'clusters', summary: 'Deploy what a DEPLOYED release runs (same descriptor copy, same version, images pinned to the digests its pods ran) to every cluster of another environment that does not run it yet.',
+    query: ns, body: Joi.object({ environment: clusterName.required() }), example: { environment: 'production' },
+    responses: { '202': { description: 'The new release (Location).', schema: releaseSchema }, '404': { description: 'Not found.' }, '409': { description: 'Not DEPLOYED on every cluster of its environment, or nothing to promote.' }, ...common, '400': { description: 'Bad request, or an unknown environment.', schema: errorSchema } } },
+  { method: 'get', path: '/clusters', tag: 'clusters', summary: 'The clusters cutover deploys to: environment, default, reachability and version (each asked with a 3-s limit).',
+    responses: { '200': { description: '[{name, environment, default, healthCheckMode, routing, ingressClassName?, gateway?, reachable, version?, error?, latencyMs}]' }, ...common } },
+  { method: 'post', path: '/clusters/{name}/sync', tag: 'clusters', summary: 'Rebuild a cluster from the records: queue a same-version rebuild of every live app (of a namespace, or of all namespaces: administrators) whose workload or stable Service is missing there; idempotent; dryRun lists.',
+    query: Joi.object({ namespace: namespaceSchema, dryRun: Joi.boolean().default(false) }),
+    responses: { '200': { description: 'Dry run, or nothing to rebuild: {cluster, dryRun, namespaces, items: [{namespace, appName, version, deploymentId, action, missing?, reason?}]}' }, '202': { description: 'Rebuilds queued (items[].rebuildId).' }, ...common, '400': { description: 'Bad request, or an unknown cluster.', schema: errorSchema } } },
 
   { method: 'get', path: '/environment', tag: 'administration', summary: 'Values injected into every deployed container (administrators).',
     query: Joi.object({ values: Joi.boolean().default(true).description('false: names only, without values (the web UI)') }),
@@ -246,7 +285,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       version,
       description: 'Descriptor-based blue-green deployments on Kubernetes. Paths work with and without a trailing slash. Errors are JSON: {"error", "message", "details"}.',
     },
-    tags: [{ name: 'descriptors' }, { name: 'deployments' }, { name: 'overview' }, { name: 'webhooks' }, { name: 'administration' }, { name: 'operations' }],
+    tags: [{ name: 'descriptors' }, { name: 'deployments' }, { name: 'overview' }, { name: 'clusters' }, { name: 'webhooks' }, { name: 'administration' }, { name: 'operations' }],
     components: {
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
