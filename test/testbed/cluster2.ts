@@ -168,7 +168,10 @@ export async function removeCluster2Locked(writer: StateWriter, log: Log, opts: 
   await writer.save();
   // First, so the server drops cluster 2's pods from a complete table of cluster 1's.
   await ensureControllerFollows(writer, log);
-  for (const rec of [...recs].reverse()) {
+  // Clients before the API server (a restarted API server's record comes last in `processes`), so that
+  // it has no open watches left and exits at SIGTERM.
+  const order = (name: string) => (CLUSTER2_COMPONENTS as readonly string[]).indexOf(name);
+  for (const rec of [...recs].sort((a, b) => order(b.name) - order(a.name))) {
     const how = await stopProcess(rec);
     if (how !== 'not running') log(`stopped ${rec.name} (pid ${rec.pid}, ${how})`);
   }
