@@ -89,7 +89,8 @@ async function main(): Promise<number> {
   say(ui.rebuilt ? `web UI built into dist/ui (${ui.ms} ms)` : 'web UI is up to date (dist/ui)');
 
   say('test bed (builds Kubernetes, etcd and kwok from Go modules on first use; see docs/testbed.md)');
-  const bed = await up({ log: (line: string) => process.stdout.write(`testbed: ${line}\n`) });
+  // Two clusters: the multi-cluster tests need the second one (added to a running bed that lacks it).
+  const bed = await up({ clusters: 2, log: (line: string) => process.stdout.write(`testbed: ${line}\n`) });
   let code = 1;
   let summary: Summary | undefined;
   try {

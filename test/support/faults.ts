@@ -1,6 +1,6 @@
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { loadKubeConfig, restartComponent } from '../testbed/harness.js';
-import { loadConfig, paths } from '../testbed/config.js';
+import { cluster2Paths, loadConfig, paths } from '../testbed/config.js';
 import { waitFor } from './wait.js';
 
 /**
@@ -32,8 +32,10 @@ export interface RestartOptions {
   graceMs?: number;
   /** Runs while it is down (e.g. to check what cutover answers meanwhile); the restart waits for it. */
   during?: () => Promise<void>;
-  /** Kubeconfig to check readiness through (default: the bed's admin kubeconfig). */
+  /** Kubeconfig to check readiness through (default: the admin kubeconfig of that cluster). */
   kubeconfigPath?: string;
+  /** Which cluster's API server (default 1; 2 needs a bed with a second cluster: `up --clusters 2`). */
+  cluster?: 1 | 2;
   /** Default: quiet. */
   log?: (line: string) => void;
   /** Deadline of the readiness check through the kubeconfig, after the bed's own (default 90 s). */
@@ -49,8 +51,9 @@ export interface RestartOptions {
  * `useTestbed()`. The API server is started again even when `during` throws. Serial tests only.
  */
 export async function restartApiServer(options: RestartOptions = {}): Promise<ApiServerRestart> {
-  const kubeconfigPath = options.kubeconfigPath ?? paths(loadConfig().dir).kubeconfig;
-  const r = await restartComponent('kube-apiserver', {
+  const cluster2 = options.cluster === 2;
+  const kubeconfigPath = options.kubeconfigPath ?? (cluster2 ? cluster2Paths(loadConfig().dir).kubeconfig : paths(loadConfig().dir).kubeconfig);
+  const r = await restartComponent(cluster2 ? 'c2-kube-apiserver' : 'kube-apiserver', {
     log: options.log ?? (() => {}),
     graceMs: options.graceMs ?? 2000,
     ...(options.downMs !== undefined ? { downMs: options.downMs } : {}),

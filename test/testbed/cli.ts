@@ -5,14 +5,28 @@ import { ensureBinaries } from './binaries.js';
 import { down, status, up } from './testbed.js';
 import { TRAEFIK, ensureTraefikBinary, traefikCrdSet } from './traefik.js';
 
-const usage = 'usage: npm run testbed -- up | down [--keep-logs] | status | install [traefik]';
+const usage = 'usage: npm run testbed -- up [--clusters 1|2] | down [--keep-logs] [--cluster 2] | status | install [traefik]';
+
+/** `--clusters 2` / `--clusters=2` (also `--cluster`). */
+function flagValue(args: string[], names: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    for (const n of names) {
+      if (a === n) return args[i + 1] ?? '';
+      if (a.startsWith(`${n}=`)) return a.slice(n.length + 1);
+    }
+  }
+  return undefined;
+}
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'up': {
       const t = Date.now();
-      const { state, alreadyUp } = await up();
+      const n = flagValue(rest, ['--clusters', '--cluster']);
+      if (n !== undefined && n !== '1' && n !== '2') throw new Error(`--clusters ${n}: must be 1 or 2\n${usage}`);
+      const { state, alreadyUp } = await up(n ? { clusters: n === '2' ? 2 : 1 } : {});
       const rel = (f: string) => relative(REPO_ROOT, f) || f;
       process.stdout.write([
         alreadyUp ? 'The test bed was already up.' : `The test bed is up (${((Date.now() - t) / 1000).toFixed(1)} s).`,
@@ -30,15 +44,26 @@ async function main(argv: string[]): Promise<number> {
           `  traefik API/ping:  ${state.traefik.apiUrl}/ping`,
           `  IngressClass ${TRAEFIK.ingressClass}, GatewayClass ${TRAEFIK.gatewayClass}, Gateway ${TRAEFIK.gatewayNamespace}/${TRAEFIK.gatewayName} (listener ${TRAEFIK.listenerName})`,
         ] : []),
+        ...(state.cluster2 ? [
+          '',
+          'cluster 2 (Traefik serves cluster 1 only):',
+          `  kubeconfig:        ${state.cluster2.kubeconfig}   (CUTOVER_TESTBED_CLUSTER2_KUBECONFIG)`,
+          `  API server:        ${state.cluster2.apiserverUrl}`,
+          `  pods:              ${state.cluster2.podCidr}, services ${state.cluster2.serviceCidr}, nodes ${state.cluster2.nodes.join(', ')}`,
+          '',
+        ] : []),
         `  logs:              ${rel(state.config.dir)}/logs/`,
         '  stop with:         npm run testbed -- down',
         '',
       ].join('\n'));
       return 0;
     }
-    case 'down':
-      await down({ keepLogs: rest.includes('--keep-logs') });
+    case 'down': {
+      const c = flagValue(rest, ['--cluster', '--clusters']);
+      if (c !== undefined && c !== '2') throw new Error(`down --cluster ${c}: only cluster 2 can be taken down alone\n${usage}`);
+      await down({ keepLogs: rest.includes('--keep-logs'), ...(c === '2' ? { cluster: 2 as const } : {}) });
       return 0;
+    }
     case 'install': {
       // What `up` fetches or builds, without starting anything (CI, or to warm a machine's caches).
       const t = Date.now();
@@ -79,6 +104,11 @@ async function main(argv: string[]): Promise<number> {
         r.state.traefik
           ? `traefik ${r.state.traefik.version}: ${r.state.traefik.url} (IngressClass ${TRAEFIK.ingressClass}, Gateway ${TRAEFIK.gatewayNamespace}/${TRAEFIK.gatewayName})`
           : 'traefik: NOT on this bed yet (npm run testbed -- up adds it without a rebuild)',
+        r.state.cluster2
+          ? `cluster 2: ${r.state.cluster2.ready ? '' : 'NOT READY, '}${r.state.cluster2.apiserverUrl}, pods ${r.state.cluster2.podCidr}, services ${r.state.cluster2.serviceCidr}, ` +
+            `etcd prefix ${r.state.cluster2.etcdPrefix}, kubeconfig ${r.state.cluster2.kubeconfig}; rss of its components ` +
+            `${r.components.filter((c) => c.name.startsWith('c2-')).reduce((s, c) => s + (c.rssMiB ?? 0), 0)} MiB`
+          : 'cluster 2: not on this bed (npm run testbed -- up --clusters 2 adds it)',
         `total rss: ${totalRss} MiB`,
         r.up ? 'The test bed is up.' : r.state.ready ? 'The test bed is NOT healthy.' : 'The test bed is not (fully) up.',
         '',

@@ -32,12 +32,40 @@ export const NETWORK = {
   linkPrefix: 30,
 } as const;
 
+/**
+ * The optional second cluster (`up --clusters 2`, docs/testbed.md §Second cluster): its own Service
+ * range and its own pod range, both inside the guard and disjoint from cluster 1's ranges and from the
+ * veth link (198.19.255.0/30). Its pods live in the same network namespace as cluster 1's, so the
+ * fake-pods server answers for both. Its API server keeps its data in the bed's etcd under its own
+ * prefix (cluster 1's API server uses the default `/registry`).
+ */
+export const CLUSTER2 = {
+  name: 'cluster-2',
+  podCidr: '198.19.64.0/18',
+  serviceCidr: '198.19.16.0/20',
+  /** The `kubernetes` Service's ClusterIP (first address of serviceCidr): a SAN of the serving cert. */
+  kubernetesServiceIp: '198.19.16.1',
+  /** `--etcd-prefix` of cluster 2's API server; `down --cluster 2` deletes the keys under `${etcdPrefix}/`. */
+  etcdPrefix: '/cutover-testbed-cluster-2/registry',
+  /** Component names start with this (`c2-kube-apiserver`, …); node names are `kwok-c2-node-<i>`. */
+  componentPrefix: 'c2-',
+  nodePrefix: 'kwok-c2-node-',
+} as const;
+
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../../', import.meta.url)));
 export const TESTBED_SRC = join(REPO_ROOT, 'test', 'testbed');
 
 export interface Ports {
   etcdClient: number;
   etcdPeer: number;
+  apiserver: number;
+  controllerManager: number;
+  scheduler: number;
+  kwok: number;
+}
+
+/** Cluster 2's control plane (etcd is shared with cluster 1). */
+export interface Cluster2Ports {
   apiserver: number;
   controllerManager: number;
   scheduler: number;
@@ -71,6 +99,28 @@ function envInt(name: string, fallback: number): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n <= 0 || n > 65535) throw new Error(`${name}=${raw} is not a valid port/count`);
   return n;
+}
+
+/** How many clusters `up` and `useTestbed()` bring up when not told (`CUTOVER_TESTBED_CLUSTERS`, default 1). */
+export function defaultClusters(): 1 | 2 {
+  const raw = process.env.CUTOVER_TESTBED_CLUSTERS;
+  if (raw === undefined || raw === '' || raw === '1') return 1;
+  if (raw === '2') return 2;
+  throw new Error(`CUTOVER_TESTBED_CLUSTERS=${raw}: must be 1 or 2`);
+}
+
+/** Ports of cluster 2's components (env overrides follow the CUTOVER_TESTBED_*_PORT pattern). */
+export function cluster2Ports(): Cluster2Ports {
+  return {
+    apiserver: envInt('CUTOVER_TESTBED_CLUSTER2_APISERVER_PORT', 16444),
+    controllerManager: envInt('CUTOVER_TESTBED_CLUSTER2_KCM_PORT', 20357),
+    scheduler: envInt('CUTOVER_TESTBED_CLUSTER2_SCHEDULER_PORT', 20359),
+    kwok: envInt('CUTOVER_TESTBED_CLUSTER2_KWOK_PORT', 20347),
+  };
+}
+
+export function cluster2NodeCount(): number {
+  return envInt('CUTOVER_TESTBED_CLUSTER2_NODES', 2);
 }
 
 function envStr(name: string, fallback: string): string {
@@ -148,6 +198,18 @@ export function paths(dir: string) {
     /** Traefik's working dir: holds only the static config we write (see traefik.ts). */
     traefikDir: join(dir, 'traefik'),
     fakePodsSocket: fakePodsSocketPath(dir),
+  };
+}
+
+/** Cluster 2's files, in `.testbed/cluster-2/` (its logs go to `.testbed/logs/c2-*.log`). */
+export function cluster2Paths(dir: string) {
+  const c2 = join(dir, CLUSTER2.name);
+  return {
+    dir: c2,
+    kubeconfig: join(c2, 'kubeconfig'),
+    pki: join(c2, 'pki'),
+    schedulerConfig: join(c2, 'kube-scheduler.yaml'),
+    kwokHome: join(c2, 'kwok-home'),
   };
 }
 

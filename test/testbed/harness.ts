@@ -5,11 +5,15 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { NETWORK, loadConfig, paths } from './config.js';
+import { NETWORK, defaultClusters, loadConfig, paths } from './config.js';
+import { ensureCluster2Locked } from './cluster2.js';
 import { describeError, isNotFound, loadKubeConfig } from './kube.js';
 import { isAlive } from './processes.js';
 import { readState, StateWriter, type TestbedState } from './state.js';
-import { downLocked, ensureAddonsLocked, healthyState, upLocked, withTestbedLock, type Log } from './testbed.js';
+import {
+  downLocked, ensureAddonsLocked, healthyState, restartComponent, startStoppedComponent, stopComponent, upLocked, withTestbedLock,
+  type Log, type RestartComponentOptions, type RestartComponentResult,
+} from './testbed.js';
 import { TRAEFIK } from './traefik.js';
 import { waitFor, waitUntil } from './wait.js';
 import { controlRequest, type FakePodState } from './fake-pods/protocol.js';
@@ -27,9 +31,34 @@ export interface Testbed {
   kubectl: string;
   /** Pod IPs come from here (198.18.0.0/16). */
   podCidr: string;
-  /** Traefik v3 on loopback, serving Ingresses of class `traefik` and routes attached to the bed's Gateway. */
+  /** Traefik v3 on loopback, serving Ingresses of class `traefik` and routes attached to the bed's Gateway (cluster 1 only). */
   traefik: TestbedTraefik;
+  /** Cluster 2's admin kubeconfig; undefined when the bed has one cluster (see useTestbed's `clusters`). */
+  cluster2KubeconfigPath: string | undefined;
+  /** The second cluster; undefined when the bed has one cluster. */
+  cluster2: TestbedCluster2 | undefined;
   release(): Promise<void>;
+}
+
+/**
+ * The bed's second cluster: own API server, controllers, scheduler and kwok nodes (`kwok-c2-node-<i>`),
+ * own Service and pod ranges; its pods are served by the same fake-pods server (`fakePodsSocket`).
+ */
+export interface TestbedCluster2 {
+  kubeconfigPath: string;
+  apiserverUrl: string;
+  /** Pod IPs of cluster 2 come from here (198.19.64.0/18), disjoint from cluster 1's `podCidr`. */
+  podCidr: string;
+  /** ClusterIPs of cluster 2 (198.19.16.0/20). */
+  serviceCidr: string;
+  nodeNames: string[];
+  /**
+   * Outages of cluster 2's API server (serial tests only, like cluster 1's): cluster 1 and cluster 2's
+   * pods keep running and serving meanwhile. See stopCluster2ApiServer() and friends.
+   */
+  stopApiServer(opts?: { log?: Log }): Promise<void>;
+  startApiServer(opts?: { log?: Log }): Promise<void>;
+  restartApiServer(opts?: RestartComponentOptions): Promise<RestartComponentResult>;
 }
 
 export interface TestbedTraefik {
@@ -47,19 +76,29 @@ export interface TestbedTraefik {
   parentRef: { group: 'gateway.networking.k8s.io'; kind: 'Gateway'; namespace: string; name: string; sectionName: string };
 }
 
-export async function useTestbed(opts: { log?: Log } = {}): Promise<Testbed> {
+/**
+ * `clusters: 2` also brings up (or adds to a running bed) the second cluster; default
+ * CUTOVER_TESTBED_CLUSTERS, else 1. A bed that has a second cluster keeps it either way (and
+ * `cluster2` is set whenever the bed has one).
+ */
+export async function useTestbed(opts: { log?: Log; clusters?: 1 | 2 } = {}): Promise<Testbed> {
   const dir = loadConfig().dir;
+  const clusters = opts.clusters ?? defaultClusters();
+  const log = opts.log ?? ((l: string) => process.stderr.write(`testbed: ${l}\n`));
   const p = paths(dir);
   const token = `${process.pid}-${randomBytes(4).toString('hex')}`;
   const state = await withTestbedLock('useTestbed', async () => {
     const healthy = await healthyState();
     let s;
     if (healthy) {
-      // A bed without Traefik (up from before it was part of the bed) gets it now, without a rebuild.
-      await ensureAddonsLocked(new StateWriter(p.state, healthy), opts.log ?? ((l) => process.stderr.write(`testbed: ${l}\n`)));
+      // A bed without Traefik (up from before it was part of the bed) gets it now, without a rebuild;
+      // cluster 2 is added when asked for (or repaired when the bed has it and it is broken).
+      const writer = new StateWriter(p.state, healthy);
+      await ensureAddonsLocked(writer, log);
+      await ensureCluster2Locked(writer, log, clusters === 2);
       s = healthy;
     } else {
-      s = (await upLocked({ ownedByHarness: true, ...(opts.log ? { log: opts.log } : {}) })).state;
+      s = (await upLocked({ ownedByHarness: true, clusters, ...(opts.log ? { log: opts.log } : {}) })).state;
     }
     await mkdir(p.users, { recursive: true });
     await writeFile(join(p.users, token), `${process.pid}\n`);
@@ -73,6 +112,17 @@ export async function useTestbed(opts: { log?: Log } = {}): Promise<Testbed> {
     kubectl: state.bins.kubectl,
     podCidr: NETWORK.podCidr,
     traefik: traefikOf(state),
+    cluster2KubeconfigPath: state.cluster2?.kubeconfig,
+    cluster2: state.cluster2 ? {
+      kubeconfigPath: state.cluster2.kubeconfig,
+      apiserverUrl: state.cluster2.apiserverUrl,
+      podCidr: state.cluster2.podCidr,
+      serviceCidr: state.cluster2.serviceCidr,
+      nodeNames: state.cluster2.nodes,
+      stopApiServer: stopCluster2ApiServer,
+      startApiServer: startCluster2ApiServer,
+      restartApiServer: restartCluster2ApiServer,
+    } : undefined,
     async release() {
       if (released) return;
       released = true;
@@ -208,6 +258,28 @@ export async function waitForFakePods(
 }
 
 // ---- outages ----
+
+/**
+ * Stops cluster 2's kube-apiserver (SIGTERM, then SIGKILL after 10 s). Cluster 2 stays unhealthy until
+ * startCluster2ApiServer(); meanwhile a `useTestbed()` or `up` of another process would repair cluster 2
+ * (cluster 1 is never touched for it): prefer restartCluster2ApiServer(), which holds the test-bed lock.
+ */
+export function stopCluster2ApiServer(opts: { log?: Log } = {}): Promise<void> {
+  return stopComponent('c2-kube-apiserver', opts);
+}
+
+/** Starts cluster 2's kube-apiserver again with the same flags; returns once its /readyz says ok. */
+export function startCluster2ApiServer(opts: { log?: Log } = {}): Promise<void> {
+  return startStoppedComponent('c2-kube-apiserver', opts);
+}
+
+/**
+ * Stops cluster 2's kube-apiserver, keeps it down (`downMs`, `during`) and starts it again, under the
+ * test-bed lock (restartComponent, as cluster 1's restartApiServer() in test/support/faults.ts).
+ */
+export function restartCluster2ApiServer(opts: RestartComponentOptions = {}): Promise<RestartComponentResult> {
+  return restartComponent('c2-kube-apiserver', opts);
+}
 
 export { restartComponent, stopComponent, startStoppedComponent } from './testbed.js';
 export type { RestartComponentOptions, RestartComponentResult } from './testbed.js';

@@ -69,3 +69,28 @@ export async function netnsPids(name: string): Promise<number[]> {
   const out = (await run('ip', ['netns', 'pids', name], { allowFailure: gone })) ?? '';
   return out.split('\n').map((l) => Number(l.trim())).filter((p) => p > 0);
 }
+
+/**
+ * A further pod range (cluster 2's) on a running bed: local inside the namespace (so the fake-pods
+ * server answers on it too) and routed to the namespace from the host, with our route protocol (a full
+ * `down` removes it with the rest). Idempotent.
+ */
+export async function addPodRange(n: NetworkNames, cidr: string): Promise<void> {
+  const inNetns = (await ip(['-n', n.netns, 'route', 'show', 'table', 'local', 'type', 'local', cidr])) ?? '';
+  if (!inNetns.trim()) await ip(['-n', n.netns, 'route', 'add', 'local', cidr, 'dev', 'lo']);
+  const onHost = (await ip(['route', 'show', cidr, 'proto', ROUTE_PROTO])) ?? '';
+  if (!onHost.trim()) await ip(['route', 'add', cidr, 'via', NETWORK.netnsAddress, 'dev', n.vethHost, 'proto', ROUTE_PROTO]);
+}
+
+/** Undoes addPodRange (tolerates "already gone"); returns what it removed. */
+export async function removePodRange(n: NetworkNames, cidr: string): Promise<string[]> {
+  const removed: string[] = [];
+  if ((await run('ip', ['route', 'del', cidr, 'via', NETWORK.netnsAddress, 'dev', n.vethHost, 'proto', ROUTE_PROTO], { allowFailure: gone })) !== null) {
+    removed.push(`route ${cidr} via ${NETWORK.netnsAddress}`);
+  }
+  if (await netnsExists(n.netns) &&
+    (await run('ip', ['-n', n.netns, 'route', 'del', 'local', cidr, 'dev', 'lo', 'table', 'local'], { allowFailure: gone })) !== null) {
+    removed.push(`local route ${cidr} in netns ${n.netns}`);
+  }
+  return removed;
+}

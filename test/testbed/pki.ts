@@ -36,11 +36,11 @@ export function pkiPaths(dir: string): Pki {
 }
 
 /** Creates a fresh CA, API server serving cert, admin client cert (system:masters) and SA key pair. */
-export async function createPki(dir: string, apiserverSans: string[]): Promise<Pki> {
+export async function createPki(dir: string, apiserverSans: string[], caName = 'cutover-testbed-ca'): Promise<Pki> {
   const p = pkiPaths(dir);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await run('openssl', [
-    'req', '-x509', ...EC, '-days', DAYS, '-subj', '/CN=cutover-testbed-ca',
+    'req', '-x509', ...EC, '-days', DAYS, '-subj', `/CN=${caName}`,
     '-addext', 'basicConstraints=critical,CA:TRUE',
     '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
     '-keyout', p.caKey, '-out', p.caCert,
@@ -74,29 +74,32 @@ async function signLeaf(p: Pki, name: string, subject: string, extensions: strin
   ]);
 }
 
-/** A self-contained kubeconfig (certificates inlined) for the admin identity. */
-export async function writeKubeconfig(path: string, server: string, p: Pki): Promise<void> {
+/**
+ * A self-contained kubeconfig (certificates inlined) for the admin identity. `name` names its cluster,
+ * user and context (cluster 2's is `cutover-testbed-cluster-2`, so the two can be merged).
+ */
+export async function writeKubeconfig(path: string, server: string, p: Pki, name = 'cutover-testbed'): Promise<void> {
   const b64 = async (f: string) => (await readFile(f)).toString('base64');
   const text = [
     'apiVersion: v1',
     'kind: Config',
     'clusters:',
-    '- name: cutover-testbed',
+    `- name: ${name}`,
     '  cluster:',
     `    server: ${server}`,
     `    certificate-authority-data: ${await b64(p.caCert)}`,
     'users:',
-    '- name: cutover-testbed-admin',
+    `- name: ${name}-admin`,
     '  user:',
     `    client-certificate-data: ${await b64(p.adminCert)}`,
     `    client-key-data: ${await b64(p.adminKey)}`,
     'contexts:',
-    '- name: cutover-testbed',
+    `- name: ${name}`,
     '  context:',
-    '    cluster: cutover-testbed',
-    '    user: cutover-testbed-admin',
+    `    cluster: ${name}`,
+    `    user: ${name}-admin`,
     '    namespace: default',
-    'current-context: cutover-testbed',
+    `current-context: ${name}`,
     '',
   ].join('\n');
   await writeFile(path, text, { mode: 0o600 });

@@ -2,7 +2,7 @@
 // Written after every step (atomically, serialised), so a crash mid-`up` still leaves a usable record.
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { BinaryPaths } from './binaries.js';
-import type { TestbedConfig } from './config.js';
+import type { Cluster2Ports, TestbedConfig } from './config.js';
 import type { NetworkNames } from './network.js';
 import type { ProcessRecord } from './processes.js';
 import type { TraefikState } from './traefik.js';
@@ -26,6 +26,27 @@ export interface TestbedState {
   /** Added by `up` (also to a bed that was up before Traefik was part of it). */
   traefik?: TraefikState;
   /** Milliseconds per `up` step, for docs/testbed.md. */
+  timings: Record<string, number>;
+  /** The second cluster (`up --clusters 2`); its processes are in `processes` too (names `c2-…`). */
+  cluster2?: Cluster2State;
+}
+
+export interface Cluster2State {
+  name: 'cluster-2';
+  /** Fully up (nodes Ready, default ServiceAccount present, fake-pods controller following it). */
+  ready: boolean;
+  createdAt: string;
+  /** `.testbed/cluster-2/` */
+  dir: string;
+  apiserverUrl: string;
+  /** Admin kubeconfig (own CA, certificates inlined). */
+  kubeconfig: string;
+  pki: string;
+  ports: Cluster2Ports;
+  podCidr: string;
+  serviceCidr: string;
+  etcdPrefix: string;
+  nodes: string[];
   timings: Record<string, number>;
 }
 

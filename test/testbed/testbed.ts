@@ -5,11 +5,12 @@ import { createServer } from 'node:net';
 import { mkdir, rm, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, NetworkingV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { NETWORK, VERSIONS, loadConfig, lockPath, paths, type TestbedConfig, type TraefikPorts } from './config.js';
+import { NETWORK, VERSIONS, defaultClusters, loadConfig, lockPath, paths, type TestbedConfig, type TraefikPorts } from './config.js';
 import { ensureBinaries, kwokModuleDir } from './binaries.js';
 import { requireRoot, requireTools } from './commands.js';
+import { ensureCluster2Locked, removeCluster2Locked } from './cluster2.js';
 import {
-  ADDON_COMPONENTS, components, schedulerConfig, schedulerConfigPath, type Component, type ComponentName,
+  ADDON_COMPONENTS, CLUSTER2_COMPONENTS, components, schedulerConfig, schedulerConfigPath, type Component, type ComponentName,
 } from './components.js';
 import { httpGet } from './health.js';
 import { fakeNode, writeKwokConfig } from './kwok.js';
@@ -39,6 +40,11 @@ export interface UpOptions {
   log?: Log;
   /** Set by the test harness: the bed is torn down when the harness's last user releases it. */
   ownedByHarness?: boolean;
+  /**
+   * 2: also the second cluster (added to a running bed that lacks it). 1 never removes a second
+   * cluster the bed has. Default: CUTOVER_TESTBED_CLUSTERS, else 1.
+   */
+  clusters?: 1 | 2;
 }
 
 export interface UpResult {
@@ -55,12 +61,30 @@ export function up(opts: UpOptions = {}): Promise<UpResult> {
   return withTestbedLock('up', () => upLocked(opts));
 }
 
-export function down(opts: { log?: Log; keepLogs?: boolean } = {}): Promise<void> {
+export function down(opts: { log?: Log; keepLogs?: boolean; cluster?: 2 } = {}): Promise<void> {
+  if (opts.cluster === 2) return withTestbedLock('down cluster 2', () => downCluster2Locked(opts));
   return withTestbedLock('down', () => downLocked(opts));
+}
+
+/** `down --cluster 2`: removes only the second cluster; cluster 1 keeps running. */
+async function downCluster2Locked(opts: { log?: Log; keepLogs?: boolean }): Promise<void> {
+  const log = opts.log ?? defaultLog;
+  const p = paths(loadConfig().dir);
+  const state = await readState(p.state);
+  if (!state?.cluster2 && !state?.processes.some((r) => (CLUSTER2_COMPONENTS as readonly string[]).includes(r.name))) {
+    log('the test bed has no second cluster');
+    return;
+  }
+  await removeCluster2Locked(new StateWriter(p.state, state), log, opts.keepLogs ? { keepLogs: true } : {});
 }
 
 function networkNames(cfg: TestbedConfig): NetworkNames {
   return { netns: cfg.netns, vethHost: cfg.vethHost, vethPeer: cfg.vethPeer };
+}
+
+/** The network objects of a recorded bed. */
+export function networkNamesOf(state: TestbedState): NetworkNames {
+  return state.network ?? networkNames(state.config);
 }
 
 /**
@@ -71,7 +95,9 @@ function networkNames(cfg: TestbedConfig): NetworkNames {
 export async function healthyState(): Promise<TestbedState | undefined> {
   const state = await readState(paths(loadConfig().dir).state);
   if (!state?.ready) return undefined;
-  const report = (await componentStatus(state)).filter((c) => !ADDON_COMPONENTS.includes(c.name as ComponentName));
+  // Cluster 2 is judged (and repaired) on its own by ensureCluster2Locked(): never a reason to rebuild cluster 1.
+  const report = (await componentStatus(state)).filter((c) => !ADDON_COMPONENTS.includes(c.name as ComponentName) &&
+    !(CLUSTER2_COMPONENTS as readonly string[]).includes(c.name));
   return report.every((c) => c.running && c.health === true) ? state : undefined;
 }
 
@@ -81,6 +107,8 @@ export async function upLocked(opts: UpOptions = {}): Promise<UpResult> {
   const p = paths(cfg.dir);
 
   const existing = await readState(p.state);
+  // A bed that has a second cluster keeps it (also when it has to be rebuilt).
+  const wantCluster2 = (opts.clusters ?? defaultClusters()) === 2 || existing?.cluster2 !== undefined;
   if (existing) {
     if (await healthyState()) {
       const writer = new StateWriter(p.state, existing);
@@ -90,6 +118,7 @@ export async function upLocked(opts: UpOptions = {}): Promise<UpResult> {
       }
       // Never rebuilt for an add-on: what is missing is added to the running bed.
       const added = await ensureAddonsLocked(writer, log);
+      added.push(...await ensureCluster2Locked(writer, log, wantCluster2));
       log(`already up (${existing.apiserverUrl}); ${added.length ? `added: ${added.join('; ')}` : 'nothing to do'}`);
       return { state: existing, alreadyUp: true };
     }
@@ -182,6 +211,7 @@ export async function upLocked(opts: UpOptions = {}): Promise<UpResult> {
       }, { timeoutMs: SERVICE_ACCOUNT_TIMEOUT_MS, intervalMs: 200, logFile: join(p.logs, 'kube-controller-manager.log') });
       log(`nodes ${state.nodes.join(', ')} Ready and untainted; ServiceAccount default/default present`);
     });
+    if (wantCluster2) await step('cluster-2', () => ensureCluster2Locked(writer, log, true));
 
     await writeEnvFile(state);
     timings.total = Date.now() - started;
@@ -198,7 +228,7 @@ export async function upLocked(opts: UpOptions = {}): Promise<UpResult> {
   }
 }
 
-async function startComponent(c: Component, logDir: string, writer: StateWriter, log: Log): Promise<ProcessRecord> {
+export async function startComponent(c: Component, logDir: string, writer: StateWriter, log: Log): Promise<ProcessRecord> {
   const logFile = join(logDir, `${c.name}.log`);
   const rec = await startDetached({ name: c.name, command: c.command, args: c.args, log: logFile, cwd: c.cwd, env: c.env });
   writer.state.processes.push(rec);
@@ -214,7 +244,7 @@ async function startComponent(c: Component, logDir: string, writer: StateWriter,
   return rec;
 }
 
-interface PortToCheck {
+export interface PortToCheck {
   port: number;
   env: string;
 }
@@ -423,7 +453,7 @@ async function waitForGatewayProgrammed(kc: KubeConfig, timeoutMs: number, logFi
   }, { timeoutMs, intervalMs: 100, logFile });
 }
 
-async function assertPortsFree(ports: PortToCheck[]): Promise<void> {
+export async function assertPortsFree(ports: PortToCheck[]): Promise<void> {
   const busy: string[] = [];
   for (const { port, env } of ports) {
     const free = await new Promise<boolean>((resolve) => {
@@ -436,7 +466,8 @@ async function assertPortsFree(ports: PortToCheck[]): Promise<void> {
   if (busy.length) throw new Error(`ports in use: ${busy.join(', ')}`);
 }
 
-async function writeEnvFile(state: TestbedState): Promise<void> {
+export async function writeEnvFile(state: TestbedState): Promise<void> {
+  const c2 = state.cluster2?.ready ? state.cluster2 : undefined;
   const lines = [
     '# Written by `npm run testbed -- up`. Use: set -a; . .testbed/env; set +a   (or node --env-file=.testbed/env)',
     `KUBECONFIG=${state.kubeconfig}`,
@@ -452,6 +483,14 @@ async function writeEnvFile(state: TestbedState): Promise<void> {
       `CUTOVER_TESTBED_TRAEFIK_API_URL=${state.traefik.apiUrl}`,
       `CUTOVER_TESTBED_INGRESS_CLASS=${TRAEFIK.ingressClass}`,
       `CUTOVER_TESTBED_GATEWAY=${TRAEFIK.gatewayNamespace}/${TRAEFIK.gatewayName}`,
+    ] : []),
+    `CUTOVER_TESTBED_CLUSTERS=${c2 ? 2 : 1}`,
+    ...(c2 ? [
+      `CUTOVER_TESTBED_CLUSTER2_KUBECONFIG=${c2.kubeconfig}`,
+      `CUTOVER_TESTBED_CLUSTER2_APISERVER=${c2.apiserverUrl}`,
+      `CUTOVER_TESTBED_CLUSTER2_POD_CIDR=${c2.podCidr}`,
+      `CUTOVER_TESTBED_CLUSTER2_SERVICE_CIDR=${c2.serviceCidr}`,
+      `CUTOVER_TESTBED_CLUSTER2_NODE_NAMES=${c2.nodes.join(',')}`,
     ] : []),
     '',
   ];
@@ -497,7 +536,7 @@ export interface ComponentStatus {
 }
 
 export async function componentStatus(state: TestbedState): Promise<ComponentStatus[]> {
-  const comps = components({ config: state.config, bins: state.bins, traefik: state.traefik });
+  const comps = components({ config: state.config, bins: state.bins, traefik: state.traefik, cluster2: state.cluster2 });
   return Promise.all(comps.map(async (c) => {
     const rec = state.processes.find((r) => r.name === c.name);
     const running = rec !== undefined && isRunning(rec);
@@ -526,7 +565,7 @@ export async function status(): Promise<StatusReport> {
   const comps = state ? await componentStatus(state) : [];
   const netns = await netnsExists(state?.network?.netns ?? cfg.netns);
   // Traefik is part of the bed: a bed without it (from before it was) is completed by the next `up`.
-  const up = !!state?.ready && !!state.traefik && netns && comps.length > 0 && comps.every((c) => c.running && c.health === true);
+  const up = !!state?.ready && !!state.traefik && (state.cluster2 === undefined || state.cluster2.ready) && netns && comps.length > 0 && comps.every((c) => c.running && c.health === true);
   return { state, components: comps, netns, up };
 }
 
@@ -616,7 +655,8 @@ async function startStoppedComponentLocked(name: ComponentName, log: Log): Promi
   const state = await readState(p.state);
   if (!state) throw new Error('the test bed is down');
   if (state.processes.some((r) => r.name === name && isRunning(r))) return;
-  const component = components({ config: state.config, bins: state.bins, traefik: state.traefik }).find((c) => c.name === name);
+  const component = components({ config: state.config, bins: state.bins, traefik: state.traefik, cluster2: state.cluster2 })
+    .find((c) => c.name === name);
   if (!component) throw new Error(`unknown component ${name}`);
   await startComponent(component, p.logs, new StateWriter(p.state, state), log);
 }

@@ -5,8 +5,15 @@
 // either side. List and watch are plain HTTPS: @kubernetes/client-node would more than double this
 // process's memory (~120 MiB just to import it) for two GET requests.
 //
+// With a second cluster (`up --clusters 2`) it follows both API servers: one source per `--server`
+// (with its own `--ca`, `--cert`, `--key` and `--pod-cidr`, in the same order), and the table it pushes
+// is the union (the pod ranges are disjoint, so IPs cannot collide). It pushes only once every source
+// has been listed; a source whose API server is down keeps its last known pods (as real pods keep
+// running while their API server is down) until it is listed again.
+//
 // Usage: node --import tsx test/testbed/fake-pods/controller.ts \
-//          --server https://127.0.0.1:16443 --ca ca.crt --cert admin.crt --key admin.key --socket <path>
+//          --server https://127.0.0.1:16443 --ca ca.crt --cert admin.crt --key admin.key [--pod-cidr 198.18.0.0/16] \
+//          [--server https://127.0.0.1:16444 --ca … --cert … --key … --pod-cidr 198.19.64.0/18] --socket <path>
 import { readFileSync } from 'node:fs';
 import { request, type RequestOptions } from 'node:https';
 import type { IncomingMessage } from 'node:http';
@@ -14,35 +21,52 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { V1Pod } from '@kubernetes/client-node'; // types only: erased at run time
 import { ControlConnection, type FakePod } from './protocol.js';
-import { toFakePod } from './pod-table.js';
+import { DEFAULT_POD_CIDR, toFakePod } from './pod-table.js';
 
 const RETRY_MS = 500;
 const WATCH_TIMEOUT_S = 300;
 
 const { values } = parseArgs({
   options: {
-    server: { type: 'string' }, ca: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' },
+    server: { type: 'string', multiple: true }, ca: { type: 'string', multiple: true },
+    cert: { type: 'string', multiple: true }, key: { type: 'string', multiple: true },
+    'pod-cidr': { type: 'string', multiple: true },
     socket: { type: 'string' },
   },
 });
-if (!values.server || !values.ca || !values.cert || !values.key || !values.socket) {
-  throw new Error('usage: controller.ts --server <url> --ca <file> --cert <file> --key <file> --socket <path>');
+const servers = values.server ?? [];
+const usage = 'usage: controller.ts (--server <url> --ca <file> --cert <file> --key <file> [--pod-cidr <cidr>])... --socket <path>';
+if (servers.length === 0 || !values.socket || [values.ca, values.cert, values.key].some((v) => v?.length !== servers.length) ||
+  (values['pod-cidr'] !== undefined && values['pod-cidr'].length !== servers.length)) {
+  throw new Error(usage);
 }
-const server: string = values.server;
 const socketPath: string = values.socket;
-const tls: RequestOptions = { ca: readFileSync(values.ca), cert: readFileSync(values.cert), key: readFileSync(values.key) };
 
 const log = (msg: string) => process.stdout.write(`${new Date().toISOString()} ${msg}\n`);
 
-// ---- pod cache (list + watch, relist whenever the watch ends) ----
-const podsByUid = new Map<string, V1Pod>();
-let synced = false;
-let currentWatch: IncomingMessage | undefined;
+// ---- pod caches, one per API server (list + watch, relist whenever the watch ends) ----
+interface Source {
+  server: string;
+  podCidr: string;
+  tls: RequestOptions;
+  podsByUid: Map<string, V1Pod>;
+  /** Listed at least once. */
+  synced: boolean;
+  currentWatch: IncomingMessage | undefined;
+}
+const sources: Source[] = servers.map((server, i) => ({
+  server,
+  podCidr: values['pod-cidr']?.[i] ?? DEFAULT_POD_CIDR,
+  tls: { ca: readFileSync(values.ca![i]!), cert: readFileSync(values.cert![i]!), key: readFileSync(values.key![i]!) },
+  podsByUid: new Map(),
+  synced: false,
+  currentWatch: undefined,
+}));
 let stopping = false;
 
-function get(path: string): Promise<IncomingMessage> {
+function get(src: Source, path: string): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const req = request(new URL(path, server), { ...tls, method: 'GET', headers: { accept: 'application/json' } }, resolve);
+    const req = request(new URL(path, src.server), { ...src.tls, method: 'GET', headers: { accept: 'application/json' } }, resolve);
     req.on('error', reject);
     req.end();
   });
@@ -55,25 +79,25 @@ async function readAll(res: IncomingMessage): Promise<string> {
   return body;
 }
 
-async function listPods(): Promise<string> {
-  const res = await get('/api/v1/pods');
+async function listPods(src: Source): Promise<string> {
+  const res = await get(src, '/api/v1/pods');
   const body = await readAll(res);
   if (res.statusCode !== 200) throw new Error(`list pods: HTTP ${res.statusCode}: ${body.slice(0, 200)}`);
   const list = JSON.parse(body) as { items: V1Pod[]; metadata: { resourceVersion: string } };
-  podsByUid.clear();
-  for (const p of list.items) podsByUid.set(p.metadata?.uid ?? '', p);
-  log(`listed ${list.items.length} pods`);
+  src.podsByUid.clear();
+  for (const p of list.items) src.podsByUid.set(p.metadata?.uid ?? '', p);
+  log(`${src.server}: listed ${list.items.length} pods`);
   return list.metadata.resourceVersion;
 }
 
 /** Follows the watch stream (one JSON event per line) until it ends or reports an error (e.g. 410 Gone). */
-async function watchPods(resourceVersion: string): Promise<void> {
+async function watchPods(src: Source, resourceVersion: string): Promise<void> {
   const q = new URLSearchParams({
     watch: '1', resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds: String(WATCH_TIMEOUT_S),
   });
-  const res = await get(`/api/v1/pods?${q}`);
+  const res = await get(src, `/api/v1/pods?${q}`);
   if (res.statusCode !== 200) throw new Error(`watch pods: HTTP ${res.statusCode}: ${(await readAll(res)).slice(0, 200)}`);
-  currentWatch = res;
+  src.currentWatch = res;
   res.setEncoding('utf8');
   let buf = '';
   for await (const chunk of res) {
@@ -90,23 +114,26 @@ async function watchPods(resourceVersion: string): Promise<void> {
       }
       if (ev.type === 'BOOKMARK') continue;
       const uid = ev.object.metadata?.uid ?? '';
-      if (ev.type === 'DELETED') podsByUid.delete(uid);
-      else podsByUid.set(uid, ev.object);
+      if (ev.type === 'DELETED') src.podsByUid.delete(uid);
+      else src.podsByUid.set(uid, ev.object);
       schedulePush();
     }
   }
 }
 
-async function listWatchForever(): Promise<void> {
+async function listWatchForever(src: Source): Promise<void> {
+  let failures = 0;
   while (!stopping) {
     try {
-      const rv = await listPods();
-      synced = true;
+      const rv = await listPods(src);
+      failures = 0;
+      src.synced = true;
       schedulePush();
-      await watchPods(rv);
+      await watchPods(src, rv);
     } catch (err) {
       if (stopping) return;
-      log(`list/watch failed, retrying: ${(err as Error).message}`);
+      // While an API server is down (outage tests), say so once a while rather than twice a second.
+      if (failures++ % 20 === 0) log(`${src.server}: list/watch failed, retrying: ${(err as Error).message}`);
       await delay(RETRY_MS);
     }
   }
@@ -139,11 +166,12 @@ function schedulePush(): void {
 async function pushLoop(): Promise<void> {
   pushing = true;
   try {
-    while (dirty && synced && !stopping) {
+    while (dirty && sources.every((src) => src.synced) && !stopping) {
       try {
         const c = await connection();
         dirty = false; // changes from here on trigger another round
-        const pods = [...podsByUid.values()].map(toFakePod).filter((p): p is FakePod => p !== undefined);
+        const pods = sources.flatMap((src) => [...src.podsByUid.values()].map((p) => toFakePod(p, src.podCidr)))
+          .filter((p): p is FakePod => p !== undefined);
         const reply = await c.request({ type: 'sync', pods });
         if (reply.type !== 'ack') throw new Error(`unexpected reply ${JSON.stringify(reply)}`);
       } catch (err) {
@@ -160,12 +188,12 @@ async function pushLoop(): Promise<void> {
 function shutdown(signal: string): void {
   log(`${signal}: shutting down`);
   stopping = true;
-  currentWatch?.destroy();
+  for (const src of sources) src.currentWatch?.destroy();
   conn?.close();
   process.exit(0);
 }
 process.on('SIGTERM', () => shutdown('SIGTERM'));
 process.on('SIGINT', () => shutdown('SIGINT'));
 
-log(`controller started (pid ${process.pid})`);
-void listWatchForever();
+log(`controller started (pid ${process.pid}), following ${sources.map((src) => `${src.server} (pods in ${src.podCidr})`).join(', ')}`);
+for (const src of sources) void listWatchForever(src);

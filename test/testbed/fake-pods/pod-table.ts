@@ -2,12 +2,39 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import type { FakePod } from './protocol.js';
 
-const POD_IP_PREFIX = '198.18.'; // NETWORK.podCidr (198.18.0.0/16)
+/** Cluster 1's pod range (NETWORK.podCidr); cluster 2's pods come from 198.19.64.0/18 (CLUSTER2.podCidr). */
+export const DEFAULT_POD_CIDR = '198.18.0.0/16';
 
-/** A pod is served when its first container is running and it is not being deleted. */
-export function toFakePod(p: V1Pod): FakePod | undefined {
+function ipv4ToInt(ip: string): number | undefined {
+  const parts = ip.split('.');
+  if (parts.length !== 4) return undefined;
+  let n = 0;
+  for (const part of parts) {
+    const b = Number(part);
+    if (!/^\d{1,3}$/.test(part) || b > 255) return undefined;
+    n = n * 256 + b;
+  }
+  return n;
+}
+
+/** Whether an IPv4 address lies in an IPv4 CIDR (`198.19.64.0/18`). */
+export function cidrContains(cidr: string, ip: string): boolean {
+  const [base, bits] = cidr.split('/');
+  const b = ipv4ToInt(base ?? '');
+  const a = ipv4ToInt(ip);
+  const len = Number(bits);
+  if (a === undefined || b === undefined || !Number.isInteger(len) || len < 0 || len > 32) return false;
+  const size = 2 ** (32 - len);
+  return Math.floor(a / size) === Math.floor(b / size);
+}
+
+/**
+ * A pod is served when its IP is in its cluster's pod range, its first container is running and it is
+ * not being deleted.
+ */
+export function toFakePod(p: V1Pod, podCidr: string = DEFAULT_POD_CIDR): FakePod | undefined {
   const ip = p.status?.podIP;
-  if (!ip || !ip.startsWith(POD_IP_PREFIX) || p.metadata?.deletionTimestamp || p.status?.phase !== 'Running') return undefined;
+  if (!ip || !cidrContains(podCidr, ip) || p.metadata?.deletionTimestamp || p.status?.phase !== 'Running') return undefined;
   const first = p.spec?.containers[0];
   if (!first) return undefined;
   const status = p.status.containerStatuses?.find((s) => s.name === first.name);
