@@ -147,7 +147,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
       ? new ApiServerProxyHealthChecker((req) => cluster.proxyGet(req), { timeoutMs: config.healthCheckRequestTimeoutMs })
       : new DirectHealthChecker({ timeoutMs: config.healthCheckRequestTimeoutMs });
     const engine = new DeploymentEngine({
-      store: deployments, environment, cluster, profile, healthChecker, gates, bus: events, now, replicaId, onUnreadable,
+      store: deployments, environment: registry.fromFile ? new EnvironmentStore(kv, spec.name) : environment, cluster, profile, healthChecker, gates, bus: events, now, replicaId, onUnreadable,
       traffic: [
         new StableServiceTarget(profile),
         new IngressTarget(profile, { ...(spec.ingressClassName ? { defaultIngressClassName: spec.ingressClassName } : {}) }),
@@ -245,7 +245,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
       isShuttingDown: () => shuttingDown,
     }),
     descriptorRoutes({ descriptors, now }),
-    environmentRoutes({ environment }),
+    environmentRoutes({ environment, forCluster: (name) => new EnvironmentStore(kv, fleet.member(name).spec.name) }),
     deploymentRoutes({ fleet, releases }),
     releaseRoutes({ releases }),
     clusterRoutes({ fleet }),

@@ -68,6 +68,9 @@ export const keys = {
   /** Values injected as environment variables into every deployed container (Amdatu-compatible). */
   environment: (name: string) => `environment/${name}`,
   allEnvironment: () => 'environment/',
+  /** Values injected only in one cluster's deployments, overriding environment/ (docs/clusters.md). */
+  clusterEnvironment: (cluster: string, name: string) => `cluster-environment/${cluster}/${name}`,
+  allClusterEnvironment: (cluster: string) => `cluster-environment/${cluster}/`,
 
   /** API keys (secret AES-256-GCM encrypted, never plain); ids are "ck_" + 16 hex digits. */
   apiKey: (id: string) => `apikeys/${id}`,

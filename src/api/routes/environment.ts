@@ -24,12 +24,20 @@ function keyParam(ctx: AppContext): string {
  * administrators (namespaces "*"); changes are audited under `_cluster`. They apply to deployments
  * started afterwards.
  */
-export function environmentRoutes(deps: { environment: EnvironmentStore }): Router<AppState> {
+export function environmentRoutes(deps: { environment: EnvironmentStore; forCluster?: (name: string) => EnvironmentStore }): Router<AppState> {
   const router = new Router<AppState>();
+  /** ?cluster=NAME: that cluster's own values (reads show what its deployments get). */
+  const storeOf = (ctx: AppContext): EnvironmentStore => {
+    const cluster = ctx.query['cluster'];
+    if (cluster === undefined || cluster === '') return deps.environment;
+    if (typeof cluster !== 'string' || !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(cluster)) throw badRequest('query parameter "cluster" must be a cluster name');
+    if (!deps.forCluster) throw badRequest('there is no cluster registry; values apply to the one cluster');
+    return deps.forCluster(cluster);
+  };
 
   router.get('/environment', async (ctx) => {
     requireAdministrator(ctx);
-    const entries = (await deps.environment.read()).entries;
+    const entries = (await storeOf(ctx).read()).entries;
     // values=false: names only (the web UI never shows or holds values).
     ctx.body = booleanParam(ctx, 'values', true) ? entries : entries.map(({ key, name }) => ({ key, name }));
   });
@@ -40,7 +48,7 @@ export function environmentRoutes(deps: { environment: EnvironmentStore }): Rout
     const key = keyParam(ctx);
     const { value, error } = environmentValueSchema.validate(objectBody(ctx), { abortEarly: false });
     if (error) throw badRequest(`invalid body: ${error.details.map((d) => d.message).join('; ')} (the body is {"value": "..."})`);
-    await deps.environment.set(key, (value as { value: string }).value);
+    await storeOf(ctx).set(key, (value as { value: string }).value);
     ctx.status = 204;
   });
 
@@ -48,7 +56,7 @@ export function environmentRoutes(deps: { environment: EnvironmentStore }): Rout
     requireAdministrator(ctx);
     noteAudit(ctx, { namespace: CLUSTER_AUDIT_NAMESPACE, action: 'environment-unset' });
     const key = keyParam(ctx);
-    if (!(await deps.environment.unset(key))) throw notFound(`no environment value "${key}"`);
+    if (!(await storeOf(ctx).unset(key))) throw notFound(`no environment value "${key}"`);
     ctx.status = 204;
   });
 
