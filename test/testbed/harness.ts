@@ -168,8 +168,12 @@ export interface TestNamespace {
  * ServiceAccount admission plugin rejects pods in the namespace.
  */
 export async function createTestNamespace(kc: KubeConfig, prefix: string, timeoutMs = 30_000): Promise<TestNamespace> {
+  return createNamespaceNamed(kc, `${prefix}-${randomBytes(3).toString('hex')}`.toLowerCase().slice(0, 63), timeoutMs);
+}
+
+/** The same as createTestNamespace, under a given name (the same namespace on the bed's other cluster). */
+export async function createNamespaceNamed(kc: KubeConfig, name: string, timeoutMs = 30_000): Promise<TestNamespace> {
   const core = kc.makeApiClient(CoreV1Api);
-  const name = `${prefix}-${randomBytes(3).toString('hex')}`.toLowerCase().slice(0, 63);
   await core.createNamespace({ body: { metadata: { name, labels: { 'cutover.dev/testbed-test': 'true' } } } });
   await waitUntil(`ServiceAccount ${name}/default`, async () => {
     await core.readNamespacedServiceAccount({ name: 'default', namespace: name });
