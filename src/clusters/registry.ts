@@ -99,8 +99,6 @@ export function registryFrom(raw: unknown, config: Config, where: string): Clust
   if (!clusters.some((c) => c.name === defaultCluster)) {
     throw new ConfigError([`${where}: defaultCluster "${defaultCluster}" is not one of the clusters (${clusters.map((c) => c.name).join(', ')})`]);
   }
-  const clash = clusters.find((c) => c.name === c.environment && clusters.some((o) => o !== c && o.environment === c.name));
-  if (clash) throw new ConfigError([`${where}: "${clash.name}" names a cluster and an environment of other clusters; a deploy to "${clash.name}" would be ambiguous`]);
   const environments = [...new Set(clusters.map((c) => c.environment))];
   return { clusters, defaultCluster, environments, fromFile: true };
 }
