@@ -67,6 +67,9 @@ export interface DeploymentRecord {
   replacedBy?: string;
   replaces?: string;
   redeployOf?: string;
+  /** The cluster it runs in, with a cluster registry (docs/clusters.md). */
+  cluster?: string;
+  release?: string;
 }
 
 export interface AuditEntry {

@@ -124,6 +124,8 @@ export function AppPage(props: { ns: string; app: string }): JSX.Element {
   }
 
   const live = data.records.find((r) => r.status === 'DEPLOYED');
+  // Several clusters (docs/clusters.md): each record says where it runs.
+  const multiCluster = new Set(data.records.map((r) => r.cluster ?? 'default')).size > 1;
   const inProgress = data.records.some((r) => r.status === 'DEPLOYING' || r.status === 'UNDEPLOYING');
   const current = data.descriptors[0];
   const urls = [...new Set([live?.descriptor, current].flatMap((d) => (d?.frontend ? [`${d.tlsSecretName ? 'https' : 'http'}://${d.frontend}/`] : [])))];
@@ -154,11 +156,12 @@ export function AppPage(props: { ns: string; app: string }): JSX.Element {
         {data.records.length === 0 ? <p class="muted">Never deployed.</p> : (
           <div class="scroll-x">
             <table class="history">
-              <thead><tr><th scope="col">Version</th><th scope="col">Status</th><th scope="col">Started</th><th scope="col">Finished</th><th scope="col">Duration</th><th scope="col">By</th><th scope="col">Failure reason</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+              <thead><tr><th scope="col">Version</th>{multiCluster ? <th scope="col">Cluster</th> : null}<th scope="col">Status</th><th scope="col">Started</th><th scope="col">Finished</th><th scope="col">Duration</th><th scope="col">By</th><th scope="col">Failure reason</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
               <tbody>
                 {data.records.map((r) => (
                   <tr key={r.id} data-version={r.version} data-status={r.status}>
-                    <th scope="row" data-label="Version"><Link href={paths.deployment(ns, r.id)}>{r.version}</Link>{r.id === live?.id ? <span class="tag">live</span> : null}</th>
+                    <th scope="row" data-label="Version"><Link href={paths.deployment(ns, r.id)}>{r.version}</Link>{r.id === live?.id || (multiCluster && r.status === 'DEPLOYED') ? <span class="tag">live</span> : null}</th>
+                    {multiCluster ? <td data-label="Cluster" data-testid="record-cluster">{r.cluster ?? 'default'}</td> : null}
                     <td data-label="Status"><StatusBadge status={r.status} step={r.step} /></td>
                     <td data-label="Started"><time dateTime={r.created}>{shortTime(r.created)}</time></td>
                     <td data-label="Finished">{r.times.finished ? <time dateTime={r.times.finished}>{shortTime(r.times.finished)}</time> : '–'}</td>

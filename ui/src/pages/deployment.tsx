@@ -195,6 +195,7 @@ export function DeploymentPage(props: { ns: string; id: string }): JSX.Element {
       <dl class="facts">
         <dt>Status</dt>
         <dd data-testid="deployment-status" data-status={shown.status}><StatusBadge status={shown.status} step={shown.step} /></dd>
+        {record.cluster ? <><dt>Cluster</dt><dd data-testid="deployment-cluster">{record.cluster}{record.release ? <span class="muted"> · release <code>{record.release.slice(0, 8)}</code></span> : null}</dd></> : null}
         <dt>Replaces</dt>
         <dd>{record.OldVersion ? `version ${record.OldVersion}` : 'nothing (first version)'}</dd>
         <dt>Started</dt>
