@@ -25,6 +25,9 @@ export interface WebhookEventData {
   previousStep?: string;
   /** The version this deployment replaces ("" when none). */
   oldVersion: string;
+  /** With a cluster registry: the cluster, and the release the deployment belongs to. */
+  cluster?: string;
+  release?: string;
   /** failed: why. */
   reason?: string;
   /** switched: traffic moved from this version to `version`. */

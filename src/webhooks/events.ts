@@ -77,7 +77,10 @@ export function webhookEventsOf(change: StoredChange): DeploymentWebhookEvent[] 
 }
 
 function common(r: DeploymentRecord): WebhookEventData {
-  return { namespace: r.namespace, app: r.appName, deploymentId: r.id, version: r.version, status: r.status, step: r.step, oldVersion: r.OldVersion };
+  return {
+    namespace: r.namespace, app: r.appName, deploymentId: r.id, version: r.version, status: r.status, step: r.step, oldVersion: r.OldVersion,
+    ...(r.cluster ? { cluster: r.cluster } : {}), ...(r.release ? { release: r.release } : {}),
+  };
 }
 
 function build(kind: WebhookEventKind, r: DeploymentRecord, seq: number, position: number, time: string, previous?: DeploymentRecord): DeploymentWebhookEvent {
