@@ -69,3 +69,11 @@ export function createMemoryLogger(level: LogLevel = 'trace'): { logger: Logger;
 export function createSilentLogger(): Logger {
   return createLogger({ level: 'fatal', stream: new Writable({ write: (_c, _e, cb) => cb() }) });
 }
+
+/**
+ * Whether `log` writes lines of `level` (bunyan answers a call without arguments), so a hot path
+ * can skip building fields nobody reads; true when the logger cannot tell.
+ */
+export function logsAt(log: Logger, level: LogLevel): boolean {
+  return (log[level] as unknown as () => unknown).call(log) !== false;
+}

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type Koa from 'koa';
 import { bodyParser } from '@koa/bodyparser';
-import type { Logger } from '../log.js';
+import { logsAt, type Logger } from '../log.js';
 import { ApiError, toApiError, type ErrorBody } from './errors.js';
 import type { Caller } from '../auth/caller.js';
 import type { AuditNote } from './audit-trail.js';
@@ -42,16 +42,26 @@ export function accessLog(observe?: RequestObserver): Koa.Middleware<AppState> {
       await next();
     } finally {
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-      const fields = {
-        method: ctx.method,
-        url: ctx.originalUrl.length > 2048 ? `${ctx.originalUrl.slice(0, 2048)}…` : ctx.originalUrl,
-        status: ctx.status,
-        duration_ms: Math.round(durationMs * 100) / 100,
-        remote: ctx.request.ip,
-        length: ctx.response.length,
-      };
-      if (ctx.status >= 500) ctx.state.log.error(fields, 'request');
-      else ctx.state.log.info(fields, 'request');
+      // A JSON body is serialised once, here: Koa's response.length (for the log line) would
+      // stringify the object a first time and its respond() a second.
+      const body: unknown = ctx.body;
+      if (body !== null && typeof body === 'object' && !Buffer.isBuffer(body) && typeof (body as { pipe?: unknown }).pipe !== 'function') {
+        ctx.body = JSON.stringify(body);
+      }
+      const log = ctx.state.log;
+      // Fields only for a line that is written (CUTOVER_LOG_LEVEL above info drops request lines).
+      if (logsAt(log, ctx.status >= 500 ? 'error' : 'info')) {
+        const fields = {
+          method: ctx.method,
+          url: ctx.originalUrl.length > 2048 ? `${ctx.originalUrl.slice(0, 2048)}…` : ctx.originalUrl,
+          status: ctx.status,
+          duration_ms: Math.round(durationMs * 100) / 100,
+          remote: ctx.request.ip,
+          length: ctx.response.length,
+        };
+        if (ctx.status >= 500) log.error(fields, 'request');
+        else log.info(fields, 'request');
+      }
       const route = (ctx as unknown as { _matchedRoute?: unknown })._matchedRoute;
       observe?.(ctx.method, typeof route === 'string' ? route : 'unmatched', ctx.status, durationMs / 1000);
     }

@@ -9,7 +9,7 @@ export interface SeenSignaturesOptions {
    * margin for clock differences between replicas. Later it is refused by the window check anyway.
    */
   retainSeconds?: number;
-  /** How often this replica removes entries that aged out. */
+  /** Least time between two sweeps of this replica (a sweep follows a signed request, never a timer). */
   sweepIntervalMs?: number;
   now?: () => number;
   onError?: (err: Error) => void;
@@ -28,21 +28,27 @@ export class EtcdSeenSignatures {
   private readonly bucketSeconds: number;
   private readonly retainSeconds: number;
   private readonly now: () => number;
-  private readonly sweeper: NodeJS.Timeout;
+  private readonly sweepIntervalMs: number;
+  private lastSweep = Number.NEGATIVE_INFINITY;
   private sweeping: Promise<void> | undefined;
 
   constructor(private readonly kv: KvStore, private readonly options: SeenSignaturesOptions = {}) {
     this.bucketSeconds = options.bucketSeconds ?? 30;
     this.retainSeconds = options.retainSeconds ?? 90;
     this.now = options.now ?? Date.now;
-    this.sweeper = setInterval(() => void this.sweep(), options.sweepIntervalMs ?? this.bucketSeconds * 1000);
-    this.sweeper.unref();
+    this.sweepIntervalMs = options.sweepIntervalMs ?? this.bucketSeconds * 1000;
   }
 
   /** True the first time a signature is seen (it is then remembered), false for a replay. */
   async firstUse(fingerprint: string, timestampSeconds: number): Promise<boolean> {
     const key = keys.seenSignature(bucketName(Math.floor(timestampSeconds / this.bucketSeconds)), fingerprint);
     const res = await this.kv.transact([{ key, modRevision: '0' }], [{ type: 'put', key, value: String(timestampSeconds) }]);
+    // Swept after signed requests, at most once an interval: an idle replica does no work (no timer),
+    // and what is left when requests stop is one window's worth, swept with the next request.
+    if (this.now() - this.lastSweep >= this.sweepIntervalMs) {
+      this.lastSweep = this.now();
+      void this.sweep();
+    }
     return res.succeeded;
   }
 
@@ -68,7 +74,6 @@ export class EtcdSeenSignatures {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.sweeper);
     await this.sweeping;
   }
 }

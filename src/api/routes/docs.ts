@@ -3,7 +3,6 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import Router from '@koa/router';
 import type { AppState } from '../middleware.js';
-import { openApiDocument } from '../openapi.js';
 
 const require = createRequire(import.meta.url);
 /** swagger-ui-dist's files come from node_modules: the docs page needs no CDN or network. */
@@ -35,7 +34,10 @@ const DOCS_CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsaf
 /** `/openapi.json` and the documentation page `/docs`. */
 export function docsRoutes(version: string): Router<AppState> {
   const router = new Router<AppState>();
-  router.get('/openapi.json', (ctx) => {
+  // Loaded at the first request (the loader keeps it): the document, joi-to-json and the schemas'
+  // descriptions are not needed to serve deployments (docs/benchmarks.md, "Footprint").
+  router.get('/openapi.json', async (ctx) => {
+    const { openApiDocument } = await import('../openapi.js');
     ctx.body = openApiDocument(version);
   });
   router.get('/docs', (ctx) => {
