@@ -3,10 +3,14 @@
  * with DeploymentStore at a steady rate (as the engine of some replica would), each carrying its
  * write timestamp; every watcher computes write → receipt latency and checks that it got every
  * line exactly once, in order, and the close 1000 DEPLOYED at the end. (A) 1,000 watchers on one
- * deployment, (B) 100 deployments × 10 watchers. cutover runs as its own process; its CPU and
- * memory come from /proc.
+ * deployment, (B) 100 deployments × 10 watchers, (C, issue #18 "wide") 10,000 watchers over 500
+ * deployments at 1 line/s each. cutover runs as its own process; its CPU and memory come from
+ * /proc; "idle KiB/watcher" is cutover's RSS growth from connecting the watchers (before any line),
+ * divided by their number. 10,000 watchers need 10,000+ file descriptors in this process and in
+ * cutover (ulimit -n; both inherit the shell's).
  *
  *   npm run bench:logstream [-- --rate-a 50 --rate-b 10 --seconds 10 --watchers 1000 --deployments 100 --per-deployment 10 --client-threads 1 --scenarios A,B]
+ *   npm run bench:logstream -- --scenarios C [--deployments-c 500 --per-deployment-c 20 --rate-c 1 --seconds-c 20 --client-threads 2]
  *
  * B's default rate is lower because one etcd3 client (the writer here, and cutover's engine too)
  * tops out at roughly 2,000 small transactions per second on a 2-core machine: 100 deployments ×
@@ -145,6 +149,8 @@ interface Result {
   cutoverCpuPercent: number;
   rssBefore: number;
   rssAfter: number;
+  /** cutover's RSS growth from connecting the watchers, per watcher (KiB), before any line was written. */
+  idleKiBPerWatcher: number;
   peakRss: number;
   /** The other processes on the same cores. */
   etcdCpuPercent: number;
@@ -175,6 +181,10 @@ async function main(): Promise<void> {
       deployments: { type: 'string', default: '100' },
       'per-deployment': { type: 'string', default: '10' },
       'client-threads': { type: 'string', default: '1' },
+      'deployments-c': { type: 'string', default: '500' },
+      'per-deployment-c': { type: 'string', default: '20' },
+      'rate-c': { type: 'string', default: '1' },
+      'seconds-c': { type: 'string', default: '20' },
       scenarios: { type: 'string', default: 'A,B' },
     },
   });
@@ -199,12 +209,13 @@ async function main(): Promise<void> {
     return writeMs;
   }
 
-  async function runScenario(name: string, cutover: CutoverProcess, etcd: TestEtcd, engine: EngineStandIn, deploymentCount: number, watchersPer: number, rate: number): Promise<Result> {
-    const LINES = Math.round(rate * SECONDS);
+  async function runScenario(name: string, cutover: CutoverProcess, etcd: TestEtcd, engine: EngineStandIn, deploymentCount: number, watchersPer: number, rate: number, seconds = SECONDS): Promise<Result> {
+    const LINES = Math.round(rate * seconds);
     const ns = `bench-${name.slice(0, 1).toLowerCase()}`;
     const deployments = [];
     for (let i = 0; i < deploymentCount; i++) deployments.push(await engine.createDeployment(ns, `app-${i}`));
     const urls = deployments.flatMap((d) => Array.from({ length: watchersPer }, () => streamUrl(cutover.url, d.namespace, d.id)));
+    const beforeConnect = sampleProcess(cutover.pid!);
     process.stderr.write(`${name}: connecting ${urls.length} watchers in ${THREADS} threads…\n`);
     const threads = Array.from({ length: THREADS }, (_, t) => startWatcherThread(urls.filter((_, i) => i % THREADS === t)));
     const results = threads.map((w) => new Promise<Extract<FromWatchers, { type: 'result' }>>((resolve, reject) => {
@@ -217,6 +228,7 @@ async function main(): Promise<void> {
       w.once('error', reject);
     })));
 
+    const idle = sampleProcess(cutover.pid!);
     // Warm-up (JIT, etcd, connections) with lines the watchers skip, at the same rate for 2 s.
     process.stderr.write(`${name}: warming up…\n`);
     await writeSteadily(deployments, rate, Math.round(rate * 2), (n) => `warm-up ${n}`);
@@ -264,6 +276,7 @@ async function main(): Promise<void> {
       cutoverCpuPercent: (100 * (after.cpuSeconds - before.cpuSeconds)) / wallSeconds,
       rssBefore: before.rssMiB,
       rssAfter: after.rssMiB,
+      idleKiBPerWatcher: ((idle.rssMiB - beforeConnect.rssMiB) * 1024) / urls.length,
       peakRss: after.peakRssMiB,
       etcdCpuPercent: (100 * (etcdAfter.cpuSeconds - etcdBefore.cpuSeconds)) / wallSeconds,
       benchCpuPercent: (benchCpu.user + benchCpu.system) / 1e4 / wallSeconds,
@@ -291,7 +304,12 @@ async function main(): Promise<void> {
     if (scenarios.has('B')) {
       results.push(await runScenario(`B: ${values.deployments} deployments × ${values['per-deployment']} watchers`, cutover, etcd, engine, Number(values.deployments), Number(values['per-deployment']), Number(values['rate-b'])));
     }
-    printResults(`log websocket — lines written for ${SECONDS} s, text format; latency = etcd write start → websocket receipt`, results);
+    if (scenarios.has('C')) {
+      const per = Number(values['per-deployment-c']);
+      const n = Number(values['deployments-c']);
+      results.push(await runScenario(`C: ${n} deployments × ${per} watchers`, cutover, etcd, engine, n, per, Number(values['rate-c']), Number(values['seconds-c'])));
+    }
+    printResults(`log websocket — lines written for ${SECONDS} s (C: ${values["seconds-c"]} s), text format; latency = etcd write start → websocket receipt`, results);
     for (const r of results) {
       const latencyOk = r.p99 <= 100;
       const exact = r.lost === 0 && r.duplicated === 0 && r.badCloses === 0;
@@ -311,12 +329,12 @@ async function main(): Promise<void> {
 
 function printResults(title: string, results: Result[]): void {
   const header = ['scenario', 'lines/s per deployment', 'watchers', 'lines written', 'frames expected', 'received', 'lost', 'dup', 'p50 ms', 'p99 ms', 'max ms', 'etcd write p50/p99 ms',
-    'cutover CPU %', 'cutover RSS MiB before → after', 'peak RSS MiB', 'etcd CPU %', 'bench CPU %', 'other processes CPU %'];
+    'cutover CPU %', 'cutover RSS MiB before → after', 'peak RSS MiB', 'idle KiB/watcher', 'etcd CPU %', 'bench CPU %', 'other processes CPU %'];
   const rows = results.map((r) => [
     r.scenario, String(r.rate), String(r.watchers), String(r.linesWritten), String(r.framesExpected), String(r.received), String(r.lost), String(r.duplicated),
     r.p50.toFixed(2), r.p99.toFixed(2), r.max.toFixed(2),
     `${r.writeP50.toFixed(1)} / ${r.writeP99.toFixed(1)}`, r.cutoverCpuPercent.toFixed(0), `${r.rssBefore.toFixed(0)} → ${r.rssAfter.toFixed(0)}`,
-    r.peakRss.toFixed(0), r.etcdCpuPercent.toFixed(0), r.benchCpuPercent.toFixed(0),
+    r.peakRss.toFixed(0), r.idleKiBPerWatcher.toFixed(1), r.etcdCpuPercent.toFixed(0), r.benchCpuPercent.toFixed(0),
     r.othersCpuPercent.toFixed(0),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((l) => l[i]!.length)));

@@ -7,6 +7,7 @@ import { loadClusterAccess } from '../kube/kubeconfig.js';
 import { apiVersionOf, resourcePath, type Kind } from '../kube/resources.js';
 import { Deadline, linkSignals, sleep } from '../lib/deadline.js';
 import type { Cluster, KubeObject, PodProxyRequest, PodWatch } from './cluster.js';
+import { PodWatchHub, type PodWatchHubOptions } from './pod-watches.js';
 
 export interface KubernetesClusterOptions {
   client: KubeClient;
@@ -17,6 +18,8 @@ export interface KubernetesClusterOptions {
   log: Logger;
   /** Called for every failed call (metrics). */
   onError?: (operation: string, err: KubeError) => void;
+  /** Limits of the shared pod watches (defaults in src/deployer/pod-watches.ts). */
+  podWatches?: Pick<PodWatchHubOptions, 'maxWatches' | 'lingerMs' | 'pollMs'>;
 }
 
 /** The client for the cluster at `kubeconfig` (or in-cluster); refuses a silent default. */
@@ -40,9 +43,25 @@ export class KubernetesCluster implements Cluster {
   private readonly client: KubeClient;
   /** Aborted by close(): calls without a caller's signal still end at shutdown. */
   private readonly lifetime = new AbortController();
+  /** Pod watches shared per namespace: what `watchPods` is built on. */
+  readonly podWatches: PodWatchHub;
 
   constructor(private readonly options: KubernetesClusterOptions) {
     this.client = options.client;
+    const client = this.client;
+    this.podWatches = new PodWatchHub({
+      log: options.log,
+      ...(options.podWatches ?? {}),
+      source: {
+        list: async (namespace, signal) => {
+          const list = await client.json<List<V1Pod>>('GET', resourcePath('Pod', namespace), { signal });
+          return { items: list.items ?? [], resourceVersion: list.metadata?.resourceVersion };
+        },
+        watch: (namespace, resourceVersion, onEvent, signal) => client.watch<V1Pod>(resourcePath('Pod', namespace), {
+          resourceVersion, allowWatchBookmarks: true, timeoutSeconds: 300,
+        }, onEvent, signal),
+      },
+    });
   }
 
   async get(kind: Kind, namespace: string, name: string, signal?: AbortSignal): Promise<KubeObject | undefined> {
@@ -101,6 +120,12 @@ export class KubernetesCluster implements Cluster {
   }
 
   async watchPods(namespace: string, labelSelector: string, onChange: (pods: V1Pod[]) => void): Promise<PodWatch> {
+    // One shared watch per namespace (src/deployer/pod-watches.ts); a set-based selector, which
+    // the hub does not evaluate, gets a watch of its own.
+    return this.podWatches.subscribe(namespace, labelSelector, onChange) ?? this.ownPodWatch(namespace, labelSelector, onChange);
+  }
+
+  private ownPodWatch(namespace: string, labelSelector: string, onChange: (pods: V1Pod[]) => void): PodWatch {
     const pods = new Map<string, V1Pod>();
     const stop = new AbortController();
     const link = linkSignals(stop.signal, this.lifetime.signal);
@@ -152,6 +177,7 @@ export class KubernetesCluster implements Cluster {
   }
 
   close(): void {
+    this.podWatches.close();
     this.lifetime.abort(new Error('the Kubernetes client is closed'));
     void this.client.close();
   }

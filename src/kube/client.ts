@@ -25,25 +25,33 @@ export interface WatchEvent<T> {
 
 export class KubeClient {
   private readonly dispatcher: Agent;
+  /**
+   * Watches have a pool of their own: each holds a connection for minutes, and calls must never
+   * queue behind them for one of the 64 connections (200 namespaces watched at once would take
+   * them all). Its size is bounded by whoever starts watches (src/deployer/pod-watches.ts).
+   */
+  private readonly watchDispatcher: Agent;
   private closed = false;
   /** Calls whose answer is still being read (watches included); close() waits for them. */
   private active = 0;
   private onIdle: (() => void) | undefined;
 
   constructor(readonly access: ClusterAccess) {
+    const connect = {
+      ...(access.ca ? { ca: access.ca } : {}),
+      ...(access.cert ? { cert: access.cert } : {}),
+      ...(access.key ? { key: access.key } : {}),
+      ...(access.tlsServerName ? { servername: access.tlsServerName } : {}),
+      rejectUnauthorized: !access.insecureSkipTlsVerify,
+    };
     this.dispatcher = new Agent({
-      connect: {
-        ...(access.ca ? { ca: access.ca } : {}),
-        ...(access.cert ? { cert: access.cert } : {}),
-        ...(access.key ? { key: access.key } : {}),
-        ...(access.tlsServerName ? { servername: access.tlsServerName } : {}),
-        rejectUnauthorized: !access.insecureSkipTlsVerify,
-      },
+      connect,
       keepAliveTimeout: 30_000,
       connections: 64,
       // Watches hold their connection open; other calls must never wait behind them.
       pipelining: 1,
     });
+    this.watchDispatcher = new Agent({ connect, keepAliveTimeout: 30_000, pipelining: 1 });
   }
 
   /** One request; resolves with the parsed JSON answer, rejects with KubeError (status 0: no answer). */
@@ -76,7 +84,7 @@ export class KubeClient {
   }
 
   private async readWatch<T>(path: string, query: RequestOptions['query'], onEvent: (event: WatchEvent<T>) => void, signal: AbortSignal): Promise<void> {
-    const res = await this.send('GET', path, { query: { ...query, watch: true }, signal });
+    const res = await this.send('GET', path, { query: { ...query, watch: true }, signal }, this.watchDispatcher);
     if (res.statusCode < 200 || res.statusCode >= 300) throw statusError(`watch ${path}`, res.statusCode, await res.body.text());
     let buffered = '';
     res.body.setEncoding('utf8');
@@ -104,7 +112,7 @@ export class KubeClient {
     // Only once no call is reading an answer any more (the caller aborts its calls and watches
     // first), so no keep-alive socket outlives the client.
     if (this.active > 0) await new Promise<void>((resolve) => { this.onIdle = resolve; });
-    await this.dispatcher.close().catch(() => undefined);
+    await Promise.all([this.dispatcher.close().catch(() => undefined), this.watchDispatcher.close().catch(() => undefined)]);
   }
 
   private async tracked<T>(fn: () => Promise<T>): Promise<T> {
@@ -116,7 +124,7 @@ export class KubeClient {
     }
   }
 
-  private async send(method: Dispatcher.HttpMethod, path: string, options: RequestOptions): Promise<Dispatcher.ResponseData> {
+  private async send(method: Dispatcher.HttpMethod, path: string, options: RequestOptions, dispatcher: Agent = this.dispatcher): Promise<Dispatcher.ResponseData> {
     if (this.closed) throw new KubeError(`${method} ${path}: the Kubernetes client is closed`, 0, 'Unavailable');
     const url = new URL(`${this.access.server}${path}`);
     for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
@@ -130,7 +138,7 @@ export class KubeClient {
     }
     try {
       return await request(url, {
-        dispatcher: this.dispatcher, method, headers, ...(body !== undefined ? { body } : {}),
+        dispatcher, method, headers, ...(body !== undefined ? { body } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
         // The caller's signal bounds each call; a watch stays open as long as the server keeps it.
         headersTimeout: 0, bodyTimeout: 0,
