@@ -26,7 +26,7 @@ describe('metrics', () => {
     assert.match(text, /cutover_deployments_total\{namespace="ns",app="app",outcome="succeeded",cluster="default"\} 1/);
     assert.match(text, /cutover_deployment_step_duration_seconds_sum\{step="waiting_for_pods"\} 3\b/);
     assert.match(text, /cutover_deployment_step_duration_seconds_sum\{step="switching_traffic"\} 0\.1\b/);
-    assert.match(text, /cutover_deployment_duration_seconds_sum\{outcome="succeeded"\} 5\.2\b/);
+    assert.match(text, /cutover_deployment_duration_seconds_sum\{outcome="succeeded",cluster="default"\} 5\.2\b/);
   });
 });
 
