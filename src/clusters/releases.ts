@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { DeploymentRecord } from '../domain/deployment.js';
 import type { Descriptor } from '../domain/types.js';
-import { releaseStatus, type Release, type ReleaseStatus } from '../domain/release.js';
+import { releaseStatus, type Release, type ReleaseView } from '../domain/release.js';
+
+export type { ReleaseView };
 import { AUTO_VERSION, isNumericVersion } from '../domain/names.js';
 import { NotFoundError, StateConflictError } from '../domain/errors.js';
 import type { DescriptorStore } from '../store/descriptors.js';
@@ -11,20 +13,6 @@ import { keys } from '../store/keys.js';
 import type { ReleaseStore } from '../store/releases.js';
 import { pinnedDescriptor } from '../deployer/images.js';
 import type { Fleet, FleetMember, Target } from './fleet.js';
-
-/** A release with what its deployments say now. */
-export interface ReleaseView extends Release {
-  status: ReleaseStatus;
-  deployments: Array<{
-    cluster: string;
-    deploymentId: string;
-    status?: DeploymentRecord['status'];
-    step?: DeploymentRecord['step'];
-    failureReason?: string;
-    /** The record is gone (deleted or retained away). */
-    missing?: boolean;
-  }>;
-}
 
 export interface DeployResult {
   /** Absent for a deploy without a cluster registry (one cluster: today's behaviour). */
@@ -86,9 +74,9 @@ export class Releases {
    * version already. Refused (409) unless the release is DEPLOYED on every one of its clusters.
    */
   async promote(namespace: string, id: string, environment: string, by: string, mayChange: (environment: string) => void = () => {}): Promise<ReleaseView> {
+    const source = await this.get(namespace, id);
     const members = this.o.fleet.inEnvironment(environment);
     mayChange(environment);
-    const source = await this.get(namespace, id);
     const from = source.environment ?? 'its clusters';
     if (source.status !== 'DEPLOYED') {
       const why = source.deployments.filter((d) => d.status !== 'DEPLOYED')

@@ -1,29 +1,10 @@
 import type { DeploymentRecord, LivePointer } from '../domain/deployment.js';
+import type { SyncItem, SyncReport } from '../domain/release.js';
+
+export type { SyncItem, SyncReport };
 import { versionedName } from '../domain/names.js';
 import { parseRecord } from '../store/json.js';
 import type { FleetMember } from './fleet.js';
-
-/** What a sync found for one app, and what it did (or, in a dry run, would do). */
-export interface SyncItem {
-  namespace: string;
-  appName: string;
-  version: string;
-  deploymentId: string;
-  /** in-sync: its objects are there; rebuild: re-created (queued); busy: work is queued for the app; skipped: see reason. */
-  action: 'in-sync' | 'rebuild' | 'busy' | 'skipped';
-  /** The objects found missing. */
-  missing?: string[];
-  reason?: string;
-  /** The deployment that re-creates it (not in a dry run). */
-  rebuildId?: string;
-}
-
-export interface SyncReport {
-  cluster: string;
-  dryRun: boolean;
-  namespaces: string[];
-  items: SyncItem[];
-}
 
 /**
  * Rebuilds a cluster from the records: for each app live in the cluster (of one namespace, or

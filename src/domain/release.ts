@@ -40,3 +40,41 @@ export function releaseStatus(members: Array<DeploymentRecord | undefined>): Rel
   if (statuses.includes('UNDEPLOYING')) return 'UNDEPLOYING';
   return 'UNDEPLOYED';
 }
+
+/** A release with what its deployments say now. */
+export interface ReleaseView extends Release {
+  status: ReleaseStatus;
+  deployments: Array<{
+    cluster: string;
+    deploymentId: string;
+    status?: DeploymentRecord['status'];
+    step?: DeploymentRecord['step'];
+    failureReason?: string;
+    /** The record is gone (deleted or retained away). */
+    missing?: boolean;
+  }>;
+}
+
+
+/** What a sync found for one app, and what it did (or, in a dry run, would do). */
+export interface SyncItem {
+  namespace: string;
+  appName: string;
+  version: string;
+  deploymentId: string;
+  /** in-sync: its objects are there; rebuild: re-created (queued); busy: work is queued for the app; skipped: see reason. */
+  action: 'in-sync' | 'rebuild' | 'busy' | 'skipped';
+  /** The objects found missing. */
+  missing?: string[];
+  reason?: string;
+  /** The deployment that re-creates it (not in a dry run). */
+  rebuildId?: string;
+}
+
+export interface SyncReport {
+  cluster: string;
+  dryRun: boolean;
+  namespaces: string[];
+  items: SyncItem[];
+}
+

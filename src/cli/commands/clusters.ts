@@ -1,5 +1,5 @@
-import type { ReleaseView } from '../../clusters/releases.js';
-import type { SyncReport } from '../../clusters/sync.js';
+import type { ReleaseView } from '../../domain/release.js';
+import type { SyncReport } from '../../domain/release.js';
 import { query } from '../client.js';
 import type { CommandContext } from '../context.js';
 import { CliError } from '../errors.js';

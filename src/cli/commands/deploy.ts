@@ -11,7 +11,7 @@ import { applyDocuments, applyJson, reportApply, type ApplyOutcome } from './app
 import { waitForDeployment, waitJson } from './watch.js';
 import { waitForRelease } from './clusters.js';
 import { query } from '../client.js';
-import type { ReleaseView } from '../../clusters/releases.js';
+import type { ReleaseView } from '../../domain/release.js';
 
 export interface DeployFlags {
   file?: string | undefined;
