@@ -233,7 +233,11 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
   });
   if (!webhookHosts.restricted) log.info('webhook URLs may point at any host (CUTOVER_WEBHOOK_ALLOWED_HOSTS is empty); see docs/security.md on internal addresses');
 
-  const overviewFeed = new OverviewFeed({ kv, log: log.child({ component: 'overview-feed' }) });
+  const overviewClusters = {
+    defaultCluster: registry.defaultCluster,
+    others: stacks.filter((stack) => stack !== defaultStack).map((stack) => ({ cluster: stack.spec.name, kv: stack.kv })),
+  };
+  const overviewFeed = new OverviewFeed({ kv, log: log.child({ component: 'overview-feed' }), clusters: overviewClusters });
   const routers = [
     metricsRoutes(metrics),
     docsRoutes(CUTOVER_VERSION),
@@ -251,7 +255,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     clusterRoutes({ fleet }),
     auditRoutes({ audit: security.audit }),
     adminKeyRoutes({ keys: security.keyAdmin }),
-    overviewRoutes({ kv, feed: overviewFeed }),
+    overviewRoutes({ kv, feed: overviewFeed, clusters: overviewClusters }),
     webhookRoutes({ webhooks: new WebhookAdmin(webhookStore, authSetup.keks, webhookHosts, now) }),
   ];
   const app = createApp({

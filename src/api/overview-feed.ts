@@ -1,7 +1,7 @@
 import type { Logger } from '../log.js';
 import type { KvStore, WatchHandle, WatchEvent } from '../store/kv.js';
 import { mayUseNamespace, type Caller } from '../auth/caller.js';
-import { readOverview, type AppSummary } from './overview.js';
+import { readOverview, type AppSummary, type OverviewClusters } from './overview.js';
 
 /**
  * Live changes of the overview, for the UI: one set of etcd watches per replica (deployment
@@ -21,6 +21,8 @@ export interface OverviewFeedOptions {
   log: Logger;
   /** Changes of one app within this window become one summary (a deployment writes its record at every step). */
   coalesceMs?: number;
+  /** Several clusters: the other clusters' records are watched and summarised too. */
+  clusters?: OverviewClusters;
 }
 
 /** What the watches cover: a record's status changes together with its live pointer, so records suffice. */
@@ -71,6 +73,13 @@ export class OverviewFeed {
       for (const prefix of WATCHED_PREFIXES) {
         handles.push(await this.o.kv.watch(prefix, undefined, {
           onEvents: (events) => this.noteChanges(prefix, events),
+          onError: (err) => this.failAll(err),
+        }));
+      }
+      // Another cluster's records (its view of the store maps the prefix into its own scope).
+      for (const other of this.o.clusters?.others ?? []) {
+        handles.push(await other.kv.watch('deployments/', undefined, {
+          onEvents: (events) => this.noteChanges('deployments/', events),
           onError: (err) => this.failAll(err),
         }));
       }
@@ -126,7 +135,8 @@ export class OverviewFeed {
     for (const change of batch) {
       if (this.subscribers.size === 0) return;
       try {
-        const { apps, revision } = await readOverview(this.o.kv, { namespaces: [change.namespace], ...(change.appName !== undefined ? { appName: change.appName } : {}) });
+        const { apps, revision } = await readOverview(this.o.kv, { namespaces: [change.namespace], ...(change.appName !== undefined ? { appName: change.appName } : {}) },
+          this.o.clusters?.defaultCluster, this.o.clusters?.others);
         if (change.appName !== undefined && apps.length === 0) {
           // Nothing left of the app (its descriptors and records were deleted).
           this.publish({ namespace: change.namespace, appName: change.appName, urls: [], descriptorCount: 0, revision, removed: true });

@@ -40,6 +40,14 @@ export interface AppSummary {
   revision: string;
   /** The app no longer has descriptors or records (sent by the live feed only). */
   removed?: boolean;
+  /** With several clusters: what runs and what was deployed last in each (docs/clusters.md). */
+  clusters?: Array<{ cluster: string; live?: { deploymentId: string; version: string }; latest?: DeploymentSummary }>;
+}
+
+/** Another cluster's records, for the overview (the default cluster's are in the root store). */
+export interface OverviewCluster {
+  cluster: string;
+  kv: KvStore;
 }
 
 export interface OverviewCaller {
@@ -113,90 +121,124 @@ export interface OverviewQuery {
  * across namespaces (three range reads, then one multi-get of the records involved); otherwise
  * per namespace. Unreadable values are left out, as the list routes do.
  */
-export async function readOverview(kv: KvStore, query: OverviewQuery): Promise<{ apps: AppSummary[]; revision: string }> {
+export async function readOverview(kv: KvStore, query: OverviewQuery, defaultCluster = 'default', others: readonly OverviewCluster[] = []): Promise<{ apps: AppSummary[]; revision: string }> {
   const scopes = query.namespaces === undefined ? [''] : query.namespaces.map((ns) => `${ns}/`);
-  const apps = new Map<string, AppAccumulator>();
-  let revision = '0';
-  const appOf = (namespace: string, appName: string): AppAccumulator => {
-    const key = `${namespace}/${appName}`;
-    let app = apps.get(key);
-    if (!app) apps.set(key, app = { namespace, appName, descriptors: [] });
-    return app;
-  };
   const wanted = (appName: string) => query.appName === undefined || appName === query.appName;
+  const descriptorsByApp = new Map<string, { namespace: string; appName: string; descriptors: Array<{ value: Descriptor; revision: string }> }>();
+  const [descriptorLists, own, ...theirs] = await Promise.all([
+    Promise.all(scopes.map((scope) => kv.list(`descriptors/${scope}`))),
+    readClusterState(kv, scopes, query),
+    ...others.map((o) => readClusterState(o.kv, scopes, query)),
+  ]);
+  let revision = [own.revision, ...theirs.map((t) => t.revision)].reduce(maxRevision, '0');
+  for (const list of descriptorLists) {
+    revision = maxRevision(revision, list.revision);
+    for (const { ns, entry } of parseEntries(list.entries, 'descriptors/')) {
+      const value = tryParse<Descriptor>(entry);
+      if (!value || !wanted(value.appName)) continue;
+      const key = `${ns}/${value.appName}`;
+      let app = descriptorsByApp.get(key);
+      if (!app) descriptorsByApp.set(key, app = { namespace: ns, appName: value.appName, descriptors: [] });
+      app.descriptors.push({ value, revision: entry.modRevision });
+    }
+  }
+  const appKeys = new Set([...descriptorsByApp.keys(), ...own.apps.keys(), ...theirs.flatMap((t) => [...t.apps.keys()])]);
+  const namespaces = [...new Set([...appKeys].map((k) => k.slice(0, k.indexOf('/'))))];
+  const requesters = await requestersByDeployment(kv, namespaces, query.appName);
 
+  const summaries = [...appKeys].map((key): AppSummary => {
+    const slash = key.indexOf('/');
+    const namespace = key.slice(0, slash);
+    const appName = key.slice(slash + 1);
+    const descriptors = descriptorsByApp.get(key)?.descriptors ?? [];
+    const states = [{ cluster: defaultCluster, state: own.apps.get(key) }, ...others.map((o, i) => ({ cluster: o.cluster, state: theirs[i]!.apps.get(key) }))];
+    // The default cluster's state first; an app that runs only elsewhere shows that cluster's.
+    const main = states.find((x) => x.state?.live) ?? states.find((x) => x.state?.latest);
+    const latestRecord = main?.state?.latest;
+    const live = main?.state?.live;
+    const newestDescriptor = descriptors.reduce<Descriptor | undefined>((best, d) => (!best || d.value.lastModified > best.lastModified ? d.value : best), undefined);
+    // The live record's descriptor copy says where traffic goes now; fall back to the newest descriptor.
+    const liveDescriptor = live && latestRecord?.value.id === live.deploymentId ? latestRecord.value.descriptor : undefined;
+    let summaryRevision = descriptors.reduce((r, d) => maxRevision(r, d.revision), '0');
+    for (const { state } of states) {
+      if (state?.latest) summaryRevision = maxRevision(summaryRevision, state.latest.revision);
+      if (state?.live) summaryRevision = maxRevision(summaryRevision, state.live.revision);
+    }
+    const summarise = (r: DeploymentRecord): DeploymentSummary => {
+      const requestedBy = requesters.get(`${r.namespace}/${r.id}`);
+      return {
+        id: r.id, version: r.version, status: r.status, step: r.step, created: r.created,
+        ...(r.times.finished ? { finished: r.times.finished } : {}),
+        ...(r.failureReason ? { failureReason: r.failureReason } : {}),
+        ...(requestedBy ? { requestedBy } : {}),
+      };
+    };
+    const r = latestRecord?.value;
+    return {
+      namespace,
+      appName,
+      ...(live ? { live: { deploymentId: live.deploymentId, version: live.version } } : {}),
+      ...(r ? { latest: summarise(r) } : {}),
+      urls: urlsOf(liveDescriptor ?? newestDescriptor ?? r?.descriptor),
+      descriptorCount: descriptors.length,
+      revision: summaryRevision,
+      ...(others.length > 0 ? {
+        clusters: states.filter((x) => x.state).map(({ cluster, state }) => ({
+          cluster,
+          ...(state!.live ? { live: { deploymentId: state!.live.deploymentId, version: state!.live.version } } : {}),
+          ...(state!.latest ? { latest: summarise(state!.latest.value) } : {}),
+        })),
+      } : {}),
+    };
+  });
+  summaries.sort((x, y) => x.namespace.localeCompare(y.namespace) || x.appName.localeCompare(y.appName));
+  return { apps: summaries, revision };
+}
+
+interface ClusterAppState {
+  live?: LivePointer & { revision: string };
+  latest?: { value: DeploymentRecord; revision: string };
+}
+
+/** One cluster's live pointers and newest records per app: two range reads per scope, then one multi-get. */
+async function readClusterState(kv: KvStore, scopes: string[], query: OverviewQuery): Promise<{ apps: Map<string, ClusterAppState>; revision: string }> {
+  const wanted = (appName: string) => query.appName === undefined || appName === query.appName;
+  const newest = new Map<string, { id: string; created: string; revision: string }>();
+  const apps = new Map<string, ClusterAppState>();
+  let revision = '0';
   await Promise.all(scopes.map(async (scope) => {
     const appScope = scope !== '' && query.appName !== undefined ? `${scope}${query.appName}/` : scope;
-    const [descriptors, index, live] = await Promise.all([
-      kv.list(`descriptors/${scope}`),
+    const [index, live] = await Promise.all([
       kv.list(`app-records/${appScope}`),
       // One key per app: a namespace's pointers are a small read (an app name may prefix another, hence not `live/ns/app`).
       kv.list(`live/${scope}`),
     ]);
-    revision = [descriptors.revision, index.revision, live.revision].reduce(maxRevision, revision);
-    for (const { ns, entry } of parseEntries(descriptors.entries, 'descriptors/')) {
-      const value = tryParse<Descriptor>(entry);
-      if (!value || !wanted(value.appName)) continue;
-      appOf(ns, value.appName).descriptors.push({ value, revision: entry.modRevision });
-    }
+    revision = [index.revision, live.revision].reduce(maxRevision, revision);
     for (const { ns, rest, entry } of parseEntries(index.entries, 'app-records/')) {
       const [appName, id] = rest.split('/');
       if (!appName || !id || !wanted(appName)) continue;
-      const app = appOf(ns, appName);
+      const key = `${ns}/${appName}`;
+      const seen = newest.get(key);
       // The index value is the record's `created`; ties (same millisecond) go to the later write.
-      if (!app.newest || entry.value > app.newest.created || (entry.value === app.newest.created && BigInt(entry.createRevision) > BigInt(app.newest.revision))) {
-        app.newest = { id, created: entry.value, revision: entry.createRevision };
+      if (!seen || entry.value > seen.created || (entry.value === seen.created && BigInt(entry.createRevision) > BigInt(seen.revision))) {
+        newest.set(key, { id, created: entry.value, revision: entry.createRevision });
       }
     }
     for (const { ns, rest, entry } of parseEntries(live.entries, 'live/')) {
       const value = tryParse<LivePointer>(entry);
       if (!value || !wanted(rest)) continue;
-      appOf(ns, rest).live = { ...value, revision: entry.modRevision };
+      apps.set(`${ns}/${rest}`, { ...apps.get(`${ns}/${rest}`), live: { ...value, revision: entry.modRevision } });
     }
   }));
-
-  const all = [...apps.values()];
-  const recordKeys = all.flatMap((a) => (a.newest ? [keys.deployment(a.namespace, a.newest.id)] : []));
-  const records = new Map<string, { value: DeploymentRecord; revision: string }>();
-  const namespaces = [...new Set(all.map((a) => a.namespace))];
-  const [found, requesters] = await Promise.all([
-    recordKeys.length > 0 ? kv.getMany(recordKeys) : Promise.resolve([]),
-    requestersByDeployment(kv, namespaces, query.appName),
-  ]);
-  for (const entry of found) {
+  const wantedRecords = [...newest.entries()];
+  const found = wantedRecords.length > 0 ? await kv.getMany(wantedRecords.map(([key, n]) => keys.deployment(key.slice(0, key.indexOf('/')), n.id))) : [];
+  found.forEach((entry, i) => {
     const value = entry && tryParse<DeploymentRecord>(entry);
-    if (entry && value) records.set(`${value.namespace}/${value.id}`, { value, revision: entry.modRevision });
-  }
-
-  const summaries = all.map((a): AppSummary => {
-    const latestRecord = a.newest ? records.get(`${a.namespace}/${a.newest.id}`) : undefined;
-    const newestDescriptor = a.descriptors.reduce<Descriptor | undefined>((best, d) => (!best || d.value.lastModified > best.lastModified ? d.value : best), undefined);
-    // The live record's descriptor copy says where traffic goes now; fall back to the newest descriptor.
-    const liveDescriptor = a.live && latestRecord?.value.id === a.live.deploymentId ? latestRecord.value.descriptor : undefined;
-    let summaryRevision = a.descriptors.reduce((r, d) => maxRevision(r, d.revision), '0');
-    if (latestRecord) summaryRevision = maxRevision(summaryRevision, latestRecord.revision);
-    if (a.live) summaryRevision = maxRevision(summaryRevision, a.live.revision);
-    const r = latestRecord?.value;
-    const requestedBy = r ? requesters.get(`${r.namespace}/${r.id}`) : undefined;
-    return {
-      namespace: a.namespace,
-      appName: a.appName,
-      ...(a.live ? { live: { deploymentId: a.live.deploymentId, version: a.live.version } } : {}),
-      ...(r ? {
-        latest: {
-          id: r.id, version: r.version, status: r.status, step: r.step, created: r.created,
-          ...(r.times.finished ? { finished: r.times.finished } : {}),
-          ...(r.failureReason ? { failureReason: r.failureReason } : {}),
-          ...(requestedBy ? { requestedBy } : {}),
-        },
-      } : {}),
-      urls: urlsOf(liveDescriptor ?? newestDescriptor ?? r?.descriptor),
-      descriptorCount: a.descriptors.length,
-      revision: summaryRevision,
-    };
+    if (!entry || !value) return;
+    const key = wantedRecords[i]![0];
+    apps.set(key, { ...apps.get(key), latest: { value, revision: entry.modRevision } });
   });
-  summaries.sort((x, y) => x.namespace.localeCompare(y.namespace) || x.appName.localeCompare(y.appName));
-  return { apps: summaries, revision };
+  return { apps, revision };
 }
 
 /** deployment (`ns/id`) → identity of whoever started it, from the newest audit entries. */
@@ -215,6 +257,12 @@ async function requestersByDeployment(kv: KvStore, namespaces: string[], appName
   return out;
 }
 
+/** The default cluster's name and the other clusters' records (absent: one cluster). */
+export interface OverviewClusters {
+  defaultCluster?: string;
+  others?: readonly OverviewCluster[];
+}
+
 /** Groups summaries by namespace; a caller's granted namespaces appear even when empty. */
 export function groupByNamespace(apps: AppSummary[], alsoNamespaces: readonly string[] = []): Overview['namespaces'] {
   const groups = new Map<string, AppSummary[]>();
@@ -228,8 +276,9 @@ export function groupByNamespace(apps: AppSummary[], alsoNamespaces: readonly st
 }
 
 /** The overview a caller may see: every namespace for administrators, else its own. */
-export async function overviewFor(kv: KvStore, caller: Caller): Promise<Overview> {
-  const granted = caller.namespaces === ALL_NAMESPACES ? undefined : [...caller.namespaces].sort();
-  const { apps, revision } = await readOverview(kv, granted === undefined ? {} : { namespaces: granted });
+export async function overviewFor(kv: KvStore, caller: Caller, clusters: OverviewClusters = {}): Promise<Overview> {
+  // An environment-scoped grant ("shop@staging") lets the caller see the namespace.
+  const granted = caller.namespaces === ALL_NAMESPACES ? undefined : [...new Set([...caller.namespaces].map((g) => g.split('@')[0]!))].sort();
+  const { apps, revision } = await readOverview(kv, granted === undefined ? {} : { namespaces: granted }, clusters.defaultCluster, clusters.others);
   return { caller: describeCaller(caller), namespaces: groupByNamespace(apps, granted ?? []), revision };
 }

@@ -10,6 +10,7 @@ import { fakeAppDescriptor } from '../support/deploy.js';
 import { request } from '../support/http.js';
 import { servedVersion, startClustersFixture, type ClustersFixture } from '../support/clusters.js';
 import { waitFor } from '../support/wait.js';
+import { startBrowser } from '../support/browser.js';
 
 const REPO_ROOT = new URL('../../', import.meta.url).pathname;
 
@@ -62,6 +63,22 @@ describe('an environment of two clusters', { timeout: 10 * 60_000 }, () => {
     for (const c of f.clusters) {
       assert.equal(await servedVersion(c.view, ns, 'web'), r1.version, `${c.name} serves version ${r1.version}`);
       assert.deepEqual(await answersThroughService(f, c.name, ns, 'web'), [200, 200]);
+    }
+    // The overview (the UI's first page) shows what runs in each cluster, and so does the page in a real browser.
+    const overview = await request(`${f.cutover.url}/overview`);
+    const web = overview.body.namespaces.find((n: any) => n.namespace === ns).apps.find((a: any) => a.appName === 'web');
+    assert.deepEqual(web.clusters.map((c: any) => [c.cluster, c.live?.version]), [['one', r1.version], ['two', r1.version]]);
+    const browser = await startBrowser();
+    try {
+      const page = await browser.page(f.cutover.url);
+      await page.goto(`/ui/?namespace=${ns}`);
+      const cell = page.locator(`tr[data-app="web"] [data-testid="cluster-versions"]`);
+      await cell.waitFor({ timeout: 30_000 });
+      assert.deepEqual(await cell.locator('li').allInnerTexts(), [`one ${r1.version}`, `two ${r1.version}`]);
+      await browser.screenshot(page, 'clusters-overview');
+      assert.deepEqual(browser.pageErrors, []);
+    } finally {
+      await browser.close();
     }
     // Each record names its cluster; the log says which cluster did what.
     const rec2 = await f.api.get(ns, r1.deployments[1].deploymentId);

@@ -3,12 +3,14 @@ import Router from '@koa/router';
 import { callerOf } from '../../auth/middleware.js';
 import type { KvStore } from '../../store/kv.js';
 import type { AppState } from '../middleware.js';
-import { overviewFor } from '../overview.js';
+import { overviewFor, type OverviewClusters } from '../overview.js';
 import type { OverviewFeed } from '../overview-feed.js';
 
 export interface OverviewRoutesDeps {
   kv: KvStore;
   feed: OverviewFeed;
+  /** Several clusters: the others' records (docs/clusters.md). */
+  clusters?: OverviewClusters;
   /** Comment lines on an idle stream, so proxies keep it open and clients notice a dead one. */
   heartbeatMs?: number;
 }
@@ -25,7 +27,7 @@ export function overviewRoutes(deps: OverviewRoutesDeps): Router<AppState> {
   const heartbeatMs = deps.heartbeatMs ?? 15_000;
 
   router.get('/overview', async (ctx) => {
-    ctx.body = await overviewFor(deps.kv, callerOf(ctx));
+    ctx.body = await overviewFor(deps.kv, callerOf(ctx), deps.clusters);
   });
 
   router.get('/overview/stream', async (ctx) => {
@@ -53,7 +55,7 @@ export function overviewRoutes(deps: OverviewRoutesDeps): Router<AppState> {
       },
     });
     try {
-      send('snapshot', await overviewFor(deps.kv, caller));
+      send('snapshot', await overviewFor(deps.kv, caller, deps.clusters));
     } catch (err) {
       end();
       throw err;

@@ -24,6 +24,8 @@ export interface AppSummary {
   descriptorCount: number;
   revision: string;
   removed?: boolean;
+  /** Several clusters: what runs in each. */
+  clusters?: Array<{ cluster: string; live?: { deploymentId: string; version: string }; latest?: DeploymentSummary }>;
 }
 
 export interface Caller {

@@ -103,7 +103,16 @@ function AppRow({ app }: { app: AppSummary }): JSX.Element {
   return (
     <tr data-app={app.appName} data-status={latest?.status ?? 'NONE'}>
       <th scope="row" data-label="App"><Link href={paths.app(app.namespace, app.appName)}>{app.appName}</Link></th>
-      <td data-label="Live version">{app.live ? <Link href={paths.deployment(app.namespace, app.live.deploymentId)}>{app.live.version}</Link> : <span class="muted">none</span>}</td>
+      <td data-label="Live version">
+        {app.clusters
+          // Several clusters: the version live in each (docs/clusters.md).
+          ? <ul class="cluster-versions" data-testid="cluster-versions">{app.clusters.map((c) => (
+            <li key={c.cluster} data-cluster={c.cluster}>
+              <span class="muted">{c.cluster}</span> {c.live ? <Link href={paths.deployment(app.namespace, c.live.deploymentId)}>{c.live.version}</Link> : <span class="muted">none</span>}
+            </li>
+          ))}</ul>
+          : app.live ? <Link href={paths.deployment(app.namespace, app.live.deploymentId)}>{app.live.version}</Link> : <span class="muted">none</span>}
+      </td>
       <td data-label="Latest">
         {latest
           ? <Link href={paths.deployment(app.namespace, latest.id)} aria-label={`version ${latest.version}: ${latest.status}`}><StatusBadge status={latest.status} step={latest.step} /> <span class="version">v{latest.version}</span></Link>
