@@ -18,6 +18,7 @@ import { ReleaseStore } from '../../src/store/releases.js';
 import { ScopedKv } from '../../src/store/scoped-kv.js';
 import { MemoryCluster } from '../support/memory-cluster.js';
 import { MemoryKv } from '../support/memory-kv.js';
+import { ALL_NAMESPACES, assertMayChangeIn, mayChangeIn, mayUseNamespace, type Caller } from '../../src/auth/caller.js';
 
 const config = loadConfig({});
 const DIGEST = `sha256:${'a'.repeat(64)}`;
@@ -206,6 +207,23 @@ describe('rebuilding a cluster (sync)', () => {
   });
 });
 
+describe('rebuilding a cluster (sync), continued', () => {
+  it('leaves an app whose workload and stable Service are there alone', async () => {
+    const { releases, deployed, fleet: f, members } = await fleet();
+    const { records } = await releases.deployDescriptor('shop', 'd1', { cluster: 'prod-a' }, 'alice');
+    await deployed('prod-a', records[0]!.id);
+    const member = f.member('prod-a');
+    await member.deployments.dequeue('shop', 'web', records[0]!.id);
+    const memory = members.find((m) => m.spec.name === 'prod-a')!.memory;
+    await memory.create('Deployment', { metadata: { name: 'web-1', namespace: 'shop' }, spec: {} });
+    assert.deepEqual((await syncCluster(member, { dryRun: true, by: 'ops' })).items.map((i) => [i.action, i.missing]), [['rebuild', ['Service web']]]);
+    await memory.create('Service', { metadata: { name: 'web', namespace: 'shop' }, spec: {} });
+    const report = await syncCluster(member, { dryRun: false, by: 'ops' });
+    assert.deepEqual(report.items.map((i) => [i.action, i.rebuildId]), [['in-sync', undefined]]);
+    assert.equal((await member.deployments.queue('shop', 'web')).length, 0, 'nothing queued');
+  });
+});
+
 describe('deployed images', () => {
   it('takes the digest the kubelet reported when all pods agree, and pins a promotion\'s copy to it', () => {
     const d = descriptor();
@@ -216,5 +234,27 @@ describe('deployed images', () => {
     assert.deepEqual(deployedImages(d, [{}]), [{ container: 'web', image: 'registry.test/web:1.0' }]);
     assert.equal(pinnedDescriptor(d, undefined), d);
     assert.equal(pinnedDescriptor(d, [{ container: 'web', image: 'registry.test/web:1.0', digest: DIGEST }]).podspec.containers[0]!.image, `registry.test/web:1.0@${DIGEST}`);
+  });
+});
+
+describe('environment-scoped grants', () => {
+  const caller = (...grants: string[]): Caller => ({ identity: 'ci', method: 'api-key', namespaces: new Set(grants) });
+
+  it('"shop@staging" reads shop everywhere and changes it only in staging; "shop" changes it everywhere', () => {
+    assert.equal(mayUseNamespace(caller('shop@staging'), 'shop'), true);
+    assert.equal(mayUseNamespace(caller('shop@staging'), 'shopping'), false);
+    assert.equal(mayChangeIn(caller('shop@staging'), 'shop', 'staging'), true);
+    assert.equal(mayChangeIn(caller('shop@staging'), 'shop', 'production'), false);
+    assert.equal(mayChangeIn(caller('shop'), 'shop', 'production'), true);
+    assert.equal(mayChangeIn({ identity: 'admin', method: 'jwt', namespaces: ALL_NAMESPACES }, 'any', 'production'), true);
+    assert.throws(() => assertMayChangeIn(caller('shop@staging'), 'shop', 'production'), /ci may not change namespace shop in environment production/);
+    assert.doesNotThrow(() => assertMayChangeIn(undefined, 'shop', 'production'), 'authentication off: no caller, no check');
+  });
+
+  it('a release to an environment is refused before anything is written when the caller may not change it there', async () => {
+    const { releases, kv } = await fleet();
+    const before = (await kv.list('')).entries.length;
+    await assert.rejects(releases.deployDescriptor('shop', 'd1', { environment: 'production' }, 'ci', (env) => assertMayChangeIn(caller('shop@dev'), 'shop', env)), /may not change namespace shop in environment production/);
+    assert.equal((await kv.list('')).entries.length, before);
   });
 });
