@@ -1,4 +1,4 @@
-import { Pool } from 'undici';
+import { Client, Pool } from 'undici';
 
 /**
  * The wire protocol of etcd v3's HTTP/JSON gateway (grpc-gateway, served on the client port next
@@ -115,31 +115,47 @@ function parseError(status: number, text: string): EtcdResponseError {
   return new EtcdResponseError(code, status, message || `HTTP ${status}`);
 }
 
-/** One etcd member's gateway: short calls on a bounded pool of keep-alive connections, streams on their own. */
+/**
+ * One etcd member's gateway: short calls on a bounded pool of keep-alive connections, each stream
+ * on a connection of its own.
+ *
+ * A connection that broke or whose call hit its deadline is not reused, and neither is its pool:
+ * undici reconnects a pool's client whose socket was destroyed while requests were queued, and
+ * such a connection, open but never sent a request, makes etcd's graceful shutdown wait 5 s for it
+ * (Go's http.Server treats a new connection as busy for its first 5 s). The pool is replaced and
+ * the old one closed once its calls are done.
+ */
 export class EtcdEndpoint {
-  private readonly calls: Pool;
-  private readonly streams: Pool;
+  private calls: Pool;
+  private readonly origin: string;
+  private readonly poolOptions: Pool.Options;
+  private readonly streams = new Set<Client>();
+  private closed = false;
 
   constructor(readonly url: string, options: { connectTimeoutMs: number; connections?: number }) {
-    const origin = new URL(url).origin;
-    const common = { connect: { timeout: options.connectTimeoutMs }, headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 30_000, pipelining: 1 };
+    this.origin = new URL(url).origin;
     // Bounded: a burst of calls queues here instead of opening a connection each (HTTP/1.1 has no multiplexing).
-    this.calls = new Pool(origin, { ...common, connections: options.connections ?? 16 });
-    // Unbounded: every watch holds a connection for as long as it runs.
-    this.streams = new Pool(origin, common);
+    this.poolOptions = {
+      connect: { timeout: options.connectTimeoutMs }, headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 30_000, pipelining: 1,
+      connections: options.connections ?? 16,
+    };
+    this.calls = new Pool(this.origin, this.poolOptions);
   }
 
   /** One unary call; rejects with EtcdResponseError or EtcdTransportError (also when `timeoutMs` passes). */
   async call<T>(path: string, body: unknown, timeoutMs: number): Promise<T> {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), timeoutMs);
+    const pool = this.calls;
     try {
-      const res = await this.calls.request({ path, method: 'POST', headers: JSON_HEADERS, body: JSON.stringify(body), signal: controller.signal });
+      const res = await pool.request({ path, method: 'POST', headers: JSON_HEADERS, body: JSON.stringify(body), signal: controller.signal });
       const text = await res.body.text();
       if (res.statusCode !== 200) throw parseError(res.statusCode, text);
       return JSON.parse(text) as T;
     } catch (err) {
-      throw this.wrapped(err, controller.signal.aborted ? `deadline of ${Math.round(timeoutMs)} ms exceeded` : undefined);
+      const wrapped = this.wrapped(err, controller.signal.aborted ? `deadline of ${Math.round(timeoutMs)} ms exceeded` : undefined);
+      if (wrapped instanceof EtcdTransportError) this.replacePool(pool);
+      throw wrapped;
     } finally {
       clearTimeout(timer);
     }
@@ -150,8 +166,12 @@ export class EtcdEndpoint {
    * the server ends the stream, rejects when it fails or `signal` aborts it.
    */
   async stream(path: string, body: unknown, signal: AbortSignal, onMessage: (message: unknown) => void): Promise<void> {
+    if (this.closed) throw new EtcdTransportError(`${this.url}: closed`, true);
+    // Unbounded: every watch holds a connection for as long as it runs.
+    const client = new Client(this.origin, { connect: this.poolOptions.connect!, headersTimeout: 0, bodyTimeout: 0, pipelining: 1 });
+    this.streams.add(client);
     try {
-      const res = await this.streams.request({ path, method: 'POST', headers: JSON_HEADERS, body: JSON.stringify(body), signal });
+      const res = await client.request({ path, method: 'POST', headers: JSON_HEADERS, body: JSON.stringify(body), signal });
       if (res.statusCode !== 200) throw parseError(res.statusCode, await res.body.text());
       res.body.setEncoding('utf8');
       let pending = '';
@@ -166,11 +186,21 @@ export class EtcdEndpoint {
       if (pending.trim() !== '') onMessage(JSON.parse(pending));
     } catch (err) {
       throw this.wrapped(err, signal.aborted ? 'stream aborted' : undefined);
+    } finally {
+      this.streams.delete(client);
+      client.destroy().catch(() => undefined);
     }
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.calls.destroy(), this.streams.destroy()]);
+    this.closed = true;
+    await Promise.all([this.calls.destroy(), ...[...this.streams].map((c) => c.destroy())]);
+  }
+
+  private replacePool(pool: Pool): void {
+    if (this.calls !== pool || this.closed) return;
+    this.calls = new Pool(this.origin, this.poolOptions);
+    pool.close().catch(() => undefined);
   }
 
   private wrapped(err: unknown, abortReason: string | undefined): Error {

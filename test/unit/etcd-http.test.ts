@@ -192,3 +192,31 @@ describe('EtcdStore over a fake etcd gateway', () => {
     assert.ok(took >= 290 && took < 1000, `failed after ${took} ms`);
   });
 });
+
+describe('EtcdEndpoint connections', () => {
+  it('leaves no connection open that never carried a request after a call hit its deadline (etcd would wait 5 s for it at shutdown)', async () => {
+    const open = new Map<import('node:net').Socket, { used: boolean }>();
+    const server = createServer((req) => {
+      open.get(req.socket)!.used = true;
+      // never answers
+    });
+    server.on('connection', (socket) => {
+      open.set(socket, { used: false });
+      socket.on('close', () => open.delete(socket));
+    });
+    server.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const s = new EtcdStore({ endpoints: [`http://127.0.0.1:${(server.address() as AddressInfo).port}`], prefix: '/p/', timeoutMs: 200 });
+    try {
+      for (let i = 0; i < 3; i++) await assert.rejects(s.get('k'), StoreUnavailableError);
+      // Give a reconnect (undici's, for the aborted request's client) time to happen and be closed.
+      await new Promise((r) => setTimeout(r, 300));
+      const unused = [...open.values()].filter((c) => !c.used).length;
+      assert.equal(unused, 0, `${unused} connection(s) open that never carried a request`);
+    } finally {
+      await s.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
