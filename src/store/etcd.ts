@@ -41,7 +41,8 @@ const MAX_TXN_OPS = 128;
  * endpoints, each call goes to a random member whose breaker is closed: a member that failed
  * twice in a row is skipped for 2 s. With one endpoint there is no breaker (it would keep
  * failing calls after etcd is back). Watches reconnect by themselves (from the revision after
- * the last event delivered); leases are kept alive by single keepalive calls every TTL / 3.
+ * the last event delivered); leases are kept alive by single keepalive calls every TTL / 3, each
+ * waiting up to the TTL for its answer (several may be in flight while etcd is slow).
  */
 export class EtcdStore implements KvStore {
   /**
@@ -283,7 +284,7 @@ export class EtcdStore implements KvStore {
       stopped = true;
       this.running.delete(stop);
       if (expiry) clearTimeout(expiry);
-      if (tick) clearTimeout(tick);
+      if (tick) clearInterval(tick);
     };
     const markLost = (err: Error) => {
       if (lost) return;
@@ -298,13 +299,16 @@ export class EtcdStore implements KvStore {
       expiry = setTimeout(() => markLost(new Error(`lease ${id} not renewed within its TTL of ${ttlSeconds} s`)), Math.max(0, validUntil - performance.now()));
     };
     const interval = Math.max(100, Math.floor(ttlMs / 3));
+    // A keepalive goes out every TTL / 3 whether or not the previous ones were answered (as on
+    // etcd's keepalive stream), and waits for its answer up to the TTL: while etcd is paused or
+    // slow, the keepalives sent meanwhile are answered as soon as it continues, and the latest
+    // one sent extends the lease furthest. Waiting for each answer before sending the next would
+    // leave the lease with less than TTL / 3 after an etcd pause longer than that.
     const keepAlive = async () => {
-      tick = undefined;
       if (stopped) return;
       const sentAt = performance.now();
-      let retryIn = interval;
       try {
-        const res = await this.call<WireLeaseKeepAliveResponse>('/v3/lease/keepalive', { ID: id }, 'keepalive', false);
+        const res = await this.call<WireLeaseKeepAliveResponse>('/v3/lease/keepalive', { ID: id }, 'keepalive', false, ttlMs);
         if (stopped) return;
         if (res.error) throw new EtcdResponseError(res.error.grpc_code ?? 0, res.error.http_code ?? 0, res.error.message ?? 'keepalive failed');
         const ttl = Number(res.result?.TTL ?? 0);
@@ -315,14 +319,12 @@ export class EtcdStore implements KvStore {
         validUntil = Math.max(validUntil, sentAt + Math.min(ttlMs, ttl * 1000));
         armExpiry();
       } catch {
-        // Unreachable or slow: try again soon; the expiry timer says when it is too late.
-        retryIn = Math.min(interval, 500);
+        // Unreachable or too slow: the next keepalive goes out on time; the expiry timer says when it is too late.
       }
-      if (!stopped) tick = setTimeout(() => void keepAlive(), retryIn);
     };
     this.running.add(stop);
     armExpiry();
-    tick = setTimeout(() => void keepAlive(), interval);
+    tick = setInterval(() => void keepAlive(), interval);
     return {
       id,
       ttlSeconds,
@@ -413,9 +415,9 @@ export class EtcdStore implements KvStore {
   }
 
   /** One unary call with the store's deadline; a call refused before it was sent goes to another member. */
-  private async call<T>(path: string, body: unknown, operation: string, report = true): Promise<T> {
+  private async call<T>(path: string, body: unknown, operation: string, report = true, timeoutMs = this.timeoutMs): Promise<T> {
     this.assertOpen();
-    const deadline = performance.now() + this.timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     const tried = new Set<number>();
     for (;;) {
       const index = this.pick(tried);

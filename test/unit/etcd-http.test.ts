@@ -153,6 +153,38 @@ describe('EtcdStore over a fake etcd gateway', () => {
     assert.equal(lease.validUntil(), 0);
   });
 
+  it('lease: keepalives go out every TTL / 3 while earlier ones are unanswered; late answers extend the lease from the latest sending', async () => {
+    // Regression: one keepalive at a time, each waiting for its answer, left a lease with TTL 3 s
+    // almost nothing after a 3 s etcd pause, and the owner gave up a deployment (fault loop).
+    const held: Array<{ at: number; answer: () => void }> = [];
+    handlers.set('/v3/lease/grant', (_body, _req, res) => res.end(JSON.stringify({ ID: '79', TTL: '3' })));
+    handlers.set('/v3/lease/keepalive', (_body, _req, res) => {
+      const h = { at: performance.now(), answer: () => res.end(JSON.stringify({ result: { ID: '79', TTL: '3' } })) };
+      held.push(h);
+      // Given up by the client (its deadline): no longer in flight.
+      res.on('close', () => {
+        if (!res.writableEnded && held.includes(h)) held.splice(held.indexOf(h), 1);
+      });
+    });
+    const lease = await store().grantLease(3);
+    const lost: Error[] = [];
+    lease.onLost((err) => lost.push(err));
+    try {
+      // Like etcd paused: nothing is answered until two keepalives are waiting.
+      await waitFor('two keepalives in flight at once', () => held.length >= 2, { timeoutMs: 5000, intervalMs: 10 });
+      const latest = held[held.length - 1]!.at;
+      for (const h of held.splice(0)) h.answer();
+      await waitFor('the answers counted', () => lease.validUntil() >= latest + 3000 - 50, { timeoutMs: 2000, intervalMs: 5 });
+      assert.ok(lease.validUntil() <= latest + 3000);
+      assert.deepEqual(lost, []);
+    } finally {
+      handlers.set('/v3/lease/keepalive', (_body, _req, res) => res.end(JSON.stringify({ result: { ID: '79', TTL: '3' } })));
+      for (const h of held.splice(0)) h.answer();
+      handlers.set('/v3/lease/revoke', (_body, _req, res) => res.end('{}'));
+      await lease.revoke();
+    }
+  });
+
   it('lease: a keepalive answered without TTL (etcd forgot the lease) reports it lost at once', async () => {
     handlers.set('/v3/lease/grant', (_body, _req, res) => res.end(JSON.stringify({ ID: '78', TTL: '30' })));
     handlers.set('/v3/lease/keepalive', (_body, _req, res) => res.end(JSON.stringify({ result: { ID: '78' } })));
