@@ -190,7 +190,7 @@ async function heapBreakdown(c: Child): Promise<{ memory: NodeJS.MemoryUsage; sp
 
 /** RSS, heap and CPU of importing each module alone in a fresh process (run from the repo, compiled). */
 function moduleCosts(): Array<[string, string]> {
-  const mods = ['etcd3', 'koa', '@koa/router', '@koa/bodyparser', 'joi', 'joi-to-json', 'prom-client', 'undici', 'ws', 'bunyan', 'cloudevents', 'cockatiel', 'jose', 'tldts', 'yaml', 'commander',
+  const mods = ['koa', '@koa/router', '@koa/bodyparser', 'joi', 'joi-to-json', 'prom-client', 'undici', 'ws', 'bunyan', 'cloudevents', 'jose', 'tldts', 'yaml', 'commander',
     './dist/src/store/etcd.js', './dist/src/kube/client.js', './dist/src/api/app.js', './dist/src/api/openapi.js', './dist/src/api/routes/docs.js', './dist/src/deployer/engine.js', './dist/src/service.js'];
   const script = `
     const m0 = process.memoryUsage(); const c0 = process.cpuUsage();

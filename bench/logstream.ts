@@ -12,7 +12,7 @@
  *   npm run bench:logstream [-- --rate-a 50 --rate-b 10 --seconds 10 --watchers 1000 --deployments 100 --per-deployment 10 --client-threads 1 --scenarios A,B]
  *   npm run bench:logstream -- --scenarios C [--deployments-c 500 --per-deployment-c 20 --rate-c 1 --seconds-c 20 --client-threads 2]
  *
- * B's default rate is lower because one etcd3 client (the writer here, and cutover's engine too)
+ * B's default rate is lower because one etcd client (the writer here, and cutover's engine too)
  * tops out at roughly 2,000 small transactions per second on a 2-core machine: 100 deployments ×
  * 50 lines/s could not even be written, and the table would measure the writer.
  *

@@ -1,6 +1,6 @@
 /**
- * etcd's own view of its size, through its HTTP/JSON gateway (POST /v3/...), independent of the
- * etcd3 client cutover uses: maintenance status (DB size), compaction, defragmentation, and a
+ * etcd's own view of its size, through its HTTP/JSON gateway (POST /v3/...), independent of
+ * cutover's etcd client (src/store/etcd.ts): maintenance status (DB size), compaction, defragmentation, and a
  * paged scan of every key under a prefix at one revision. Loopback only.
  */
 

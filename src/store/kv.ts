@@ -1,6 +1,6 @@
 /**
  * The small key-value interface cutover's stores are written against. etcd (src/store/etcd.ts)
- * implements it; nothing outside src/store/ imports etcd3. Keys are relative to the configured
+ * implements it over etcd's HTTP/JSON gateway (src/store/etcd-http.ts). Keys are relative to the configured
  * prefix. Revisions are etcd revisions as decimal strings (they are int64).
  */
 

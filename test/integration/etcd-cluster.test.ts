@@ -42,8 +42,8 @@ describe('TestEtcdCluster (3 members)', { concurrency: 1 }, () => {
 
   it('killLeader(): writes resume within a few seconds, leases survive or are reported lost, watches keep delivering', async () => {
     const leader = await cluster.waitForLeader();
-    // A second store whose streams (lease keep-alives, a watch) are opened on the leader: etcd3
-    // would otherwise put them on a random member, and the kill might not touch them at all.
+    // A second store whose lease grants and a watch go to the leader: the store would otherwise
+    // pick a random member, and the kill might not touch them at all.
     const others = cluster.endpoints.filter((_, i) => i !== leader);
     const pinned = new EtcdStore({ endpoints: [...others, cluster.member(leader).endpoint], prefix, timeoutMs: 1000 });
     closers.push(() => pinned.close());
@@ -58,7 +58,7 @@ describe('TestEtcdCluster (3 members)', { concurrency: 1 }, () => {
       leases.push(entry);
       closers.push(() => lease.revoke());
     }
-    // Two watches: one on the leader, one wherever etcd3 put it.
+    // Two watches: one on the leader, one wherever the store put it.
     const watches: Array<{ name: string; seen: Map<string, number>; errors: Error[] }> = [];
     for (const [name, store, open] of [
       ['on the leader', pinned, onLastEndpoint], ['on a random member', kv, (fn: () => Promise<WatchHandle>) => fn()],
@@ -94,8 +94,8 @@ describe('TestEtcdCluster (3 members)', { concurrency: 1 }, () => {
     const electedAfter = Date.now() - killedAt;
     assert.notEqual(newLeader, killed);
 
-    // Keep writing a while with one endpoint dead: etcd3 picks a random endpoint per call and our
-    // store disables its retries and circuit breaker, so calls that land on the dead member fail.
+    // Keep writing a while with one endpoint dead: the store picks a random endpoint per call; a
+    // call refused by the dead member goes to another, and its breaker soon skips it.
     await new Promise((r) => setTimeout(r, 5000));
     stop = true;
     await writer;
@@ -129,7 +129,7 @@ describe('TestEtcdCluster (3 members)', { concurrency: 1 }, () => {
     for (const l of leases) {
       const key = await waitFor(`owners/ttl-${l.ttl}`, async () => ({ v: await kv.get(`owners/ttl-${l.ttl}`) }), { timeoutMs: 10_000 });
       const present = key.v !== undefined;
-      leaseReport.push(`lease TTL ${l.ttl} s (keep-alive on the killed leader): ${l.lost ? `reported lost after ${l.lost.at - killedAt} ms (${l.lost.err.message.split('\n')[0]})` : 'alive'}, key ${present ? 'present' : 'gone'}`);
+      leaseReport.push(`lease TTL ${l.ttl} s (granted on the killed leader): ${l.lost ? `reported lost after ${l.lost.at - killedAt} ms (${l.lost.err.message.split('\n')[0]})` : 'alive'}, key ${present ? 'present' : 'gone'}`);
       assert.ok(present || l.lost, `lease TTL ${l.ttl}: its key is gone but the lease was not reported lost`);
       if (!l.lost) assert.ok(present, `lease TTL ${l.ttl} says alive, its key must be there`);
     }

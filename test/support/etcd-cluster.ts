@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-// Not re-exported by etcd3's index; the same module instance its clients use.
-import { ConnectionPool } from 'etcd3/lib/connection-pool.js';
+import { EtcdStore } from '../../src/store/etcd.js';
 import { ensureEtcdBinary } from '../testbed/binaries.js';
 import { EtcdProcess } from './etcd.js';
 import { freePort } from './ports.js';
@@ -27,7 +26,7 @@ export interface TestEtcdClusterOptions {
  * data dir, all in one temporary dir. Members are killed (SIGKILL), stopped, paused and restarted
  * by index; a restarted member keeps its data dir and ports and rejoins the cluster.
  *
- * Clients must list all `endpoints` (etcd3 picks one at random per call and does not discover
+ * Clients must list all `endpoints` (EtcdStore picks one at random per call and does not discover
  * members); for cutover: `CUTOVER_ETCD_ENDPOINTS=cluster.endpoints.join(',')`.
  */
 export class TestEtcdCluster {
@@ -137,21 +136,21 @@ export class TestEtcdCluster {
 }
 
 /**
- * Runs `fn` with etcd3's choice of endpoint made deterministic: every call, and every stream
- * (watch, lease keep-alive) it opens, goes to the LAST endpoint of the client's list. Lets a test
- * put a watch or a lease on a chosen member, e.g. the leader it is about to kill — otherwise the
- * client picks a random endpoint per call and the test may never exercise a failover. Process-wide
- * (etcd3's `ConnectionPool.deterministicOrder`): run no other etcd calls meanwhile. `settleMs`
- * covers streams opened just after `fn` resolves (a lease opens its keep-alive stream after the
- * grant).
+ * Runs `fn` with EtcdStore's choice of endpoint made deterministic: every call, and every watch
+ * it opens, goes to the LAST endpoint of the store's list. Lets a test put a watch or a lease on a
+ * chosen member, e.g. the leader it is about to kill — otherwise the store picks a random endpoint
+ * per call and the test may never exercise a failover. Process-wide (`EtcdStore.deterministicOrder`):
+ * run no other etcd calls meanwhile. `settleMs` keeps the order a little longer after `fn`
+ * resolves. A watch reconnects wherever the store's choice falls; a lease's keepalives are single
+ * calls, each to the member the store picks at that moment.
  */
 export async function onLastEndpoint<T>(fn: () => Promise<T>, settleMs = 200): Promise<T> {
-  ConnectionPool.deterministicOrder = true;
+  EtcdStore.deterministicOrder = true;
   try {
     const result = await fn();
     await new Promise((r) => setTimeout(r, settleMs));
     return result;
   } finally {
-    ConnectionPool.deterministicOrder = false;
+    EtcdStore.deterministicOrder = false;
   }
 }
