@@ -1,3 +1,6 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+
+type IntervalHistogram = ReturnType<typeof monitorEventLoopDelay>;
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EngineEvent } from '../deployer/events.js';
 import type { DeploymentRecord } from '../domain/deployment.js';
@@ -11,8 +14,10 @@ import type { DeploymentRecord } from '../domain/deployment.js';
 export type Outcome = 'succeeded' | 'failed' | 'rolled_back' | 'replaced' | 'undeployed';
 
 const DURATION_BUCKETS = [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200];
-/** How often the event-loop delay histogram (cutover_nodejs_eventloop_lag_*) takes a sample. */
+/** How often prom-client's event-loop delay histogram (cutover_nodejs_eventloop_lag_*) takes a sample. */
 export const EVENT_LOOP_SAMPLE_MS = 1000;
+/** Resolution of cutover's own event-loop delay measurement while work is in flight. */
+const WORK_LOOP_RESOLUTION_MS = 10;
 const FAST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export interface GaugeSources {
@@ -31,6 +36,9 @@ export class CutoverMetrics {
   private readonly switchOverhead: Histogram;
   private readonly switchConvergence: Histogram<'complete'>;
   private readonly inFlight: Gauge<'kind'>;
+  /** Event-loop delay, measured only while work is in flight (no timer when idle). */
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: WORK_LOOP_RESOLUTION_MS });
+  private working = 0;
   private readonly healthChecks: Counter<'result'>;
   private readonly healthCheckLatency: Histogram;
   private readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
@@ -73,6 +81,20 @@ export class CutoverMetrics {
     this.switchConvergence = new Histogram({
       name: 'cutover_switch_convergence_seconds', help: 'From traffic switched (writes accepted) to traffic moved (every target that can tell says it was applied); complete="false" when not confirmed in time.',
       labelNames: ['complete'], buckets: FAST_BUCKETS, registers,
+    });
+    // prom-client's histogram samples once a second (cheap when idle), so it reads about 1 s even
+    // for an idle loop; this one samples every 10 ms, but only while deploys or undeploys run.
+    const loop = (pick: (h: IntervalHistogram) => number) => function (this: Gauge) {
+      this.set(self.loopDelay.count > 0 ? pick(self.loopDelay) / 1e9 : 0);
+    };
+    const self = this;
+    new Gauge({ name: 'cutover_work_event_loop_delay_p99_seconds', help: 'Event-loop delay p99 while deploys or undeploys ran, since the previous scrape (0: none ran).', registers, collect: loop((h) => h.percentile(99)) });
+    new Gauge({
+      name: 'cutover_work_event_loop_delay_max_seconds', help: 'Longest event-loop delay while deploys or undeploys ran, since the previous scrape; reading it starts a new window.', registers,
+      collect: function (this: Gauge) {
+        this.set(self.loopDelay.count > 0 ? self.loopDelay.max / 1e9 : 0);
+        self.loopDelay.reset();
+      },
     });
     this.inFlight = new Gauge({ name: 'cutover_work_in_flight', help: 'Deploys and undeploys this replica is running now.', labelNames: ['kind'], registers });
     new Gauge({
@@ -144,9 +166,11 @@ export class CutoverMetrics {
         return;
       case 'work-started':
         this.inFlight.inc({ kind: event.kind });
+        if (this.working++ === 0) this.loopDelay.enable();
         return;
       case 'work-finished':
         this.inFlight.dec({ kind: event.kind });
+        if (--this.working === 0) this.loopDelay.disable();
         return;
       case 'switch':
         this.switchOverhead.observe(event.overheadMs / 1000);

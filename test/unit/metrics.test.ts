@@ -40,3 +40,21 @@ describe('docs/metrics.md', () => {
     for (const name of own) assert.ok(doc.includes(`\`${name}\``), `${name} is not documented in docs/metrics.md`);
   });
 });
+
+describe('event-loop delay while work runs', () => {
+  it('is measured only between work-started and work-finished, and a blocked loop shows in p99 and max', async () => {
+    const m = new CutoverMetrics();
+    const scrape = async () => (await m.render()).body;
+    assert.match(await scrape(), /^cutover_work_event_loop_delay_max_seconds 0$/m);
+    m.observe({ type: 'work-started', kind: 'deploy', namespace: 'ns', appName: 'app', deploymentId: 'd', at: new Date() } as never);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const until = Date.now() + 120;
+    while (Date.now() < until) { /* block the loop */ }
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    m.observe({ type: 'work-finished', kind: 'deploy', namespace: 'ns', appName: 'app', deploymentId: 'd', at: new Date() } as never);
+    const text = await scrape();
+    const max = Number(/^cutover_work_event_loop_delay_max_seconds (\S+)$/m.exec(text)![1]);
+    assert.ok(max >= 0.1, `max ${max}`);
+    assert.match(await scrape(), /^cutover_work_event_loop_delay_max_seconds 0$/m, 'a scrape starts a new window');
+  });
+});
