@@ -7,6 +7,7 @@ import { loadClusterAccess } from '../kube/kubeconfig.js';
 import { apiVersionOf, resourcePath, type Kind } from '../kube/resources.js';
 import { Deadline, linkSignals, sleep } from '../lib/deadline.js';
 import type { Cluster, KubeObject, PodProxyRequest, PodWatch } from './cluster.js';
+import { DEPLOYMENT_ID_ANNOTATION } from './labels.js';
 import { PodWatchHub, type PodWatchHubOptions } from './pod-watches.js';
 
 export interface KubernetesClusterOptions {
@@ -75,7 +76,28 @@ export class KubernetesCluster implements Cluster {
 
   async create(kind: Kind, object: KubeObject, signal?: AbortSignal): Promise<KubeObject> {
     const body = { ...object, apiVersion: apiVersionOf(kind), kind };
-    return this.call(`create ${kind}`, signal, (s) => this.client.json<KubeObject>('POST', resourcePath(kind, object.metadata?.namespace ?? ''), { body, signal: s }));
+    // A create that got no answer (timeout, connection reset, 5xx) may still have been applied:
+    // its retry then meets AlreadyExists. That is our own object when it carries exactly the
+    // labels and annotations just sent (the deployment id among them); anything else still fails.
+    let unanswered = false;
+    try {
+      return await this.call(`create ${kind}`, signal, async (s) => {
+        try {
+          return await this.client.json<KubeObject>('POST', resourcePath(kind, object.metadata?.namespace ?? ''), { body, signal: s });
+        } catch (err) {
+          if (!(err instanceof KubeError) || err.status === 0 || err.status >= 500) unanswered = true;
+          throw err;
+        }
+      });
+    } catch (err) {
+      if (!unanswered || !(err instanceof KubeError) || err.status !== 409 || err.reason !== 'AlreadyExists') throw err;
+      const existing = await this.get(kind, object.metadata?.namespace ?? '', object.metadata?.name ?? '', signal);
+      if (existing && isOwnCreate(existing, object)) {
+        this.options.log.warn({ operation: `create ${kind}`, name: object.metadata?.name }, 'create retried after no answer: the first attempt had created it');
+        return existing;
+      }
+      throw err;
+    }
   }
 
   async replace(kind: Kind, object: KubeObject, signal?: AbortSignal): Promise<KubeObject> {
@@ -224,6 +246,20 @@ export class KubernetesCluster implements Cluster {
       link.dispose();
     }
   }
+}
+
+/**
+ * Whether `existing` is what our own earlier, unanswered create of `sent` made: `sent` carries a
+ * deployment id (invariant I2: every object cutover writes does) and every label and annotation
+ * sent is there with the same value, so an object of someone else is never taken for ours.
+ */
+export function isOwnCreate(existing: KubeObject, sent: KubeObject): boolean {
+  if (!sent.metadata?.annotations?.[DEPLOYMENT_ID_ANNOTATION]) return false;
+  const pairs = [
+    ...Object.entries(sent.metadata?.labels ?? {}).map(([k, v]) => [existing.metadata?.labels?.[k], v] as const),
+    ...Object.entries(sent.metadata?.annotations ?? {}).map(([k, v]) => [existing.metadata?.annotations?.[k], v] as const),
+  ];
+  return pairs.length > 0 && pairs.every(([have, want]) => have === want) && !existing.metadata?.deletionTimestamp;
 }
 
 /** "create Deployment: 422 Invalid: …" rather than the REST path. */
