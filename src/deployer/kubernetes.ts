@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import { KubeClient } from '../kube/client.js';
 import { KubeError } from '../kube/errors.js';
 import { loadClusterAccess } from '../kube/kubeconfig.js';
+import { Limiter } from '../kube/limiter.js';
 import { apiVersionOf, resourcePath, type Kind } from '../kube/resources.js';
 import { Deadline, linkSignals, sleep } from '../lib/deadline.js';
 import type { Cluster, KubeObject, PodProxyRequest, PodWatch } from './cluster.js';
@@ -19,6 +20,13 @@ export interface KubernetesClusterOptions {
   log: Logger;
   /** Called for every failed call (metrics). */
   onError?: (operation: string, err: KubeError) => void;
+  /**
+   * Most writes (create, replace, delete) in flight at once (default 16); more wait their turn
+   * here, and a call's timeout starts when it is sent, not while it waits.
+   */
+  maxWritesInFlight?: number;
+  /** Longest timeout of one attempt, grown from requestTimeoutMs after attempts that got no answer (default 60 s). */
+  maxRequestTimeoutMs?: number;
   /** Limits of the shared pod watches (defaults in src/deployer/pod-watches.ts). */
   podWatches?: Pick<PodWatchHubOptions, 'maxWatches' | 'lingerMs' | 'pollMs'>;
 }
@@ -46,9 +54,12 @@ export class KubernetesCluster implements Cluster {
   private readonly lifetime = new AbortController();
   /** Pod watches shared per namespace: what `watchPods` is built on. */
   readonly podWatches: PodWatchHub;
+  /** Bounds the writes in flight (see KubernetesClusterOptions.maxWritesInFlight). */
+  readonly writes: Limiter;
 
   constructor(private readonly options: KubernetesClusterOptions) {
     this.client = options.client;
+    this.writes = new Limiter(options.maxWritesInFlight ?? 16);
     const client = this.client;
     this.podWatches = new PodWatchHub({
       log: options.log,
@@ -220,9 +231,15 @@ export class KubernetesCluster implements Cluster {
     const link = linkSignals(callerSignal, this.lifetime.signal);
     const signal = link.signal;
     let delay = 200;
+    // Writes take a turn (a starved API server gets a bounded number at once, not hundreds that
+    // all time out); an attempt that got no answer gives the next one twice the time (the server
+    // may have been close to done: cutting it off again only wastes its work).
+    const write = /^(create|replace|delete) /.test(operation);
+    let attemptTimeoutMs = this.options.requestTimeoutMs;
     try {
       for (;;) {
-        const timeout = Deadline.after(this.options.requestTimeoutMs, signal);
+        const release = write ? await this.writes.acquire(signal) : undefined;
+        const timeout = Deadline.after(attemptTimeoutMs, signal);
         const t0 = performance.now();
         try {
           const result = await fn(timeout.signal);
@@ -231,14 +248,17 @@ export class KubernetesCluster implements Cluster {
         } catch (raw) {
           if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
           const err = raw instanceof KubeError ? withOperation(raw, operation)
-            : new KubeError(`${operation}: ${timeout.expired ? `no answer within ${this.options.requestTimeoutMs} ms` : (raw as Error)?.message ?? String(raw)}`, 0, 'Unavailable', { cause: raw });
+            : new KubeError(`${operation}: ${timeout.expired ? `no answer within ${attemptTimeoutMs} ms` : (raw as Error)?.message ?? String(raw)}`, 0, 'Unavailable', { cause: raw });
           this.options.onError?.(operation, err);
           const outOfBudget = !hasDeadline && Date.now() - started + delay > budgetMs;
           if (!err.retryable || outOfBudget) throw err;
           this.options.log.warn({ operation, status: err.status, err: err.message, retryInMs: delay }, 'Kubernetes API call failed; retrying');
+          if (timeout.expired) attemptTimeoutMs = Math.min(attemptTimeoutMs * 2, Math.max(this.options.maxRequestTimeoutMs ?? 60_000, this.options.requestTimeoutMs));
+          release?.();
           await sleep(delay, signal);
           delay = Math.min(delay * 2, 5000);
         } finally {
+          release?.();
           timeout.clear();
         }
       }
