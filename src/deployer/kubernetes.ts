@@ -54,12 +54,19 @@ export class KubernetesCluster implements Cluster {
   private readonly lifetime = new AbortController();
   /** Pod watches shared per namespace: what `watchPods` is built on. */
   readonly podWatches: PodWatchHub;
-  /** Bounds the writes in flight (see KubernetesClusterOptions.maxWritesInFlight). */
+  /**
+   * Bound the writes in flight (see KubernetesClusterOptions.maxWritesInFlight): creates apart
+   * from replaces and deletes, so the switch of a deployment that is ready (a replace) never
+   * waits behind the creates of deployments that are only starting (measured at 200 apps: healthy
+   * → switched p50 15 s while one limit was shared).
+   */
   readonly writes: Limiter;
+  readonly creates: Limiter;
 
   constructor(private readonly options: KubernetesClusterOptions) {
     this.client = options.client;
     this.writes = new Limiter(options.maxWritesInFlight ?? 16);
+    this.creates = new Limiter(options.maxWritesInFlight ?? 16);
     const client = this.client;
     this.podWatches = new PodWatchHub({
       log: options.log,
@@ -234,11 +241,11 @@ export class KubernetesCluster implements Cluster {
     // Writes take a turn (a starved API server gets a bounded number at once, not hundreds that
     // all time out); an attempt that got no answer gives the next one twice the time (the server
     // may have been close to done: cutting it off again only wastes its work).
-    const write = /^(create|replace|delete) /.test(operation);
+    const limiter = operation.startsWith('create ') ? this.creates : /^(replace|delete) /.test(operation) ? this.writes : undefined;
     let attemptTimeoutMs = this.options.requestTimeoutMs;
     try {
       for (;;) {
-        const release = write ? await this.writes.acquire(signal) : undefined;
+        const release = limiter ? await limiter.acquire(signal) : undefined;
         const timeout = Deadline.after(attemptTimeoutMs, signal);
         const t0 = performance.now();
         try {

@@ -41,7 +41,7 @@ describe('Limiter', () => {
 });
 
 describe('KubernetesCluster writes', () => {
-  it('sends at most maxWritesInFlight writes at once; reads are not held back', async () => {
+  it('sends at most maxWritesInFlight creates at once; reads and replaces are not held back by them', async () => {
     let inFlight = 0;
     let most = 0;
     let reads = 0;
@@ -67,14 +67,20 @@ describe('KubernetesCluster writes', () => {
       // While three writes hang, a read still goes through.
       assert.equal(await cluster.get('Service', 'ns', 'x'), undefined);
       assert.equal(reads, 1);
-      assert.equal(cluster.writes.load.active, 3);
-      assert.equal(cluster.writes.load.waiting, 7);
-      while (pending.length > 0 || cluster.writes.load.active > 0) {
+      assert.equal(cluster.creates.load.active, 3);
+      assert.equal(cluster.creates.load.waiting, 7);
+      // A replace (a switch) does not wait behind the creates.
+      const replaced = cluster.replace('Service', { metadata: { name: 's', namespace: 'ns' } }, AbortSignal.timeout(10_000));
+      await new Promise((r) => setImmediate(r));
+      assert.equal(cluster.writes.load.active, 1);
+      assert.equal(inFlight, 4);
+      while (pending.length > 0 || cluster.creates.load.active > 0 || cluster.writes.load.active > 0) {
         pending.shift()?.();
         await new Promise((r) => setImmediate(r));
       }
       assert.equal((await Promise.all(creates)).length, 10);
-      assert.equal(most, 3);
+      await replaced;
+      assert.equal(most, 4);
     } finally {
       cluster.close();
     }
