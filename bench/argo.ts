@@ -101,7 +101,11 @@ try {
   installedCrds = ['rollouts', 'analysisruns', 'analysistemplates', 'clusteranalysistemplates', 'experiments']
     .map((r) => `customresourcedefinition.apiextensions.k8s.io/${r}.argoproj.io`).filter((name) => !present.has(name));
   execFileSync(testbed.kubectl, ['--kubeconfig', testbed.kubeconfigPath, 'apply', '--server-side', '--force-conflicts', ...crds.flatMap((f) => ['-f', f])], { stdio: 'ignore' });
-  execFileSync(testbed.kubectl, ['--kubeconfig', testbed.kubeconfigPath, 'wait', '--for=condition=Established', '--timeout=60s', 'crd/rollouts.argoproj.io'], { stdio: 'ignore' });
+  // Not `kubectl wait`: on a CRD created a moment ago it fails at once (status.conditions is still nil).
+  for (const started = Date.now(); !/\bEstablished\b/.test(kubectl(['get', 'crd', 'rollouts.argoproj.io', '-o', 'jsonpath={.status.conditions[?(@.status=="True")].type}']));) {
+    if (Date.now() - started > 60_000) throw new Error('the Rollout CRD was not Established within 60 s');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
   ns = await createTestNamespace(kc, 'bench-argo');
   await watchers.watch(ns.name);
   controller = spawn(BIN, ['--kubeconfig', testbed.kubeconfigPath, '--namespaced', '--namespace', ns.name, '--leader-elect=false',
