@@ -102,7 +102,14 @@ try {
     .map((r) => `customresourcedefinition.apiextensions.k8s.io/${r}.argoproj.io`).filter((name) => !present.has(name));
   execFileSync(testbed.kubectl, ['--kubeconfig', testbed.kubeconfigPath, 'apply', '--server-side', '--force-conflicts', ...crds.flatMap((f) => ['-f', f])], { stdio: 'ignore' });
   // Not `kubectl wait`: on a CRD created a moment ago it fails at once (status.conditions is still nil).
-  for (const started = Date.now(); !/\bEstablished\b/.test(kubectl(['get', 'crd', 'rollouts.argoproj.io', '-o', 'jsonpath={.status.conditions[?(@.status=="True")].type}']));) {
+  const established = () => {
+    try {
+      return /\bEstablished\b/.test(kubectl(['get', 'crd', 'rollouts.argoproj.io', '-o', 'jsonpath={.status.conditions[?(@.status=="True")].type}']));
+    } catch {
+      return false; // not there yet
+    }
+  };
+  for (const started = Date.now(); !established();) {
     if (Date.now() - started > 60_000) throw new Error('the Rollout CRD was not Established within 60 s');
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
