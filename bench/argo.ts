@@ -91,11 +91,28 @@ async function update(namespace: string, name: string, generation: number): Prom
   return { readyToSwitchedMs: readyAt === undefined ? Number.NaN : switchedAt - readyAt, changeToSwitchedMs: switchedAt - t0, changeToHealthyMs: healthyAt - t0 };
 }
 
+/** The CRDs this run installed (none that were there before: another run may be using them); removed at the end. */
+let installedCrds: string[] = [];
+const kubectl = (args: string[]) => execFileSync(testbed.kubectl, ['--kubeconfig', testbed.kubeconfigPath, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
 try {
   const dir = dirname(BIN);
   const crds = readdirSync(dir).filter((f) => f.endsWith('-crd.yaml')).map((f) => join(dir, f));
+  const present = new Set(kubectl(['get', 'crd', '-o', 'name']).split('\n').filter(Boolean));
+  installedCrds = ['rollouts', 'analysisruns', 'analysistemplates', 'clusteranalysistemplates', 'experiments']
+    .map((r) => `customresourcedefinition.apiextensions.k8s.io/${r}.argoproj.io`).filter((name) => !present.has(name));
   execFileSync(testbed.kubectl, ['--kubeconfig', testbed.kubeconfigPath, 'apply', '--server-side', '--force-conflicts', ...crds.flatMap((f) => ['-f', f])], { stdio: 'ignore' });
-  execFileSync(testbed.kubectl, ['--kubeconfig', testbed.kubeconfigPath, 'wait', '--for=condition=Established', '--timeout=60s', 'crd/rollouts.argoproj.io'], { stdio: 'ignore' });
+  // Not `kubectl wait`: on a CRD created a moment ago it fails at once (status.conditions is still nil).
+  const established = () => {
+    try {
+      return /\bEstablished\b/.test(kubectl(['get', 'crd', 'rollouts.argoproj.io', '-o', 'jsonpath={.status.conditions[?(@.status=="True")].type}']));
+    } catch {
+      return false; // not there yet
+    }
+  };
+  for (const started = Date.now(); !established();) {
+    if (Date.now() - started > 60_000) throw new Error('the Rollout CRD was not Established within 60 s');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
   ns = await createTestNamespace(kc, 'bench-argo');
   await watchers.watch(ns.name);
   controller = spawn(BIN, ['--kubeconfig', testbed.kubeconfigPath, '--namespaced', '--namespace', ns.name, '--leader-elect=false',
@@ -137,6 +154,13 @@ try {
   controller?.kill('SIGTERM');
   await watchers.close();
   await ns?.delete().catch((err: Error) => process.stderr.write(`namespace: ${err.message}\n`));
+  if (installedCrds.length > 0) {
+    try {
+      kubectl(['delete', '--wait=false', '--ignore-not-found', ...installedCrds]);
+    } catch (err) {
+      process.stderr.write(`CRDs: ${(err as Error).message}\n`);
+    }
+  }
   await client.close();
   await testbed.release();
 }

@@ -20,6 +20,7 @@
 import { parseArgs } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { TestEtcd } from '../test/support/etcd.js';
 import { CutoverProcess } from '../test/support/process.js';
 import { DeployClient, fakeAppDescriptor } from '../test/support/deploy.js';
@@ -36,6 +37,10 @@ const { values } = parseArgs({
     namespaces: { type: 'string', default: '1' },
     replicas: { type: 'string', default: '2' },
     repeat: { type: 'string', default: '1' },
+    /** Directory for a V8 CPU profile of the cutover process (--cpu-prof), written when it stops. */
+    'cpu-prof': { type: 'string' },
+    /** File for cutover's own log lines (warnings and errors: CUTOVER_LOG_LEVEL=warn). */
+    log: { type: 'string' },
   },
 });
 const APPS = Number(values.apps);
@@ -72,6 +77,10 @@ interface ScenarioResult {
   apiServerCpuSeconds: number;
   apiServerRssMiB: number;
   failed: number;
+  /** Failure reason (numbers and names masked, so that alike reasons count together) → count. */
+  failures: Map<string, number>;
+  /** The log of the slowest deployment (submit → switched, or a failed one), each line timed from its submit. */
+  slowest?: { app: string; lines: string[] };
 }
 
 function apiServerPid(): number | undefined {
@@ -90,6 +99,7 @@ const cutover = await CutoverProcess.start({
   CUTOVER_ETCD_ENDPOINTS: etcd.endpoint, CUTOVER_ETCD_PREFIX: `/bench-${randomUUID().slice(0, 8)}/`, CUTOVER_LOG_LEVEL: 'warn',
   CUTOVER_KUBECONFIG: testbed.kubeconfigPath, CUTOVER_DRAIN_SECONDS: '0', CUTOVER_HEALTHCHECK_INTERVAL_MS: '100',
   CUTOVER_TEST_GC_INTERVAL_MS: '0',
+  ...(values['cpu-prof'] ? { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --cpu-prof --cpu-prof-dir=${values['cpu-prof']}`.trim() } : {}),
 });
 const targets: Target[] = [{ name: 'cutover', url: cutover.url, pid: cutover.pid!, metrics: true }];
 const amdatu = process.env['AMDATU_DEPLOYER_URL'];
@@ -127,6 +137,13 @@ async function scenario(target: Target, label: string, apps: Array<{ ns: string;
     }
   }
   const deployed = apps.filter(({ ns, app }) => records.get(`${ns}/${app}`)?.status === 'DEPLOYED');
+  const failures = new Map<string, number>();
+  for (const { ns, app } of apps) {
+    const r = records.get(`${ns}/${app}`);
+    if (r?.status === 'DEPLOYED') continue;
+    const reason = `${r?.status ?? 'no record'} at step ${r?.step ?? '?'}: ${maskReason(String(r?.failureReason ?? 'no reason recorded'))}`;
+    failures.set(reason, (failures.get(reason) ?? 0) + 1);
+  }
   await watchers.until(() => deployed.every(({ ns, app }) => switchedSeen(ns, app, records.get(`${ns}/${app}`).version)), 'every switch seen', 30_000);
   const loop = target.metrics ? await eventLoopDelay(target.url) : { p99Ms: Number.NaN, maxMs: Number.NaN };
   const after = target.pid ? sampleProcess(target.pid) : undefined;
@@ -146,14 +163,40 @@ async function scenario(target: Target, label: string, apps: Array<{ ns: string;
       podsReadyToHealthyMs: Date.parse(d.times?.healthy ?? '') - Date.parse(d.times?.podsReady ?? ''),
     });
   }
+  // Where the slowest one spent its time: a failed one if any, else the longest submit → switched.
+  const failedApp = apps.find(({ ns, app }) => records.get(`${ns}/${app}`)?.status !== 'DEPLOYED');
+  const slowestApp = failedApp ?? deployed.reduce<{ ns: string; app: string } | undefined>((worst, a) => {
+    const at = (x: { ns: string; app: string }) => (watchers.switchedAt(x.ns, x.app, 'version', records.get(`${x.ns}/${x.app}`).version) ?? 0) - submitted.get(`${x.ns}/${x.app}`)!.at;
+    return !worst || at(a) > at(worst) ? a : worst;
+  }, undefined);
+  let slowest: ScenarioResult['slowest'];
+  if (slowestApp && records.get(`${slowestApp.ns}/${slowestApp.app}`)) {
+    const text = (await request(`${target.url}/deployments/${records.get(`${slowestApp.ns}/${slowestApp.app}`).id}/logs?namespace=${slowestApp.ns}`)).text ?? '';
+    const t0 = submitted.get(`${slowestApp.ns}/${slowestApp.app}`)!.at;
+    slowest = {
+      app: `${slowestApp.app} (${records.get(`${slowestApp.ns}/${slowestApp.app}`).status})`,
+      lines: String(text).split('\n').filter(Boolean).map((l) => {
+        const m = /^(\S+) (.*)$/.exec(l);
+        const at = m ? Date.parse(m[1]!) : Number.NaN;
+        return Number.isFinite(at) ? `+${String(Math.round(at - t0)).padStart(6)} ms  ${m![2]!.slice(0, 160)}` : l.slice(0, 180);
+      }),
+    };
+  }
   return {
+    slowest,
     target: target.name, scenario: label, timings, loopP99Ms: loop.p99Ms, loopMaxMs: loop.maxMs,
     cpuSeconds: before && after ? after.cpuSeconds - before.cpuSeconds : Number.NaN,
     peakRssMiB: after?.peakRssMiB ?? Number.NaN,
     apiServerCpuSeconds: apiBefore && apiAfter ? apiAfter.cpuSeconds - apiBefore.cpuSeconds : Number.NaN,
     apiServerRssMiB: apiAfter?.rssMiB ?? Number.NaN,
     failed: apps.length - deployed.length,
+    failures,
   };
+}
+
+/** Masks pod names, numbers and ids in a failure reason so that alike reasons count together. */
+function maskReason(reason: string): string {
+  return reason.replace(/\b[a-z0-9]+(?:-[a-z0-9]+){2,}\b/g, '<name>').replace(/\d+(?:\.\d+)?/g, 'N').slice(0, 300);
 }
 
 const sortedOf = (ts: AppTiming[], k: keyof AppTiming) => ts.map((t) => t[k]).filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
@@ -191,6 +234,16 @@ try {
     return [r.target, r.scenario, q('seenToPodsReadyMs'), q('podsReadyToHealthyMs'), q('healthyToSwitchedMs')];
   }));
   table(`wide: ${APPS} apps × ${REPLICAS} replicas in parallel vs ${SEQUENTIAL} sequential, ${NAMESPACES} namespace(s), probe health check every 100 ms, drain 0 s; measured from outside`, header, rows);
+  for (const r of results) {
+    if (!r.slowest) continue;
+    console.log(`\n${r.target}, ${r.scenario}: log of ${r.slowest.app}, times from its submit`);
+    for (const l of r.slowest.lines) console.log(`  ${l}`);
+  }
+  for (const r of results) {
+    if (r.failures.size === 0) continue;
+    console.log(`\n${r.target}, ${r.scenario}: ${r.failed} failed, by reason`);
+    for (const [reason, n] of [...r.failures].sort((a, b) => b[1] - a[1])) console.log(`  ${String(n).padStart(4)}  ${reason}`);
+  }
   for (const target of targets) {
     const mine = results.filter((r) => r.target === target.name);
     const seq = mine.filter((r) => r.scenario.endsWith('sequential')).flatMap((r) => r.timings);
@@ -204,6 +257,7 @@ try {
 } finally {
   await watchers.close();
   await cutover.stop();
+  if (values.log) writeFileSync(values.log, `${cutover.output.join('\n')}\n`);
   await etcd.destroy();
   await Promise.all(namespaces.map((n) => n.delete().catch((err: Error) => process.stderr.write(`namespace ${n.name}: ${err.message}\n`))));
   await testbed.release();

@@ -122,8 +122,9 @@ export class EngineStandIn {
     this.store = new DeploymentStore(kv);
   }
 
-  static create(etcdEndpoint: string, prefix: string): EngineStandIn {
-    return new EngineStandIn(new EtcdStore({ endpoints: [etcdEndpoint], prefix, timeoutMs: 5000 }));
+  /** `timeoutMs`: of one etcd call (bench/logstream's writer allows a slow etcd more). */
+  static create(etcdEndpoint: string, prefix: string, timeoutMs = 5000): EngineStandIn {
+    return new EngineStandIn(new EtcdStore({ endpoints: [etcdEndpoint], prefix, timeoutMs }));
   }
 
   async close(): Promise<void> {
