@@ -8,7 +8,6 @@
  *                 `rollouts-pod-template-hash`) was first seen Ready;
  *   switched    = the moment the stable/active Service was first seen selecting the new version.
  */
-import { EVENT_LOOP_SAMPLE_MS } from '../../src/metrics/metrics.js';
 import type { V1Pod, V1Service } from '@kubernetes/client-node';
 import { KubeClient } from '../../src/kube/client.js';
 import { loadClusterAccess } from '../../src/kube/kubeconfig.js';
@@ -139,12 +138,9 @@ export function table(title: string, header: string[], rows: string[][]): void {
   console.log('');
 }
 
-/** Event-loop delay of a cutover process from its /metrics (prom-client resets the histogram at every scrape). */
+/** Event-loop delay of a cutover process while its work ran, from /metrics (10 ms resolution; each scrape starts a new window). */
 export async function eventLoopDelay(baseUrl: string): Promise<{ p99Ms: number; maxMs: number }> {
   const text = await (await fetch(`${baseUrl}/metrics`)).text();
-  // Node's histogram records the whole interval of its sampling timer (EVENT_LOOP_SAMPLE_MS, 1 s
-  // since the footprint work), not only the delay: an idle loop reads 1000 ms. The delay is what
-  // exceeds the interval, and only stalls that cover a sampling instant (once a second) are seen.
-  const value = (name: string) => Math.max(0, Number(new RegExp(`^cutover_${name} ([0-9.eE+-]+)$`, 'm').exec(text)?.[1] ?? Number.NaN) * 1000 - EVENT_LOOP_SAMPLE_MS);
-  return { p99Ms: value('nodejs_eventloop_lag_p99_seconds'), maxMs: value('nodejs_eventloop_lag_max_seconds') };
+  const value = (name: string) => Number(new RegExp(`^cutover_${name} ([0-9.eE+-]+)$`, 'm').exec(text)?.[1] ?? Number.NaN) * 1000;
+  return { p99Ms: value('work_event_loop_delay_p99_seconds'), maxMs: value('work_event_loop_delay_max_seconds') };
 }
