@@ -4,6 +4,7 @@ import { clusterScope, loadClusterRegistry, type ClusterRegistry, type ClusterSp
 import { Fleet } from './clusters/fleet.js';
 import { Releases } from './clusters/releases.js';
 import { ReleaseStore } from './store/releases.js';
+import { SharedLease } from './store/shared-lease.js';
 import { ScopedKv } from './store/scoped-kv.js';
 import { releaseRoutes } from './api/routes/releases.js';
 import { clusterRoutes } from './api/routes/clusters.js';
@@ -97,6 +98,8 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     endpoints: config.etcdEndpoints, prefix: config.etcdPrefix, timeoutMs: config.etcdTimeoutMs,
     onUnavailable: (operation) => metrics.etcdError(operation),
   });
+  // One etcd lease for the replica: the schedulers and the webhook dispatcher hold their keys with it.
+  const leases = new SharedLease(kv, config.leaseTtlSeconds);
   const now = () => new Date();
   let shuttingDown = false;
   const events = new EngineEvents();
@@ -175,7 +178,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     const scheduler = new Scheduler({
       kv: scoped, store: deployments, engine, bus: events, replicaId,
       log: log.child({ component: 'scheduler', ...(registry.fromFile ? { cluster: spec.name } : {}) }),
-      leaseTtlSeconds: config.leaseTtlSeconds,
+      leaseTtlSeconds: config.leaseTtlSeconds, leases,
     });
     const requests = new DeploymentRequests({
       descriptors, deployments, now, defaultDeadlineSeconds: config.deadlineSeconds, defaultControllerKind: config.defaultControllerKind,
@@ -207,7 +210,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
   const releases = new Releases({ fleet, kv, store: new ReleaseStore(kv, onCorrupt), descriptors, now });
   const webhookSender = new HttpWebhookSender(config.webhookTimeoutSeconds * 1000);
   const webhookDispatcher = new WebhookDispatcher({
-    kv, store: webhookStore, sender: webhookSender, replicaId, leaseTtlSeconds: config.leaseTtlSeconds,
+    kv, store: webhookStore, sender: webhookSender, replicaId, leaseTtlSeconds: config.leaseTtlSeconds, leases,
     log: log.child({ component: 'webhooks' }),
     secretOf: (subscription) => webhookSecret(authSetup.keks, subscription),
     urlRefusal: (url) => {
@@ -291,6 +294,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
     for (const stack of stacks) await stack.scheduler.start();
     await webhookDispatcher.start();
   } catch (err) {
+    await leases.revoke().catch(() => undefined);
     await kv.close();
     throw err;
   }
@@ -315,6 +319,7 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
         await Promise.all([server.close(graceMs), ...stacks.map((stack) => stack.scheduler.stop(graceMs))]);
         // Stop delivering; other replicas, or the next start, go on from the outbox.
         await webhookDispatcher.stop();
+        await leases.revoke().catch(() => undefined); // theirs, shared: revoked once both stopped
         await webhookSubscriptions.close();
         await webhookSender.close();
         for (const stack of stacks) {

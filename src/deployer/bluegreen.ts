@@ -15,9 +15,9 @@ import { adoptOriginalVersion } from './adoption.js';
 import { drainReplaced } from './drain.js';
 import { awaitConvergence, type ConvergenceResult } from './convergence.js';
 import { rollback } from './rollback.js';
-import { assertSwitchable, switchTraffic } from './switch.js';
+import { assertSwitchable, captureTraffic, switchTraffic, type CapturedTraffic } from './switch.js';
 import { ForeignObjectError, type TrafficContext } from './traffic/index.js';
-import { assertNamesFree, createVersion, waitForPods } from './workload.js';
+import { assertNamesFree, createVersion, settledInOrder, waitForPods } from './workload.js';
 
 /**
  * The blue-green strategy for one DEPLOYING record — the whole algorithm:
@@ -51,12 +51,13 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
   const cancelWatch = await whileUnavailable(() => deps.store.watchCancel(journal.record.namespace, journal.record.id, (request) => {
     cancelledBy = request.by;
     if (!switching) cancel.abort(new DeploymentFailure(`cancelled by ${request.by}`));
-    else void journal.line(`Cancel requested by ${request.by} after the switch had begun: too late, the deployment goes on (undeploy or roll back to undo it)`).catch(() => undefined);
+    else journal.note(`Cancel requested by ${request.by} after the switch had begun: too late, the deployment goes on (undeploy or roll back to undo it)`);
   }), deadline.signal);
   const beforeSwitch = linkSignals(deadline.signal, cancel.signal);
   // Safe points: every step boundary before the switch (and every wait inside those steps).
   const checkpoint = () => beforeSwitch.signal.throwIfAborted();
   let facts: DeploymentFacts;
+  let draining: Journal | undefined;
   try {
     checkpoint();
     facts = await prepare(ctx, beforeSwitch.signal);
@@ -69,6 +70,7 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
     let readyBy = Deadline.after(healthTimeoutS * 1000, beforeSwitch.signal);
     const gates = d.preSwitchGates ?? [];
     let healthyAt: number;
+    let captured: Promise<CapturedTraffic>;
     try {
       const pods = await waitForPods(ctx, d, facts.version, readyBy, healthTimeoutS);
       checkpoint();
@@ -81,7 +83,7 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
       const check = (p: typeof pods) => (checking ? checkHealth(ctx, d, p, readyBy, healthTimeoutS) : Promise.resolve());
       await check(pods);
       checkpoint();
-      if (checking) await journal.line(`All ${pods.length} pods of version ${facts.version} are healthy`);
+      if (checking) journal.note(`All ${pods.length} pods of version ${facts.version} are healthy`);
       if (gates.length > 0) {
         // The gates have their own timeouts (bounded by the deadline and a cancel); the I1 guard
         // after them gets a fresh healthCheckTimeout, so a slow gate cannot make it fail.
@@ -91,14 +93,21 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
         readyBy = Deadline.after(healthTimeoutS * 1000, beforeSwitch.signal);
       }
       healthyAt = Date.now();
-      await journal.update((x) => ({ ...x, step: 'switching-traffic', times: { ...x.times, healthy: x.times.healthy ?? iso(ctx) } }));
-      await assertSwitchable(ctx, d, facts.version, pods, readyBy.signal, check);
+      // The step is stored, the I1 guard reads pods and endpoints, and the targets' state is read
+      // for a rollback — all at once (reads and one etcd write); no target moves before all three
+      // are done.
+      captured = captureTraffic(ctx, d, facts.version, deadline.signal);
+      captured.catch(() => undefined); // awaited below; a guard failure comes first
+      await settledInOrder<unknown>([
+        journal.update((x) => ({ ...x, step: 'switching-traffic', times: { ...x.times, healthy: x.times.healthy ?? iso(ctx) } })),
+        assertSwitchable(ctx, d, facts.version, pods, readyBy.signal, check),
+      ]);
     } finally {
       readyBy.clear();
     }
     switching = true;
     if (cancel.signal.aborted) throw cancel.signal.reason;
-    const lines = await switchTraffic(ctx, d, facts.version, deadline.signal);
+    const lines = await switchTraffic(ctx, d, facts.version, deadline.signal, await captured);
     const overheadMs = Date.now() - healthyAt;
     await journal.update((x) => ({ ...x, times: { ...x.times, switched: iso(ctx) } }), [
       ...lines, `Traffic switched to version ${facts.version} (${overheadMs} ms after the ${gates.length > 0 ? 'pre-switch gates' : 'last health check'}); waiting for it to arrive`,
@@ -106,7 +115,7 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
     deps.bus.publish({ type: 'switch', namespace: d.namespace, appName: d.appName, deploymentId: journal.record.id, fromVersion: journal.record.OldVersion, toVersion: facts.version, overheadMs, requested: journal.record.created, at: deps.now() });
     const switchedAt = Date.parse(journal.record.times.switched!);
     const convergence = await awaitConvergence(ctx, d, facts.version, switchedAt, deadline.signal);
-    await commitDeployed(ctx, convergence, switchedAt);
+    draining = await commitDeployed(ctx, convergence, switchedAt);
   } catch (err) {
     if (ctx.ownership.signal.aborted) throw err instanceof WorkInterrupted ? err : new WorkInterrupted('stopped');
     const cancelled = cancel.signal.aborted && !deadline.expired;
@@ -123,7 +132,7 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
     deadline.clear();
     await cancelWatch.close().catch(() => undefined);
   }
-  await drainReplaced(ctx);
+  await drainReplaced(ctx, draining);
 }
 
 /**
@@ -136,33 +145,39 @@ async function prepare(ctx: RunContext, signal: AbortSignal): Promise<Deployment
   const { journal, deps } = ctx;
   const record = journal.record;
   const resumed = record.step !== 'queued';
-  await journal.update((r) => ({ ...r, step: laterStep(r.step, 'preparing'), owner: deps.replicaId, times: { ...r.times, started: r.times.started ?? iso(ctx) } }), [
-    resumed
-      ? `Resuming deployment ${describe(record)} from step "${record.step}" on replica ${deps.replicaId}${record.owner && record.owner !== deps.replicaId ? ` (replica ${record.owner} stopped working on it)` : ''}`
-      : `Deployment ${describe(record)} started on replica ${deps.replicaId}`,
-  ]);
   const d = validatedCopy(record);
-  const live = await whileUnavailable(() => deps.store.live(d.namespace, d.appName), signal) ?? await adoptOriginalVersion(ctx, d, signal);
+  // Recording the start and reading the live pointer are independent: at once.
+  const [, stored] = await settledInOrder<unknown>([
+    journal.update((r) => ({ ...r, step: laterStep(r.step, 'preparing'), owner: deps.replicaId, times: { ...r.times, started: r.times.started ?? iso(ctx) } }), [
+      resumed
+        ? `Resuming deployment ${describe(record)} from step "${record.step}" on replica ${deps.replicaId}${record.owner && record.owner !== deps.replicaId ? ` (replica ${record.owner} stopped working on it)` : ''}`
+        : `Deployment ${describe(record)} started on replica ${deps.replicaId}`,
+    ]),
+    whileUnavailable(() => deps.store.live(d.namespace, d.appName), signal),
+  ]);
+  const live = stored as Awaited<ReturnType<typeof deps.store.live>> ?? await adoptOriginalVersion(ctx, d, signal);
   // A rebuild (`restores`) re-creates the live version itself; assertNamesFree() below still
   // refuses should its objects exist after all.
   if (live && live.version === record.version && live.deploymentId !== record.id && record.restores !== live.deploymentId) {
     throw new DeploymentFailure(`version ${record.version} of ${d.appName} is already running (deployment ${live.deploymentId}); nothing was changed (deploy another version, or "#" for the next number)`);
   }
-  await assertNamesFree(ctx, d, record.version, signal);
   const probe = trafficContext(ctx, d, record.version, record.id, signal, async () => {});
   if (probe.routing.httproute && d.frontend && !probe.routing.parent) {
     throw new DeploymentFailure('the app routes through an HTTPRoute, but no Gateway is configured: set the descriptor\'s "gateway" or CUTOVER_GATEWAY; nothing was changed');
   }
-  try {
-    for (const target of deps.traffic) await target.capture(probe);
-  } catch (err) {
-    if (err instanceof ForeignObjectError) throw new DeploymentFailure(`${err.message}; nothing was changed`);
-    throw err;
-  }
+  // Reads only, all at once; judged in the order they were made one after the other before.
+  const [, , pointers, env] = await settledInOrder<unknown>([
+    assertNamesFree(ctx, d, record.version, signal),
+    settledInOrder(deps.traffic.map((target) => target.capture(probe))).catch((err: unknown) => {
+      if (err instanceof ForeignObjectError) throw new DeploymentFailure(`${err.message}; nothing was changed`);
+      throw err;
+    }),
+    live?.version ? Promise.resolve([]) : settledInOrder(deps.traffic.map((target) => target.pointer(d, ctx.cluster, signal))),
+    whileUnavailable(() => deps.environment.read(), signal),
+  ]) as [unknown, unknown, Array<{ version: string } | undefined>, Awaited<ReturnType<typeof deps.environment.read>>];
   let liveVersion = live?.version;
-  if (!liveVersion) for (const target of deps.traffic) liveVersion ??= (await target.pointer(d, ctx.cluster, signal))?.version;
-  const env = await whileUnavailable(() => deps.environment.read(), signal);
-  if (env.skipped.length > 0) await journal.line(`Skipped environment keys that are not valid variable names: ${env.skipped.join(', ')}`);
+  for (const pointer of pointers) liveVersion ??= pointer?.version;
+  if (env.skipped.length > 0) journal.note(`Skipped environment keys that are not valid variable names: ${env.skipped.join(', ')}`);
   const environment: EnvValue[] = env.entries.map((e) => ({ name: e.name, value: e.value }));
   const facts: DeploymentFacts = { descriptor: d, version: record.version, deploymentId: record.id, environment };
   const injected = injectedEnvironmentNames(facts);
@@ -199,11 +214,15 @@ async function passPreSwitchGates(ctx: RunContext, facts: DeploymentFacts, signa
  * pointer moved — so there is never more than one DEPLOYED record (I4), also across a crash. The
  * work item stays until the replaced version is drained; the drain counts from convergence.
  */
-async function commitDeployed(ctx: RunContext, convergence: ConvergenceResult, switchedAt: number): Promise<void> {
+async function commitDeployed(ctx: RunContext, convergence: ConvergenceResult, switchedAt: number): Promise<Journal | undefined> {
   const { journal, deps } = ctx;
   const record = journal.record;
+  // The live pointer and the record it named at prepare are read at once (normally the same one).
+  const expected = record.replaces ? readReplaced(ctx, record.replaces) : undefined;
+  expected?.catch(() => undefined);
   const live = await whileUnavailable(() => deps.store.live(record.namespace, record.appName), ctx.ownership.signal);
-  const replaced = live && live.deploymentId !== record.id ? await readReplaced(ctx, live.deploymentId) : undefined;
+  const replaced = live && live.deploymentId !== record.id
+    ? (live.deploymentId === record.replaces ? await expected : await readReplaced(ctx, live.deploymentId)) : undefined;
   const draining = replaced && replaced.value.status === 'DEPLOYED' ? new Journal(replaced, deps.store, deps.bus, ctx.log, { signal: ctx.ownership.signal, fence: ctx.ownership.fence }, deps.now) : undefined;
   const at = iso(ctx);
   const convergedAt = new Date(convergence.convergedAt).toISOString();
@@ -239,6 +258,7 @@ async function commitDeployed(ctx: RunContext, convergence: ConvergenceResult, s
     } : {}),
   });
   deps.bus.publish({ type: 'converged', namespace: record.namespace, appName: record.appName, deploymentId: record.id, ms, complete: convergence.complete, at: deps.now() });
+  return draining && draining.record.status === 'UNDEPLOYING' ? draining : undefined;
 }
 
 async function readReplaced(ctx: RunContext, id: string) {

@@ -24,6 +24,7 @@ export interface ConvergenceResult {
 }
 
 const PROBE_STREAK = 3;
+const FIRST_LOOK_MS = 10;
 
 export async function awaitConvergence(ctx: RunContext, d: Descriptor, version: string, switchedAt: number, signal: AbortSignal): Promise<ConvergenceResult> {
   const { deps } = ctx;
@@ -35,8 +36,11 @@ export async function awaitConvergence(ctx: RunContext, d: Descriptor, version: 
   const probe = deps.config.trafficProbeUrl && traffic.routing.versionHeader && d.frontend
     ? new TrafficProbe(deps.config.trafficProbeUrl, d.frontend, traffic.routing.versionHeader, version) : undefined;
   let lastDetail = '';
-  let delay = 20;
+  // The first look comes after the controllers had a moment (right after the write nothing has
+  // moved yet), then every few ms, backing off slowly up to 250 ms.
+  let delay = FIRST_LOOK_MS;
   try {
+    await sleep(FIRST_LOOK_MS, bound.signal);
     while (pending.size > 0 || (probe && !probe.done)) {
       for (const [name, target] of pending) {
         let state: Convergence;
@@ -56,7 +60,7 @@ export async function awaitConvergence(ctx: RunContext, d: Descriptor, version: 
       if (probe && !probe.done && await probe.check(bound.signal)) lines.push(`requests through the gateway reach version ${version} after ${since(Date.now())}`);
       if (pending.size === 0 && (!probe || probe.done)) break;
       await sleep(delay, bound.signal);
-      delay = Math.min(delay * 2, 250);
+      delay = Math.min(Math.round(delay * 1.5), 250);
     }
     return { convergedAt: Date.now(), lines, complete: true };
   } catch (err) {

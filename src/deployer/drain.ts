@@ -25,14 +25,16 @@ import { removeVersion } from './workload.js';
  * (step `removing`) guarded by the absence of that item, and the API writes the item only while
  * the replaced record is unchanged: exactly one of "removed" and "switched back" can happen.
  */
-export async function drainReplaced(ctx: RunContext): Promise<void> {
+export async function drainReplaced(ctx: RunContext, replaced?: Journal): Promise<void> {
   const { journal, deps } = ctx;
   const record = journal.record;
   if (record.rolledBack) {
     await continueRollback(ctx);
     return;
   }
-  const old = record.replaces ? await loadReplaced(ctx, record.namespace, record.replaces) : undefined;
+  // `replaced`: the replaced record's journal as the switch's commit just wrote it (no re-read).
+  const old = replaced && replaced.record.id === record.replaces ? { value: replaced.record, revision: replaced.revision }
+    : record.replaces ? await loadReplaced(ctx, record.namespace, record.replaces) : undefined;
   if (!old || old.value.replacedBy !== record.id || old.value.status !== 'UNDEPLOYING') {
     if (!record.replaces && record.descriptor.postSwitchChecks?.length) {
       await journal.line('Post-switch checks not asked: no earlier version runs that traffic could go back to');
@@ -40,7 +42,8 @@ export async function drainReplaced(ctx: RunContext): Promise<void> {
     await deps.store.dequeue(record.namespace, record.appName, ctx.workId, ctx.ownership.fence);
     return;
   }
-  const oldJournal = new Journal(old, deps.store, deps.bus, ctx.log, { signal: ctx.ownership.signal, fence: ctx.ownership.fence }, deps.now);
+  const oldJournal = replaced && replaced.record.id === old.value.id ? replaced
+    : new Journal(old, deps.store, deps.bus, ctx.log, { signal: ctx.ownership.signal, fence: ctx.ownership.fence }, deps.now);
   const drainS = record.descriptor.drainSeconds ?? deps.config.defaultDrainSeconds;
   // The drain counts from when traffic had moved (convergence), not from the write that moved it.
   const startedAt = Date.parse(record.times.converged ?? '') || Date.parse(old.value.times.drainStarted ?? '') || Date.now();
@@ -79,6 +82,12 @@ type DrainWindowEnd = { kind: 'drained' } | { kind: 'rollback'; item: QueueItem 
 async function drainWindow(ctx: RunContext, endsAt: number, checksAsked: boolean): Promise<DrainWindowEnd> {
   const { journal, deps } = ctx;
   const record = journal.record;
+  const checks = record.descriptor.postSwitchChecks ?? [];
+  const asking = checks.length > 0 && !record.times.checked && !checksAsked;
+  // First pass with nothing to wait for (drain over, no checks): no window to watch. The removal's
+  // write is guarded by the absence of a rollback request all the same (I6); should one exist,
+  // the next pass (checksAsked) watches and finds it.
+  if (!checksAsked && !asking && endsAt <= Date.now()) return { kind: 'drained' };
   let request: QueueItem | undefined;
   const requested = new AbortController();
   const watch = await whileUnavailable(() => deps.store.watchRollbackRequest(record.namespace, record.appName, record.id, (item) => {
@@ -87,8 +96,7 @@ async function drainWindow(ctx: RunContext, endsAt: number, checksAsked: boolean
   }), ctx.ownership.signal);
   const window = linkSignals(ctx.ownership.signal, requested.signal);
   try {
-    const checks = record.descriptor.postSwitchChecks ?? [];
-    if (checks.length > 0 && !record.times.checked && !checksAsked) {
+    if (asking) {
       await journal.line(`Asking ${checks.length} post-switch check(s); version ${record.OldVersion} keeps running until they passed and the drain delay is over`);
       const verdict = await askGates(ctx, 'post-switch', checks, {
         namespace: record.namespace, appName: record.appName, deploymentId: record.id, version: record.version, previousVersion: record.OldVersion,
@@ -116,8 +124,10 @@ async function removeDrained(ctx: RunContext, oldJournal: Journal): Promise<void
   const old = oldJournal.record;
   const deadline = Deadline.at(Date.parse(old.deadline ?? '') || Date.now() + deps.config.defaultDeadlineSeconds * 1000, ctx.ownership.signal);
   try {
-    for (const target of deps.traffic) {
-      const pointer = await target.pointer(record.descriptor, ctx.cluster, deadline.signal);
+    // Read every target at once (reads only); each is judged in order.
+    const pointers = await Promise.all(deps.traffic.map((target) => target.pointer(record.descriptor, ctx.cluster, deadline.signal)));
+    for (const [i, target] of deps.traffic.entries()) {
+      const pointer = pointers[i];
       if (pointer?.version === old.version) {
         await writeFailure(oldJournal, `not removed: ${target.name} points at version ${old.version} again (changed outside cutover)`, [
           `${target.name} points at version ${old.version}; it keeps running and needs a look`,

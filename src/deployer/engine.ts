@@ -40,6 +40,8 @@ export class DeploymentEngine {
       else if (record.status === 'DEPLOYED' || (record.status === 'UNDEPLOYING' && record.rolledBack)) await drainReplaced(ctx);
       else await this.deps.store.dequeue(record.namespace, record.appName, item.workId, ownership.fence);
     } finally {
+      // Lines noted and not stored yet go now, while this run still owns the app.
+      await ctx.journal.flush().catch(() => undefined);
       this.deps.bus.publish({ type: 'work-finished', namespace: record.namespace, appName: record.appName, deploymentId: record.id, kind: item.kind, at: this.deps.now() });
     }
   }

@@ -9,6 +9,10 @@ import { WorkInterrupted } from './errors.js';
 import { sleep } from '../lib/deadline.js';
 
 const FINAL_WRITE_PATIENCE_MS = 5 * 60_000;
+/** Lines and health results noted but not stored yet are written at the latest this much later. */
+const NOTE_FLUSH_MS = 250;
+/** More noted writes than this are stored at once (an etcd transaction holds at most 128 operations). */
+const MAX_NOTED = 40;
 
 /** What a journal writes with: the owner's fence, and the signal that ends its patience. */
 export interface JournalScope {
@@ -36,6 +40,11 @@ export interface UpdateOptions {
  * (one etcd key per line; record + status event in one transaction, fenced by the app's
  * ownership) and then published on the bus. While etcd is unreachable, writes wait and retry,
  * so work pauses instead of failing; the scope's signal (lost ownership, shutdown) ends the wait.
+ *
+ * Lines said with note() and health results are not a transaction each: they go with this
+ * journal's next write (a state change or a line), in its transaction and before its own lines,
+ * or at the latest NOTE_FLUSH_MS later; flush() stores them now (the engine calls it when a run
+ * ends). A line keeps the time it was said.
  */
 export class Journal {
   constructor(
@@ -47,6 +56,11 @@ export class Journal {
     private readonly now: () => Date,
   ) {}
 
+  /** Noted lines and health results not stored yet (taken by the next write). */
+  private noted: Array<{ message: string; at: Date }> = [];
+  private notedHealth = new Map<string, PodHealth>();
+  private flushTimer: ReturnType<typeof setTimeout> | undefined;
+
   get record(): DeploymentRecord {
     return this.current.value;
   }
@@ -55,10 +69,65 @@ export class Journal {
     return this.current.revision;
   }
 
+  /** Stores a line now, with whatever was noted before it (one transaction). */
   async line(message: string): Promise<void> {
+    this.noted.push({ message, at: this.now() });
+    await this.flush();
+  }
+
+  /** A line stored with the next write (see the class comment); published once stored. */
+  note(message: string): void {
+    this.noted.push({ message, at: this.now() });
+    this.armFlush();
+  }
+
+  /** Stores what was noted and not stored yet. */
+  async flush(): Promise<void> {
+    this.disarmFlush();
+    if (this.noted.length === 0 && this.notedHealth.size === 0) return;
     const r = this.record;
-    await this.retrying(() => this.store.appendLog(r.namespace, r.id, message, this.scope.fence));
-    this.bus.publish({ type: 'log', namespace: r.namespace, appName: r.appName, deploymentId: r.id, message, at: this.now() });
+    const taken = this.take();
+    try {
+      await this.retrying(() => this.store.appendEvents(r.namespace, r.id, taken.events, this.scope.fence, taken.health));
+    } catch (err) {
+      this.giveBack(taken);
+      throw err;
+    }
+    this.publishLines(r, taken.lines);
+  }
+
+  /** Takes the noted writes for a transaction (given back should it fail). */
+  private take(): { lines: Array<{ message: string; at: Date }>; events: EventInput[]; health: PodHealth[] } {
+    this.disarmFlush();
+    const lines = this.noted;
+    const health = [...this.notedHealth.values()];
+    this.noted = [];
+    this.notedHealth = new Map();
+    return { lines, health, events: lines.map((l) => ({ type: 'log', message: l.message, time: l.at.toISOString() })) };
+  }
+
+  private giveBack(taken: { lines: Array<{ message: string; at: Date }>; health: PodHealth[] }): void {
+    this.noted = [...taken.lines, ...this.noted];
+    for (const h of taken.health) if (!this.notedHealth.has(h.podName)) this.notedHealth.set(h.podName, h);
+  }
+
+  private armFlush(): void {
+    if (this.noted.length + this.notedHealth.size >= MAX_NOTED) {
+      void this.flush().catch(() => undefined);
+      return;
+    }
+    if (this.flushTimer) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      // A failed flush keeps its writes for the next write (which reports a lost fence itself).
+      this.flush().catch((err: unknown) => this.log.debug({ deploymentId: this.record.id, err: (err as Error).message }, 'storing noted log lines failed; they go with the next write'));
+    }, NOTE_FLUSH_MS);
+    this.flushTimer.unref?.();
+  }
+
+  private disarmFlush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
   }
 
   /**
@@ -69,10 +138,23 @@ export class Journal {
   async update(change: (r: DeploymentRecord) => DeploymentRecord, lines: string[] = [], options: UpdateOptions = {}): Promise<DeploymentRecord> {
     const final = options.final ?? false;
     const other = options.with;
+    const taken = this.take();
+    try {
+      return await this.updateWith(change, lines, options, final, other, taken);
+    } catch (err) {
+      this.giveBack(taken);
+      throw err;
+    }
+  }
+
+  private async updateWith(
+    change: (r: DeploymentRecord) => DeploymentRecord, lines: string[], options: UpdateOptions, final: boolean, other: UpdateOptions['with'],
+    taken: ReturnType<Journal['take']>,
+  ): Promise<DeploymentRecord> {
     for (let attempt = 0; ; attempt++) {
       const before = this.current.value;
       const after = { ...change(structuredClone(before)), lastModified: this.now().toISOString() };
-      const changes: RecordChange[] = [{ record: after, previous: before, expectedRevision: this.current.revision, events: eventsOf(before, after, lines) }];
+      const changes: RecordChange[] = [{ record: after, previous: before, expectedRevision: this.current.revision, events: [...taken.events, ...eventsOf(before, after, lines)], health: taken.health }];
       let otherBefore: DeploymentRecord | undefined;
       let otherAfter: DeploymentRecord | undefined;
       if (other) {
@@ -99,6 +181,7 @@ export class Journal {
         throw err;
       }
       this.current = stored[0]!;
+      this.publishLines(after, taken.lines);
       this.publish(before, after, lines, stored[0]!.revision);
       if (other && otherBefore && otherAfter) {
         other.journal.current = stored[1]!;
@@ -108,10 +191,16 @@ export class Journal {
     }
   }
 
+  /** A pod's health result: stored with the next write (the latest per pod), published now. */
   async health(health: PodHealth): Promise<void> {
     const r = this.record;
-    await this.retrying(() => this.store.putHealth(r.namespace, r.id, health, this.scope.fence));
+    this.notedHealth.set(health.podName, health);
+    this.armFlush();
     this.bus.publish({ type: 'health', namespace: r.namespace, appName: r.appName, deploymentId: r.id, health, at: this.now() });
+  }
+
+  private publishLines(r: DeploymentRecord, lines: Array<{ message: string; at: Date }>): void {
+    for (const l of lines) this.bus.publish({ type: 'log', namespace: r.namespace, appName: r.appName, deploymentId: r.id, message: l.message, at: l.at });
   }
 
   private publish(before: DeploymentRecord, after: DeploymentRecord, lines: string[], revision: string): void {

@@ -1,4 +1,5 @@
 import { StoreUnavailableError, type KvStore, type Lease, type WatchHandle } from '../store/kv.js';
+import type { LeaseSource } from '../store/shared-lease.js';
 import { keys } from '../store/keys.js';
 import { listAndWatch } from '../store/list-watch.js';
 import type { DeploymentStore } from '../store/deployments.js';
@@ -20,6 +21,8 @@ export interface SchedulerOptions {
   replicaId: string;
   /** TTL of this replica's lease: how long its ownerships outlive it after a crash. */
   leaseTtlSeconds: number;
+  /** The replica's shared lease (else the scheduler grants and revokes one of its own). */
+  leases?: LeaseSource;
   /** Attempts of an item that fails with an unexpected error before it is abandoned (ended). */
   maxAttempts?: number;
 }
@@ -77,7 +80,8 @@ export class Scheduler {
     }, graceMs);
     await Promise.allSettled(all.map((r) => r.done));
     clearTimeout(timer);
-    await this.lease?.revoke().catch(() => undefined);
+    // A shared lease is revoked by its owner, once every user stopped.
+    if (!this.options.leases) await this.lease?.revoke().catch(() => undefined);
   }
 
   /** Lists `prefix`, schedules every app in it, then watches it from there (src/store/list-watch.ts). */
@@ -271,7 +275,8 @@ export class Scheduler {
 
   private async ensureLease(): Promise<Lease> {
     if (this.lease) return this.lease;
-    const lease = await this.options.kv.grantLease(this.options.leaseTtlSeconds);
+    // The replica's shared lease when given (src/service.ts); else one of its own.
+    const lease = await (this.options.leases ? this.options.leases.acquire() : this.options.kv.grantLease(this.options.leaseTtlSeconds));
     this.lease = lease;
     lease.onLost((err) => {
       this.options.log.error({ err: err.message }, 'lost the etcd lease: stopping work on owned apps');

@@ -6,6 +6,7 @@ import { DeploymentFailure } from './errors.js';
 import { podPorts } from './manifests.js';
 import { isPodReady, type ReadyPod } from './readiness.js';
 import type { TrafficContext, TrafficSnapshot, TrafficTarget } from './traffic/index.js';
+import { settledInOrder } from './workload.js';
 
 /**
  * Invariant I1, guarded where it could break: traffic only ever moves to a version whose pods
@@ -20,7 +21,12 @@ export async function assertSwitchable(
 ): Promise<void> {
   const selector = `app=${d.appName},version=${version}`;
   const checked = new Set(healthy.map((p) => p.name));
+  const routed = podPorts(d.podspec).length > 0;
   for (let round = 0; ; round++) {
+    // The pods and (first round) the EndpointSlices are read at once: the endpoints must list as
+    // ready every pod this read finds ready, whichever of the two reads came first.
+    const endpoints = routed && round === 0 ? ctx.cluster.readyEndpoints(d.namespace, versionedName(d.appName, version), signal) : undefined;
+    endpoints?.catch(() => undefined);
     const pods = (await ctx.cluster.listPods(d.namespace, selector, signal)).filter((p) => !p.metadata?.deletionTimestamp);
     if (pods.length === 0) throw new DeploymentFailure(`no pods of version ${version} are left to switch to`);
     const notReady = pods.filter((p) => !isPodReady(p) || !p.status?.podIP);
@@ -32,20 +38,22 @@ export async function assertSwitchable(
       for (const p of fresh) checked.add(p.name);
       continue;
     }
-    if (podPorts(d.podspec).length === 0) return; // no Service: nothing routes to the pods
-    await waitForReadyEndpoints(ctx, d, version, pods.map((p) => p.status!.podIP!), signal);
+    if (!routed) return; // no Service: nothing routes to the pods
+    await waitForReadyEndpoints(ctx, d, version, pods.map((p) => p.status!.podIP!), signal, endpoints);
     return;
   }
 }
 
-async function waitForReadyEndpoints(ctx: RunContext, d: Descriptor, version: string, ips: string[], signal: AbortSignal): Promise<void> {
+async function waitForReadyEndpoints(ctx: RunContext, d: Descriptor, version: string, ips: string[], signal: AbortSignal, first?: Promise<string[]>): Promise<void> {
   const service = versionedName(d.appName, version);
   const bound = Deadline.after(ENDPOINTS_PATIENCE_MS, signal);
   let delay = 25;
   let missing: string[] = ips;
+  let read = first;
   try {
     for (;;) {
-      const ready = new Set(await ctx.cluster.readyEndpoints(d.namespace, service, bound.signal));
+      const ready = new Set(await (read ?? ctx.cluster.readyEndpoints(d.namespace, service, bound.signal)));
+      read = undefined;
       missing = ips.filter((ip) => !ready.has(ip));
       if (missing.length === 0 && ready.size > 0) return;
       await sleep(delay, bound.signal);
@@ -64,17 +72,32 @@ async function waitForReadyEndpoints(ctx: RunContext, d: Descriptor, version: st
 /** How long the endpoint controller may take to publish ready pods (it normally takes milliseconds). */
 const ENDPOINTS_PATIENCE_MS = 30_000;
 
+/** What a switch puts back should it fail: every target's state, read before any target moves. */
+export interface CapturedTraffic {
+  traffic: TrafficContext;
+  lines: string[];
+  captured: Array<{ target: TrafficTarget; snapshot: TrafficSnapshot }>;
+}
+
+/**
+ * Reads every traffic target's state (reads only, all at once) for switchTraffic. Taken while the
+ * I1 guard runs, so the switch starts with its writes; nothing moves here.
+ */
+export async function captureTraffic(ctx: RunContext, d: Descriptor, version: string, signal: AbortSignal): Promise<CapturedTraffic> {
+  const lines: string[] = [];
+  const traffic = trafficContext(ctx, d, version, ctx.journal.record.id, signal, async (line) => { lines.push(line); });
+  const snapshots = await settledInOrder(ctx.deps.traffic.map((target) => target.capture(traffic)));
+  return { traffic, lines, captured: ctx.deps.traffic.map((target, i) => ({ target, snapshot: snapshots[i]! })) };
+}
+
 /**
  * Points every traffic target at the new version, in order, or leaves them as they were: when a
  * target fails, every target this switch touched — the failing one too, whose write may have
  * landed — is put back from the state captured just before (only objects still carrying this
  * deployment's id). Returns the log lines; the caller stores them with the status change.
  */
-export async function switchTraffic(ctx: RunContext, d: Descriptor, version: string, signal: AbortSignal): Promise<string[]> {
-  const lines: string[] = [];
-  const traffic = trafficContext(ctx, d, version, ctx.journal.record.id, signal, async (line) => { lines.push(line); });
-  const captured: Array<{ target: TrafficTarget; snapshot: TrafficSnapshot }> = [];
-  for (const target of ctx.deps.traffic) captured.push({ target, snapshot: await target.capture(traffic) });
+export async function switchTraffic(ctx: RunContext, d: Descriptor, version: string, signal: AbortSignal, before?: CapturedTraffic): Promise<string[]> {
+  const { traffic, lines, captured } = before ?? await captureTraffic(ctx, d, version, signal);
   let attempted = 0;
   try {
     for (const c of captured) {
@@ -96,7 +119,7 @@ export async function switchTraffic(ctx: RunContext, d: Descriptor, version: str
     } finally {
       bound.clear();
     }
-    for (const line of lines) await ctx.journal.line(line).catch(() => undefined);
+    for (const line of lines) ctx.journal.note(line); // stored with the rollback's first write
     throw new DeploymentFailure(`switching traffic failed: ${(err as Error).message}`);
   }
 }

@@ -2,7 +2,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { Descriptor } from '../domain/types.js';
 import type { DeploymentRecord } from '../domain/deployment.js';
 import { versionedName } from '../domain/names.js';
-import type { Cluster, Kind, KubeObject } from './cluster.js';
+import { isAlreadyExists, type Cluster, type Kind, type KubeObject } from './cluster.js';
 import type { EngineDeps, RunContext } from './context.js';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { routingPlan } from './routing.js';
@@ -24,8 +24,10 @@ const VERSIONED_KINDS: Kind[] = [...WORKLOAD_KINDS, 'Service'];
  */
 export async function assertNamesFree(ctx: RunContext, d: Descriptor, version: string, signal: AbortSignal): Promise<void> {
   const name = versionedName(d.appName, version);
-  for (const kind of VERSIONED_KINDS) {
-    const existing = await ctx.cluster.get(kind, d.namespace, name, signal);
+  // Read at once, judged in a fixed order (the same answer as one after the other).
+  const found = await settledInOrder(VERSIONED_KINDS.map((kind) => ctx.cluster.get(kind, d.namespace, name, signal)));
+  for (const [i, kind] of VERSIONED_KINDS.entries()) {
+    const existing = found[i];
     if (existing && !carriesDeployment(existing.metadata, ctx.journal.record.id)) {
       const owner = deploymentIdOf(existing.metadata);
       throw new DeploymentFailure(`${kind} ${name} already exists (${owner ? `from deployment ${owner}` : 'not created by this deployment'}); nothing was changed`);
@@ -48,27 +50,56 @@ export async function createVersion(ctx: RunContext, facts: DeploymentFacts, sig
   for (const extra of versionedExtras(ctx.deps, d, facts.version)) {
     items.push({ kind: extra.kind as Kind, object: { ...extra, metadata: { ...extra.metadata, annotations: { ...(extra.metadata?.annotations ?? {}), [DEPLOYMENT_ID_ANNOTATION]: record.id } } } as KubeObject });
   }
-  await Promise.all(items.map(async ({ kind, object }) => {
+  // The versioned objects and the stable Service are independent: written in parallel. The lines
+  // go with the next state change (noted); they are reported in a fixed order.
+  const created = settledInOrder(items.map(async ({ kind, object }) => {
     const name = object.metadata!.name!;
-    if (await ctx.cluster.get(kind, d.namespace, name, signal)) {
-      // Only reachable on resume: assertNamesFree() refused objects of other deployments.
-      await ctx.journal.line(`${kind} ${name} already exists from this deployment; reusing it`);
-      return;
+    try {
+      await ctx.cluster.create(kind, object, signal);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      // Only on resume (or a create that landed although its answer was lost): ours is reused,
+      // anything else is refused — assertNamesFree() looked before, this looks again.
+      const existing = await ctx.cluster.get(kind, d.namespace, name, signal);
+      if (existing && !carriesDeployment(existing.metadata, record.id)) {
+        const owner = deploymentIdOf(existing.metadata);
+        throw new DeploymentFailure(`${kind} ${name} already exists (${owner ? `from deployment ${owner}` : 'not created by this deployment'}); nothing was changed`);
+      }
+      if (!existing) throw err;
+      return `${kind} ${name} already exists from this deployment; reusing it`;
     }
-    await ctx.cluster.create(kind, object, signal);
-    await ctx.journal.line(`Created ${kind} ${name}${kind === workloadKind ? ` with ${d.replicas} replica(s)` : ''}`);
+    return `Created ${kind} ${name}${kind === workloadKind ? ` with ${d.replicas} replica(s)` : ''}`;
   }));
-  if (!service) {
-    await ctx.journal.line('The pods have no ports: no Services are created (a worker app)');
-    return;
-  }
+  const stable = service ? ensureStableService(ctx, d, signal) : Promise.resolve(undefined);
+  const [lines, stableLine] = await settledInOrder<string[] | string | undefined>([created, stable]);
+  for (const line of lines as string[]) ctx.journal.note(line);
+  if (!service) ctx.journal.note('The pods have no ports: no Services are created (a worker app)');
+  if (stableLine) ctx.journal.note(stableLine as string);
+}
+
+/** The stable Service `{app}`: created selecting no pods when missing; refused when someone else's. */
+async function ensureStableService(ctx: RunContext, d: Descriptor, signal: AbortSignal): Promise<string | undefined> {
+  const record = ctx.journal.record;
   const stable = await ctx.cluster.get('Service', d.namespace, d.appName, signal);
   if (!stable) {
     await ctx.cluster.create('Service', placeholderStableService(d, record.id) as KubeObject, signal);
-    await ctx.journal.line(`Created stable Service ${d.appName} (selecting no pods until the switch)`);
-  } else if (!carriesDeployment(stable.metadata, record.id) && !mayManageStableService(stable.metadata, d.appName)) {
+    return `Created stable Service ${d.appName} (selecting no pods until the switch)`;
+  }
+  if (!carriesDeployment(stable.metadata, record.id) && !mayManageStableService(stable.metadata, d.appName)) {
     throw new ForeignObjectError('Service', d.namespace, d.appName);
   }
+  return undefined;
+}
+
+/**
+ * Promise.all that waits for every promise to settle (none is left running behind a failure) and
+ * then fails with the first failure in the given order — not whichever failed first in time.
+ */
+export async function settledInOrder<T>(promises: Array<Promise<T>>): Promise<T[]> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
 }
 
 /** Watches the new version's pods until all are Ready; fails at once on pods that cannot become ready. */
@@ -96,7 +127,7 @@ export async function waitForPods(ctx: RunContext, d: Descriptor, version: strin
       lastDetail = verdict.detail;
       if (Date.now() - lastLogged > 2000) {
         lastLogged = Date.now();
-        void ctx.journal.line(`Waiting for pods: ${verdict.detail}`).catch(() => undefined);
+        ctx.journal.note(`Waiting for pods: ${verdict.detail}`);
       }
     }
   });
@@ -116,20 +147,20 @@ export async function waitForPods(ctx: RunContext, d: Descriptor, version: strin
 export async function removeVersion(deps: EngineDeps, cluster: Cluster, record: DeploymentRecord, signal: AbortSignal): Promise<string[]> {
   const { namespace, appName, version } = record;
   const name = versionedName(appName, version);
-  const removed: string[] = [];
-  for (const kind of VERSIONED_KINDS) {
+  // Independent objects: looked at and removed in parallel; reported in a fixed order.
+  const versioned = VERSIONED_KINDS.map(async (kind) => {
     const existing = await cluster.get(kind, namespace, name, signal);
-    if (!existing || !mayManageVersioned(existing.metadata, appName)) continue;
+    if (!existing || !mayManageVersioned(existing.metadata, appName)) return undefined;
     const id = deploymentIdOf(existing.metadata);
-    if (id ? id !== record.id : !isAmdatuVersioned(existing.metadata, appName)) continue;
-    if (await cluster.delete(kind, namespace, name, signal)) removed.push(`${kind} ${name}`);
-  }
-  for (const { kind, name: extra } of versionedExtraNames(deps, record.descriptor, version)) {
+    if (id ? id !== record.id : !isAmdatuVersioned(existing.metadata, appName)) return undefined;
+    return await cluster.delete(kind, namespace, name, signal) ? `${kind} ${name}` : undefined;
+  });
+  const extras = versionedExtraNames(deps, record.descriptor, version).map(async ({ kind, name: extra }) => {
     const existing = await cluster.get(kind, namespace, extra, signal);
-    if (!existing || !carriesDeployment(existing.metadata, record.id)) continue;
-    if (await cluster.delete(kind, namespace, extra, signal)) removed.push(`${kind} ${extra}`);
-  }
-  return removed;
+    if (!existing || !carriesDeployment(existing.metadata, record.id)) return undefined;
+    return await cluster.delete(kind, namespace, extra, signal) ? `${kind} ${extra}` : undefined;
+  });
+  return (await settledInOrder([...versioned, ...extras])).filter((r): r is string => r !== undefined);
 }
 
 /** Controller objects that belong to one version (the profile's, e.g. a version-tag Middleware for the Ingress). */

@@ -25,7 +25,8 @@ export interface CancelRequest {
 
 /** What an event carries before the store gives it a sequence number and time. */
 export type EventInput =
-  | { type: 'log'; message: string }
+  /** `time`: when the line was said, if it is stored later (batched with the next write); else the write's time. */
+  | { type: 'log'; message: string; time?: string }
   | { type: 'status'; status: DeploymentRecord['status']; step: DeploymentRecord['step'] };
 
 export interface RecordChange {
@@ -33,6 +34,8 @@ export interface RecordChange {
   record: DeploymentRecord;
   expectedRevision: string;
   events?: EventInput[];
+  /** Health results of the record's pods written in the same transaction (one key per pod). */
+  health?: PodHealth[];
   /** The record as it was at `expectedRevision` (handed to the change-ops hook; not written). */
   previous?: DeploymentRecord;
 }
@@ -339,7 +342,7 @@ export class DeploymentStore {
           const eventOps = this.eventPuts(record.namespace, record.id, events);
           guards.push({ key: recordKey, modRevision: change.expectedRevision });
           for (const op of eventOps) if (op.type === 'put') guards.push({ key: op.key, modRevision: '0' });
-          ops.push({ type: 'put', key: recordKey, value: JSON.stringify(record) }, ...eventOps);
+          ops.push({ type: 'put', key: recordKey, value: JSON.stringify(record) }, ...eventOps, ...this.healthPuts(record.namespace, record.id, change.health));
           seqs.push({ key: recordKey, next: seq + events.length });
           stored.push({ record, created: false, previous: change.previous, events });
         }
@@ -610,16 +613,24 @@ export class DeploymentStore {
 
   /** Appends one log line (its own key, so concurrent writers never lose lines). */
   async appendLog(namespace: string, id: string, message: string, fence?: Guard): Promise<number> {
+    return this.appendEvents(namespace, id, [{ type: 'log', message }], fence);
+  }
+
+  /**
+   * Appends log lines (each its own key, so concurrent writers never lose lines) and health results
+   * in one transaction; returns the first line's sequence number.
+   */
+  async appendEvents(namespace: string, id: string, events: EventInput[], fence?: Guard, health: PodHealth[] = []): Promise<number> {
     const recordKey = keys.deployment(namespace, id);
     return this.serialised(recordKey, async () => {
       for (let attempt = 0; ; attempt++) {
         const seq = await this.peekSeq(namespace, id);
-        const [op] = this.eventOps(namespace, id, seq, [{ type: 'log', message }]);
-        const guards: Guard[] = [{ key: (op as { key: string }).key, modRevision: '0' }];
+        const ops = [...this.eventOps(namespace, id, seq, events), ...this.healthPuts(namespace, id, health)];
+        const guards: Guard[] = events.map((_, i) => ({ key: keys.event(namespace, id, seq + i), modRevision: '0' }));
         if (fence) guards.push(fence);
-        const res = await this.kv.transact(guards, [op!]);
+        const res = await this.kv.transact(guards, ops);
         if (res.succeeded) {
-          this.nextSeq.set(recordKey, seq + 1);
+          this.nextSeq.set(recordKey, seq + events.length);
           return seq;
         }
         if (fence && ((await this.kv.get(fence.key))?.modRevision ?? '0') !== fence.modRevision) {
@@ -662,7 +673,7 @@ export class DeploymentStore {
   // --- health data ---------------------------------------------------------------------------
 
   async putHealth(namespace: string, id: string, health: PodHealth, fence?: Guard): Promise<void> {
-    const res = await this.kv.transact(fence ? [fence] : [], [{ type: 'put', key: keys.health(namespace, id, health.podName), value: JSON.stringify(health) }]);
+    const res = await this.kv.transact(fence ? [fence] : [], this.healthPuts(namespace, id, [health]));
     if (!res.succeeded) throw new FenceLostError(`no longer the owner (health data of deployment ${id})`);
   }
 
@@ -819,8 +830,12 @@ export class DeploymentStore {
     const time = this.now().toISOString();
     return events.map((e, i): DeploymentEvent => {
       const seq = firstSeq + i;
-      return e.type === 'log' ? { seq, time, type: 'log', message: e.message } : { seq, time, type: 'status', status: e.status, step: e.step };
+      return e.type === 'log' ? { seq, time: e.time ?? time, type: 'log', message: e.message } : { seq, time, type: 'status', status: e.status, step: e.step };
     });
+  }
+
+  private healthPuts(namespace: string, id: string, health: PodHealth[] = []): KvOp[] {
+    return health.map((h) => ({ type: 'put', key: keys.health(namespace, id, h.podName), value: JSON.stringify(h) }));
   }
 
   private eventPuts(namespace: string, id: string, events: DeploymentEvent[]): KvOp[] {

@@ -5,6 +5,7 @@ import type { WebhookEventKind } from '../domain/webhooks.js';
 import { Deadline, sleep } from '../lib/deadline.js';
 import type { Logger } from '../log.js';
 import type { Guard, KvEntry, KvStore, Lease, WatchHandle } from '../store/kv.js';
+import type { LeaseSource } from '../store/shared-lease.js';
 import { keys } from '../store/keys.js';
 import { listAndWatch } from '../store/list-watch.js';
 import {
@@ -45,6 +46,8 @@ export interface WebhookDispatcherOptions {
   policy: DeliveryPolicy;
   replicaId: string;
   leaseTtlSeconds: number;
+  /** The replica's shared lease (else the dispatcher grants and revokes one of its own). */
+  leases?: LeaseSource;
   log: Logger;
   metrics?: DeliveryMetrics;
   /** Finished deliveries kept per subscription in the log. */
@@ -105,7 +108,8 @@ export class WebhookDispatcher {
     const all = [...this.runs.values()];
     for (const run of all) run.abort.abort(new Error('cutover is shutting down'));
     await Promise.allSettled(all.map((r) => r.done));
-    await this.lease?.revoke().catch(() => undefined);
+    // A shared lease is revoked by its owner, once every user stopped.
+    if (!this.o.leases) await this.lease?.revoke().catch(() => undefined);
   }
 
   /** Streams this replica is delivering now (tests, diagnostics). */
@@ -305,7 +309,8 @@ export class WebhookDispatcher {
 
   private async ensureLease(): Promise<Lease> {
     if (this.lease) return this.lease;
-    const lease = await this.o.kv.grantLease(this.o.leaseTtlSeconds);
+    // The replica's shared lease when given (src/service.ts); else one of its own.
+    const lease = await (this.o.leases ? this.o.leases.acquire() : this.o.kv.grantLease(this.o.leaseTtlSeconds));
     this.lease = lease;
     lease.onLost((err) => {
       this.o.log.error({ err: err.message }, 'lost the etcd lease of webhook deliveries: stopping them');
