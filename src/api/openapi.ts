@@ -184,7 +184,8 @@ export const operations: Operation[] = [
   { method: 'get', path: '/releases/{id}', tag: 'clusters', summary: 'One release: its deployments per cluster and the aggregate status (DEPLOYED only when every cluster is).', query: ns,
     responses: { '200': { description: 'The release.', schema: releaseSchema }, '404': { description: 'Not found.' }, ...common } },
   { method: 'post', path: '/releases/{id}/promote', tag: 'clusters', summary: 'Deploy what a DEPLOYED release runs (same descriptor copy, same version, images pinned to the digests its pods ran) to every cluster of another environment that does not run it yet.',
-    query: ns, body: Joi.object({ environment: clusterName.required() }), example: { environment: 'production' },
+    // No example: a promotion needs a DEPLOYED release and a second environment (test/integration/clusters.test.ts sends real ones).
+    query: ns, body: Joi.object({ environment: clusterName.required().description('The environment to deploy to, e.g. "production".') }),
     responses: { '202': { description: 'The new release (Location).', schema: releaseSchema }, '404': { description: 'Not found.' }, '409': { description: 'Not DEPLOYED on every cluster of its environment, or nothing to promote.' }, ...common, '400': { description: 'Bad request, or an unknown environment.', schema: errorSchema } } },
   { method: 'get', path: '/clusters', tag: 'clusters', summary: 'The clusters cutover deploys to: environment, default, reachability and version (each asked with a 3-s limit).',
     responses: { '200': { description: '[{name, environment, default, healthCheckMode, routing, ingressClassName?, gateway?, reachable, version?, error?, latencyMs}]' }, ...common } },
