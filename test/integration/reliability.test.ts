@@ -57,8 +57,11 @@ describe('reliability', { concurrency: 1 }, () => {
     await cluster.waitForWorkloads(ns, app, [`${app}-${version}`], 60_000);
     const svc = await cluster.service(ns, app);
     assert.deepEqual(svc?.spec?.selector, { app, version });
-    const pods = await cluster.pods(ns, `app=${app}`);
-    assert.ok(pods.length > 0);
+    // A removed workload's pods go after it, by the garbage collector (foreground deletion): wait for them.
+    const pods = await waitFor(`only version ${version}'s pods of ${app}`, async () => {
+      const now = await cluster.pods(ns, `app=${app}`);
+      return now.length > 0 && now.every((p) => p.metadata?.labels?.['version'] === version) ? now : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 200 });
     for (const p of pods) {
       assert.equal(p.metadata?.labels?.['version'], version);
       assert.ok(p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'), `pod ${p.metadata?.name} ready`);
