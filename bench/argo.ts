@@ -20,7 +20,8 @@ import { loadClusterAccess } from '../src/kube/kubeconfig.js';
 import { createTestNamespace, loadKubeConfig, useTestbed, type TestNamespace } from '../test/testbed/harness.js';
 import { percentile } from './lib/measure.js';
 import { sampleProcess } from './lib/proc.js';
-import { OutsideWatchers, table } from './lib/watchers.js';
+import { OutsideWatchers } from './lib/watchers.js';
+import { table } from './lib/measure.js';
 
 const { values } = parseArgs({ options: { updates: { type: 'string', default: '10' }, apps: { type: 'string', default: '200' }, replicas: { type: 'string', default: '2' } } });
 const UPDATES = Number(values.updates);

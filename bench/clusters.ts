@@ -8,13 +8,11 @@
  *
  *   npm run bench:clusters [-- --rounds 10]
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { randomUUID } from 'node:crypto';
-import { stringify } from 'yaml';
 import { TestEtcd } from '../test/support/etcd.js';
+import { writeBedRegistry } from '../test/support/clusters.js';
 import { CutoverProcess } from '../test/support/process.js';
 import { DeployClient, fakeAppDescriptor } from '../test/support/deploy.js';
 import { request } from '../test/support/http.js';
@@ -27,14 +25,7 @@ const ROUNDS = Number(values.rounds);
 
 const testbed = await useTestbed({ clusters: 2 });
 if (!testbed.cluster2) throw new Error('the test bed has one cluster: npm run testbed -- up --clusters 2');
-const dir = mkdtempSync(join(tmpdir(), 'bench-clusters-'));
-const registry = join(dir, 'clusters.yaml');
-writeFileSync(registry, stringify({
-  clusters: [
-    { name: 'one', environment: 'production', kubeconfig: testbed.kubeconfigPath },
-    { name: 'two', environment: 'production', kubeconfig: testbed.cluster2.kubeconfigPath },
-  ],
-}));
+const { dir, file: registry } = writeBedRegistry(testbed, { one: 'production', two: 'production' });
 const etcd = await TestEtcd.create();
 const cutover = await CutoverProcess.start({
   CUTOVER_ETCD_ENDPOINTS: etcd.endpoint, CUTOVER_ETCD_PREFIX: `/bench-${randomUUID().slice(0, 8)}/`, CUTOVER_LOG_LEVEL: 'warn',

@@ -27,6 +27,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { RawWebSocket } from '../test/integration/logstream-support.js';
+import { table } from './lib/measure.js';
 import type { TestEtcd } from '../test/support/etcd.js';
 import type { CutoverProcess } from '../test/support/process.js';
 import type { EngineStandIn, SimulatedDeployment } from '../test/integration/logstream-support.js';
@@ -382,11 +383,5 @@ function printResults(title: string, results: Result[]): void {
     r.peakRss.toFixed(0), r.idleKiBPerWatcher.toFixed(1), r.etcdCpuPercent.toFixed(0), r.benchCpuPercent.toFixed(0),
     r.othersCpuPercent.toFixed(0),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((l) => l[i]!.length)));
-  const fmt = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  console.log(`\n${title}\n`);
-  console.log(fmt(header));
-  console.log(`|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
-  for (const r of rows) console.log(fmt(r));
-  console.log('');
+  table(title, header, rows);
 }

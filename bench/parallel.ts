@@ -28,7 +28,8 @@ import { request } from '../test/support/http.js';
 import { createTestNamespace, loadKubeConfig, useTestbed, type TestNamespace } from '../test/testbed/harness.js';
 import { percentile } from './lib/measure.js';
 import { sampleProcess } from './lib/proc.js';
-import { OutsideWatchers, eventLoopDelay, table } from './lib/watchers.js';
+import { OutsideWatchers, eventLoopDelay } from './lib/watchers.js';
+import { table } from './lib/measure.js';
 
 const { values } = parseArgs({
   options: {

@@ -342,12 +342,13 @@ export async function startCutover(config: Config, log: Logger, overrides: Cutov
  */
 async function checkDefaultCluster(kv: KvStore, registry: ClusterRegistry, file: string): Promise<void> {
   const key = keys.defaultCluster();
-  const stored = await kv.get(key);
+  let stored = await kv.get(key);
   if (stored === undefined) {
-    await kv.transact([{ key, modRevision: '0' }], [{ type: 'put', key, value: registry.defaultCluster }]);
-    return;
+    const written = await kv.transact([{ key, modRevision: '0' }], [{ type: 'put', key, value: registry.defaultCluster }]);
+    if (written.succeeded) return;
+    stored = await kv.get(key); // another replica wrote it first: it must agree
   }
-  if (stored.value !== registry.defaultCluster) {
+  if (stored && stored.value !== registry.defaultCluster) {
     throw new ConfigError([`CUTOVER_CLUSTERS_FILE=${file}: defaultCluster is "${registry.defaultCluster}", but the records of the default cluster belong to "${stored.value}" (set defaultCluster: ${stored.value}; see docs/clusters.md)`]);
   }
 }

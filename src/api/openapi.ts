@@ -1,6 +1,7 @@
 import Joi from 'joi';
 import joiToJson from 'joi-to-json';
 import { descriptorSchema, namespaceSchema } from '../domain/descriptor-schema.js';
+import { CLUSTER_NAME } from '../domain/names.js';
 import { environmentValueSchema } from './validation/environment.js';
 
 /**
@@ -37,7 +38,7 @@ const errorSchema = Joi.object({
   requestId: Joi.string().description('On 5xx answers.'),
 });
 
-const clusterName = Joi.string().pattern(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/);
+const clusterName = Joi.string().pattern(CLUSTER_NAME);
 
 const releaseSchema = Joi.object({
   id: Joi.string().guid().required(),

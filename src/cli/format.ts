@@ -171,7 +171,8 @@ function note(r: DeploymentRecord): string {
   return '';
 }
 
-function table(rows: string[][], style: Style): string[] {
+/** Columns padded to their widest cell (the last one not), the header row bold. */
+export function table(rows: string[][], style: Style): string[] {
   const widths = rows[0]!.map((_, col) => Math.max(...rows.map((r) => (r[col] ?? '').length)));
   return rows.map((r, i) => {
     const line = r.map((cell, col) => (col === r.length - 1 ? cell : cell.padEnd(widths[col]!))).join('  ').trimEnd();

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import Joi from 'joi';
 import { parse } from 'yaml';
 import { ConfigError, type Config } from '../config.js';
+import { CLUSTER_NAME } from '../domain/names.js';
 
 /**
  * The clusters cutover deploys to, and the environment each belongs to: from CUTOVER_CLUSTERS_FILE
@@ -35,7 +36,7 @@ export interface ClusterRegistry {
 
 export const SINGLE_CLUSTER_NAME = 'default';
 
-const label = Joi.string().trim().lowercase().pattern(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'DNS label');
+const label = Joi.string().trim().lowercase().pattern(CLUSTER_NAME, 'DNS label');
 const gateway = Joi.string().trim().pattern(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?(\/[a-z0-9]([-a-z0-9]*[a-z0-9])?)?$/, 'namespace/name[/sectionName]');
 
 const clusterSchema = Joi.object({

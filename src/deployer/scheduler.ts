@@ -1,5 +1,5 @@
 import { StoreUnavailableError, type KvStore, type Lease, type WatchHandle } from '../store/kv.js';
-import type { LeaseSource } from '../store/shared-lease.js';
+import { SharedLease, type LeaseSource } from '../store/shared-lease.js';
 import { keys } from '../store/keys.js';
 import { listAndWatch } from '../store/list-watch.js';
 import type { DeploymentStore } from '../store/deployments.js';
@@ -47,6 +47,9 @@ const WATCHED = [keys.allQueues(), keys.allOwners(), keys.allReconcileRequests()
  */
 export class Scheduler {
   private lease: Lease | undefined;
+  /** The replica's shared lease, or one of the scheduler's own (revoked by stop()). */
+  private readonly leases: LeaseSource;
+  private readonly ownLeases: SharedLease | undefined;
   private readonly runs = new Map<string, AppRun>();
   private readonly watches = new Map<string, WatchHandle>();
   private readonly laterTimers = new Map<string, NodeJS.Timeout>();
@@ -56,6 +59,8 @@ export class Scheduler {
   private readonly maxAttempts: number;
 
   constructor(private readonly options: SchedulerOptions) {
+    this.ownLeases = options.leases ? undefined : new SharedLease(options.kv, options.leaseTtlSeconds);
+    this.leases = options.leases ?? this.ownLeases!;
     this.maxAttempts = options.maxAttempts ?? 3;
   }
 
@@ -81,7 +86,7 @@ export class Scheduler {
     await Promise.allSettled(all.map((r) => r.done));
     clearTimeout(timer);
     // A shared lease is revoked by its owner, once every user stopped.
-    if (!this.options.leases) await this.lease?.revoke().catch(() => undefined);
+    await this.ownLeases?.revoke().catch(() => undefined);
   }
 
   /** Lists `prefix`, schedules every app in it, then watches it from there (src/store/list-watch.ts). */
@@ -275,8 +280,7 @@ export class Scheduler {
 
   private async ensureLease(): Promise<Lease> {
     if (this.lease) return this.lease;
-    // The replica's shared lease when given (src/service.ts); else one of its own.
-    const lease = await (this.options.leases ? this.options.leases.acquire() : this.options.kv.grantLease(this.options.leaseTtlSeconds));
+    const lease = await this.leases.acquire();
     this.lease = lease;
     lease.onLost((err) => {
       this.options.log.error({ err: err.message }, 'lost the etcd lease: stopping work on owned apps');

@@ -1,7 +1,7 @@
 import Joi from 'joi';
 import type { DescriptorInput } from './types.js';
 import {
-  DNS1035_LABEL, DNS1123_LABEL, MAX_LABEL_LENGTH, isValidVersion, normaliseAppName, normaliseVersion,
+  CLUSTER_NAME, DNS1035_LABEL, DNS1123_LABEL, MAX_LABEL_LENGTH, isValidVersion, normaliseAppName, normaliseVersion,
   versionForNameCheck, versionedName,
 } from './names.js';
 
@@ -87,9 +87,9 @@ export const gateSchema = Joi.object({
 
 /** Fields of the original deployer that are accepted for compatibility. */
 const legacyFields = {
-  cluster: Joi.string().trim().lowercase().pattern(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'cluster name').description('Deploy to this cluster when the request names none (docs/clusters.md).'),
+  cluster: Joi.string().trim().lowercase().pattern(CLUSTER_NAME, 'cluster name').description('Deploy to this cluster when the request names none (docs/clusters.md).'),
   // Not "environment": the original's descriptors carry an internal field of that name (stripped below).
-  targetEnvironment: Joi.string().trim().lowercase().pattern(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'environment name').description('Deploy to every cluster of this environment when the request names neither cluster nor environment.'),
+  targetEnvironment: Joi.string().trim().lowercase().pattern(CLUSTER_NAME, 'environment name').description('Deploy to every cluster of this environment when the request names neither cluster nor environment.'),
   webhooks: Joi.array().items(Joi.object({ key: Joi.string().min(1).max(256).required(), description: Joi.string().allow('').max(1024) })),
   deployedVersion: Joi.string().allow('').max(256),
   deploymentTs: Joi.string().allow('').max(64),

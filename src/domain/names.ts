@@ -6,6 +6,8 @@
 export const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 export const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 export const MAX_LABEL_LENGTH = 63;
+/** A cluster or environment name (docs/clusters.md): a DNS-1123 label of at most 63 characters. */
+export const CLUSTER_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 /** The placeholder version meaning "next integer after the highest ever deployed". */
 export const AUTO_VERSION = '#';

@@ -5,7 +5,7 @@ import type { WebhookEventKind } from '../domain/webhooks.js';
 import { Deadline, sleep } from '../lib/deadline.js';
 import type { Logger } from '../log.js';
 import type { Guard, KvEntry, KvStore, Lease, WatchHandle } from '../store/kv.js';
-import type { LeaseSource } from '../store/shared-lease.js';
+import { SharedLease, type LeaseSource } from '../store/shared-lease.js';
 import { keys } from '../store/keys.js';
 import { listAndWatch } from '../store/list-watch.js';
 import {
@@ -80,6 +80,9 @@ const streamId = (s: StreamRef) => `${s.namespace}/${s.subscription}/${s.deploym
  */
 export class WebhookDispatcher {
   private lease: Lease | undefined;
+  /** The replica's shared lease, or one of the dispatcher's own (revoked by stop()). */
+  private readonly leases: LeaseSource;
+  private readonly ownLeases: SharedLease | undefined;
   private readonly runs = new Map<string, StreamRun>();
   private readonly dirty = new Set<string>();
   private readonly watches = new Map<string, WatchHandle>();
@@ -89,6 +92,8 @@ export class WebhookDispatcher {
   private readonly random: () => number;
 
   constructor(private readonly o: WebhookDispatcherOptions) {
+    this.ownLeases = o.leases ? undefined : new SharedLease(o.kv, o.leaseTtlSeconds);
+    this.leases = o.leases ?? this.ownLeases!;
     this.keep = o.keepDeliveries ?? 200;
     this.random = o.random ?? Math.random;
   }
@@ -109,7 +114,7 @@ export class WebhookDispatcher {
     for (const run of all) run.abort.abort(new Error('cutover is shutting down'));
     await Promise.allSettled(all.map((r) => r.done));
     // A shared lease is revoked by its owner, once every user stopped.
-    if (!this.o.leases) await this.lease?.revoke().catch(() => undefined);
+    await this.ownLeases?.revoke().catch(() => undefined);
   }
 
   /** Streams this replica is delivering now (tests, diagnostics). */
@@ -309,8 +314,7 @@ export class WebhookDispatcher {
 
   private async ensureLease(): Promise<Lease> {
     if (this.lease) return this.lease;
-    // The replica's shared lease when given (src/service.ts); else one of its own.
-    const lease = await (this.o.leases ? this.o.leases.acquire() : this.o.kv.grantLease(this.o.leaseTtlSeconds));
+    const lease = await this.leases.acquire();
     this.lease = lease;
     lease.onLost((err) => {
       this.o.log.error({ err: err.message }, 'lost the etcd lease of webhook deliveries: stopping them');

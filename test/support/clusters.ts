@@ -43,18 +43,28 @@ export interface ClustersFixture {
   close(): Promise<void>;
 }
 
-/** `environments`: the bed's cluster 1 ("one") and cluster 2 ("two") and the environment of each. */
-export async function startClustersFixture(environments: { one: string; two: string }, env: Record<string, string> = {}): Promise<ClustersFixture> {
-  const bed = await useTestbed({ clusters: 2 });
+/**
+ * A cluster registry file naming the bed's cluster 1 "one" and cluster 2 "two", in the given
+ * environments; `dir` (a temp dir holding it) is the caller's to remove.
+ */
+export function writeBedRegistry(bed: Testbed, environments: { one: string; two: string }): { dir: string; file: string } {
   if (!bed.cluster2) throw new Error('the test bed has one cluster; bring it up with --clusters 2');
   const dir = mkdtempSync(join(tmpdir(), 'cutover-clusters-'));
-  const registryFile = join(dir, 'clusters.yaml');
-  writeFileSync(registryFile, stringify({
+  const file = join(dir, 'clusters.yaml');
+  writeFileSync(file, stringify({
     clusters: [
       { name: 'one', environment: environments.one, kubeconfig: bed.kubeconfigPath },
       { name: 'two', environment: environments.two, kubeconfig: bed.cluster2.kubeconfigPath },
     ],
   }));
+  return { dir, file };
+}
+
+/** `environments`: the bed's cluster 1 ("one") and cluster 2 ("two") and the environment of each. */
+export async function startClustersFixture(environments: { one: string; two: string }, env: Record<string, string> = {}): Promise<ClustersFixture> {
+  const bed = await useTestbed({ clusters: 2 });
+  if (!bed.cluster2) throw new Error('the test bed has one cluster; bring it up with --clusters 2');
+  const { dir, file: registryFile } = writeBedRegistry(bed, environments);
   const etcd = await TestEtcd.create();
   const cutover = await startTestCutover(etcd.endpoint, { ...FAST_ENGINE_ENV, CUTOVER_CLUSTERS_FILE: registryFile, ...env });
   const kc1 = loadKubeConfig(bed.kubeconfigPath);

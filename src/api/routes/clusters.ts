@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import type { Fleet } from '../../clusters/fleet.js';
+import { CLUSTER_NAME } from '../../domain/names.js';
 import { syncCluster } from '../../clusters/sync.js';
 import { assertMayChangeIn } from '../../auth/caller.js';
 import { requireAdministrator } from '../../auth/middleware.js';
@@ -10,7 +11,6 @@ import { badRequest } from '../errors.js';
 import type { AppContext, AppState } from '../middleware.js';
 import { booleanParam, queryParam } from '../params.js';
 
-const LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 /** GET /clusters: each cluster's environment, reachability and version; POST /clusters/{name}/sync: rebuild it from the records. */
 export function clusterRoutes(deps: { fleet: Fleet }): Router<AppState> {
@@ -41,10 +41,10 @@ export function clusterRoutes(deps: { fleet: Fleet }): Router<AppState> {
   // namespace cutover manages there (administrators). ?dryRun=true lists what it would do.
   router.post('/clusters/:name/sync', async (ctx: AppContext) => {
     const name = (ctx.params as Record<string, string>)['name'] ?? '';
-    if (!LABEL.test(name)) throw badRequest('the cluster name must be a DNS label');
+    if (!CLUSTER_NAME.test(name)) throw badRequest('the cluster name must be a DNS label');
     const member = deps.fleet.member(name);
     const namespace = queryParam(ctx, 'namespace');
-    if (namespace !== undefined && !LABEL.test(namespace)) throw badRequest('query parameter "namespace" must be a namespace name');
+    if (namespace !== undefined && !CLUSTER_NAME.test(namespace)) throw badRequest('query parameter "namespace" must be a namespace name');
     if (namespace) assertMayChangeIn(ctx.state.caller, namespace, member.spec.environment);
     else requireAdministrator(ctx);
     noteAudit(ctx, { namespace: namespace ?? CLUSTER_AUDIT_NAMESPACE });

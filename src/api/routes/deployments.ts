@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import type { DeploymentRecord } from '../../domain/deployment.js';
-import { normaliseAppName } from '../../domain/names.js';
+import { CLUSTER_NAME, normaliseAppName } from '../../domain/names.js';
 import type { Fleet } from '../../clusters/fleet.js';
 import type { Releases } from '../../clusters/releases.js';
 import { badRequest, notFound } from '../errors.js';
@@ -14,13 +14,12 @@ export interface DeploymentRoutesDeps {
   releases: Releases;
 }
 
-const LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 /** An optional `cluster` or `environment` query parameter (a DNS label). */
 function targetParam(ctx: AppContext, name: 'cluster' | 'environment'): string | undefined {
   const v = queryParam(ctx, name);
   if (v === undefined || v === '') return undefined;
-  if (!LABEL.test(v)) throw badRequest(`query parameter "${name}" must be a ${name} name (a DNS label)`);
+  if (!CLUSTER_NAME.test(v)) throw badRequest(`query parameter "${name}" must be a ${name} name (a DNS label)`);
   return v;
 }
 

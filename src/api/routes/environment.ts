@@ -1,4 +1,5 @@
 import Router from '@koa/router';
+import { CLUSTER_NAME } from '../../domain/names.js';
 import { CLUSTER_AUDIT_NAMESPACE } from '../../auth/caller.js';
 import { requireAdministrator } from '../../auth/middleware.js';
 import { ENV_NAME, envNameOfKey, type EnvironmentStore } from '../../store/environment.js';
@@ -30,7 +31,7 @@ export function environmentRoutes(deps: { environment: EnvironmentStore; forClus
   const storeOf = (ctx: AppContext): EnvironmentStore => {
     const cluster = ctx.query['cluster'];
     if (cluster === undefined || cluster === '') return deps.environment;
-    if (typeof cluster !== 'string' || !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(cluster)) throw badRequest('query parameter "cluster" must be a cluster name');
+    if (typeof cluster !== 'string' || !CLUSTER_NAME.test(cluster)) throw badRequest('query parameter "cluster" must be a cluster name');
     if (!deps.forCluster) throw badRequest('there is no cluster registry; values apply to the one cluster');
     return deps.forCluster(cluster);
   };

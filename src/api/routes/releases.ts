@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import { normaliseAppName } from '../../domain/names.js';
+import { CLUSTER_NAME, normaliseAppName } from '../../domain/names.js';
 import type { Releases } from '../../clusters/releases.js';
 import { assertMayChangeIn } from '../../auth/caller.js';
 import { noteAudit } from '../audit-trail.js';
@@ -7,12 +7,11 @@ import { badRequest } from '../errors.js';
 import type { AppContext, AppState } from '../middleware.js';
 import { idParam, objectBody, positiveIntParam, queryParam, requireNamespace } from '../params.js';
 
-const LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export const releaseLocation = (id: string, ns: string) => `/releases/${id}/?namespace=${encodeURIComponent(ns)}`;
 
 function environmentName(value: unknown, what: string): string {
-  if (typeof value !== 'string' || !LABEL.test(value)) throw badRequest(`${what} must be an environment name (a DNS label)`);
+  if (typeof value !== 'string' || !CLUSTER_NAME.test(value)) throw badRequest(`${what} must be an environment name (a DNS label)`);
   return value;
 }
 

@@ -4,6 +4,7 @@ import { query } from '../client.js';
 import type { CommandContext } from '../context.js';
 import { CliError } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
+import { table } from '../format.js';
 import type { AppRef } from '../settings.js';
 
 /** Clusters, releases across them, promotion between environments, and rebuilding a cluster (docs/clusters.md). */
@@ -29,7 +30,7 @@ export async function clustersCommand(ctx: CommandContext): Promise<number> {
     return ExitCode.success;
   }
   const rows = clusters.map((c) => [c.name + (c.default ? ' *' : ''), c.environment, c.reachable ? `${c.version ?? '?'}` : `unreachable: ${c.error ?? ''}`, `${c.latencyMs} ms`]);
-  ctx.io.stdout.write(table([['CLUSTER', 'ENVIRONMENT', 'VERSION', 'LATENCY'], ...rows]));
+  ctx.io.stdout.write(`${table([['CLUSTER', 'ENVIRONMENT', 'VERSION', 'LATENCY'], ...rows], ctx.style).join('\n')}\n`);
   return ExitCode.success;
 }
 
@@ -117,9 +118,4 @@ export async function syncCommand(ctx: CommandContext, flags: { cluster: string;
   }
   if (ctx.json) ctx.emitJson({ ok: exitCode === 0, exitCode, report, ...(flags.wait ? { results } : {}) });
   return exitCode;
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }
