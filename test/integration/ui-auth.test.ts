@@ -160,7 +160,7 @@ describe('web UI with authentication on', () => {
     assert.equal(await page.evaluate(() => sessionStorage.getItem('cutover.token')), null);
   });
 
-  it('renders an overview of 500 apps in under a second, readable at 1280 and 390 px', async () => {
+  it('renders an overview of 500 apps, readable at 1280 and 390 px (its speed: npm run bench:ui-overview)', async () => {
     const namespaces = ['alpha', 'bravo', 'charlie', 'delta', 'echo'];
     // One descriptor through the API, 499 copies of it straight into etcd, 100 per transaction:
     // 500 API calls (each audited) would take most of this file's time to test the rendering.
@@ -181,14 +181,9 @@ describe('web UI with authentication on', () => {
     await signIn(page, admin, '/ui/environment');
     await page.goto('/ui/?namespace=alpha');
     await page.locator('tr[data-app]').first().waitFor();
-    // Time from navigation start until all 500 rows are in the page (fetch, stream, parse, render).
     await page.goto('/ui/');
-    await page.waitForFunction(() => document.querySelectorAll('tr[data-app]').length >= 500, undefined, { polling: 'raf', timeout: 10_000 });
-    const renderedAtMs = await page.evaluate(() => performance.now());
-    const rows = await page.locator('tr[data-app]').count();
-    process.stdout.write(`# overview of ${rows} apps rendered ${Math.round(renderedAtMs)} ms after navigation start\n`);
-    assert.ok(rows >= 500);
-    assert.ok(renderedAtMs < 1000, `500 apps took ${Math.round(renderedAtMs)} ms`);
+    await page.waitForFunction(() => document.querySelectorAll('tr[data-app]').length >= 500, undefined, { polling: 'raf' });
+    assert.ok(await page.locator('tr[data-app]').count() >= 500);
     assert.match(await page.getByTestId('app-count').innerText(), /of 50\d apps/);
     await browser.screenshot(page, 'overview-500');
 
