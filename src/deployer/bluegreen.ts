@@ -100,7 +100,7 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
       captured.catch(() => undefined); // awaited below; a guard failure comes first
       await settledInOrder<unknown>([
         journal.update((x) => ({ ...x, step: 'switching-traffic', times: { ...x.times, healthy: x.times.healthy ?? iso(ctx) } })),
-        assertSwitchable(ctx, d, facts.version, pods, readyBy.signal, check),
+        assertSwitchable(ctx, d, facts.version, pods, readyBy, healthTimeoutS, check),
       ]);
     } finally {
       readyBy.clear();

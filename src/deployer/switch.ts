@@ -13,10 +13,13 @@ import { settledInOrder } from './workload.js';
  * are all Ready and healthy, with at least one ready endpoint. Right before the switch the pods
  * are read again, and the versioned Service's EndpointSlices — which routers such as Traefik send
  * traffic to — must list every one of them as ready. Pods that appeared since the health check are
- * checked first (`checkAgain`). Waits (briefly, normally milliseconds) for the endpoint controller.
+ * checked first (`checkAgain`). The endpoint controller normally publishes within milliseconds, but
+ * after an API-server restart its informers can lag for tens of seconds: the wait is bounded by
+ * `readyBy` (the health-check timeout), and a wait longer than one health-check interval makes the
+ * health results that old, so every pod is checked again and pods and endpoints are read afresh.
  */
 export async function assertSwitchable(
-  ctx: RunContext, d: Descriptor, version: string, healthy: ReadyPod[], signal: AbortSignal,
+  ctx: RunContext, d: Descriptor, version: string, healthy: ReadyPod[], readyBy: Deadline, timeoutS: number,
   checkAgain: (pods: ReadyPod[]) => Promise<void>,
 ): Promise<void> {
   const selector = `app=${d.appName},version=${version}`;
@@ -25,13 +28,14 @@ export async function assertSwitchable(
   for (let round = 0; ; round++) {
     // The pods and (first round) the EndpointSlices are read at once: the endpoints must list as
     // ready every pod this read finds ready, whichever of the two reads came first.
-    const endpoints = routed && round === 0 ? ctx.cluster.readyEndpoints(d.namespace, versionedName(d.appName, version), signal) : undefined;
+    const endpoints = routed && round === 0 ? ctx.cluster.readyEndpoints(d.namespace, versionedName(d.appName, version), readyBy.signal) : undefined;
     endpoints?.catch(() => undefined);
-    const pods = (await ctx.cluster.listPods(d.namespace, selector, signal)).filter((p) => !p.metadata?.deletionTimestamp);
+    const pods = (await ctx.cluster.listPods(d.namespace, selector, readyBy.signal)).filter((p) => !p.metadata?.deletionTimestamp);
     if (pods.length === 0) throw new DeploymentFailure(`no pods of version ${version} are left to switch to`);
     const notReady = pods.filter((p) => !isPodReady(p) || !p.status?.podIP);
     if (notReady.length > 0) throw new DeploymentFailure(`pod ${notReady[0]!.metadata?.name} of version ${version} is no longer ready; traffic was not switched`);
-    const fresh = pods.filter((p) => !checked.has(p.metadata?.name ?? '')).map((p) => ({ name: p.metadata?.name ?? '', ip: p.status!.podIP! }));
+    const ready = pods.map((p) => ({ name: p.metadata?.name ?? '', ip: p.status!.podIP! }));
+    const fresh = ready.filter((p) => !checked.has(p.name));
     if (fresh.length > 0 && round < 3) {
       await ctx.journal.line(`Pods ${fresh.map((p) => p.name).join(', ')} appeared since the health check; checking them first`);
       await checkAgain(fresh);
@@ -39,38 +43,46 @@ export async function assertSwitchable(
       continue;
     }
     if (!routed) return; // no Service: nothing routes to the pods
-    await waitForReadyEndpoints(ctx, d, version, pods.map((p) => p.status!.podIP!), signal, endpoints);
-    return;
+    const waitedMs = await waitForReadyEndpoints(ctx, d, version, ready.map((p) => p.ip), readyBy, timeoutS, endpoints);
+    if (waitedMs <= ctx.deps.config.healthCheckIntervalMs) return;
+    await ctx.journal.line(`The EndpointSlices listed every pod after ${(waitedMs / 1000).toFixed(1)} s; checking the pods' health again before the switch`);
+    await checkAgain(ready);
   }
 }
 
-async function waitForReadyEndpoints(ctx: RunContext, d: Descriptor, version: string, ips: string[], signal: AbortSignal, first?: Promise<string[]>): Promise<void> {
+/**
+ * Waits until the Service's EndpointSlices list every address as ready; returns how long that
+ * took. A wait longer than one health-check interval is said in the log.
+ */
+async function waitForReadyEndpoints(
+  ctx: RunContext, d: Descriptor, version: string, ips: string[], readyBy: Deadline, timeoutS: number, first?: Promise<string[]>,
+): Promise<number> {
   const service = versionedName(d.appName, version);
-  const bound = Deadline.after(ENDPOINTS_PATIENCE_MS, signal);
+  const started = Date.now();
   let delay = 25;
   let missing: string[] = ips;
   let read = first;
+  let told = false;
   try {
     for (;;) {
-      const ready = new Set(await (read ?? ctx.cluster.readyEndpoints(d.namespace, service, bound.signal)));
+      const ready = new Set(await (read ?? ctx.cluster.readyEndpoints(d.namespace, service, readyBy.signal)));
       read = undefined;
       missing = ips.filter((ip) => !ready.has(ip));
-      if (missing.length === 0 && ready.size > 0) return;
-      await sleep(delay, bound.signal);
+      if (missing.length === 0 && ready.size > 0) return Date.now() - started;
+      if (!told && Date.now() - started > ctx.deps.config.healthCheckIntervalMs) {
+        told = true;
+        await ctx.journal.line(`Waiting for the EndpointSlices of Service ${service} to list ${missing.join(', ')} as ready (the endpoint controller has not published them yet)`);
+      }
+      await sleep(delay, readyBy.signal);
       delay = Math.min(delay * 2, 500);
     }
   } catch (err) {
-    if (bound.expired) {
-      throw new DeploymentFailure(`the EndpointSlices of Service ${service} did not list ${missing.join(', ')} as ready within ${ENDPOINTS_PATIENCE_MS / 1000} s; traffic was not switched`);
+    if (readyBy.expired) {
+      throw new DeploymentFailure(`the EndpointSlices of Service ${service} did not list ${missing.join(', ')} as ready within the health-check timeout (${timeoutS} s); traffic was not switched`);
     }
     throw err;
-  } finally {
-    bound.clear();
   }
 }
-
-/** How long the endpoint controller may take to publish ready pods (it normally takes milliseconds). */
-const ENDPOINTS_PATIENCE_MS = 30_000;
 
 /** What a switch puts back should it fail: every target's state, read before any target moves. */
 export interface CapturedTraffic {

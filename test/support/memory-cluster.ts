@@ -18,6 +18,8 @@ export class MemoryCluster implements Cluster {
   fault: (operation: string, kind: Kind | 'Pod' | 'EndpointSlice', name: string) => void = () => {};
   /** Called after a write succeeded (e.g. to fail "after it landed"). */
   afterWrite: (operation: string, kind: Kind, name: string) => void = () => {};
+  /** What the endpoint controller has published of a Service's ready pods' addresses: override to make it lag. */
+  publishedEndpoints: (serviceName: string, ready: string[]) => string[] = (_, ready) => ready;
   /** Acts as a Gateway's controller: HTTPRoutes get Accepted/ResolvedRefs status for their generation. */
   gatewayController = true;
 
@@ -101,8 +103,8 @@ export class MemoryCluster implements Cluster {
     const svc = this.objects.get(this.key('Service', namespace, serviceName));
     const selector = svc?.spec?.selector as Record<string, string> | undefined;
     if (!selector) return [];
-    return this.pods(namespace, Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(','))
-      .filter((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).map((p) => p.status!.podIP!).sort();
+    return this.publishedEndpoints(serviceName, this.pods(namespace, Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(','))
+      .filter((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).map((p) => p.status!.podIP!).sort());
   }
 
   async secretExists(): Promise<boolean> {
