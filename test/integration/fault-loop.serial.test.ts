@@ -127,16 +127,25 @@ describe('fault loop', { concurrency: 1 }, () => {
       orphans += (await cluster.workloads(ns, app)).filter((w) => w !== `${app}-${live}`).length;
       assert.deepEqual((await cluster.service(ns, app))?.spec?.selector, { app, version: live }, `${app}: the stable Service selects the live version`);
     }
-    // Takeover: from a kill to the first "Resuming …" by another replica of work the killed one held.
+    // Takeover: from a kill to the first "Resuming …" by another replica of work the killed one
+    // held. The kill must fall within the previous holder's run of the record (after its "started"
+    // or "Resuming" line): a handover for another reason (its lease lost while etcd was paused) is
+    // not a kill's takeover, whatever kill of that replica name came earlier.
     const takeovers: number[] = [];
     const kills = log.records.filter((r) => r.action === 'kill -9').map((r) => ({ replica: r.detail, at: Date.now() - log.now() + r.at }));
     for (const s of submitted) {
       const events = (await request(`${anyClient(replicas).base}/deployments/${s.id}/events?namespace=${ns}`)).body as Array<{ time: string; message?: string }>;
+      const heldSince = new Map<string, number>();
       for (const e of events) {
+        const at = Date.parse(e.time);
+        const run = /(?:started|Resuming .*) on replica (replica-\d+)/.exec(e.message ?? '');
         const m = /Resuming .* on replica (replica-\d+) \(replica (replica-\d+) stopped/.exec(e.message ?? '');
-        if (!m) continue;
-        const killedAt = kills.filter((k) => k.replica === m[2]).map((k) => k.at).filter((t) => t <= Date.parse(e.time)).pop();
-        if (killedAt !== undefined) takeovers.push(Date.parse(e.time) - killedAt);
+        if (m) {
+          const since = heldSince.get(m[2]!) ?? Number.NEGATIVE_INFINITY;
+          const killedAt = kills.filter((k) => k.replica === m[2] && k.at >= since && k.at <= at).map((k) => k.at).pop();
+          if (killedAt !== undefined) takeovers.push(at - killedAt);
+        }
+        if (run) heldSince.set(run[1]!, at);
       }
     }
     const violations = (await observer.stop()).length;
