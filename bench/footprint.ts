@@ -5,7 +5,7 @@
  * /proc/<pid>/status (CPU of all the process's threads, 10 ms ticks):
  *
  *   - RSS once started and idle for 2 s
- *   - CPU while idle (ms per s over --idle-seconds)
+ *   - CPU while idle (ms per s over --idle-seconds), in all and by thread (schedstat of each of /proc/<pid>/task)
  *   - CPU per status GET `GET /deployments/{id}/?namespace=NS` (--gets sequential requests after a warm-up)
  *   - CPU per deployment of one app (replicas 1, drain 0 s), net of the bench's own status polling
  *     (polls × CPU per GET), and RSS every tenth of the deployments (the soak growth)
@@ -32,7 +32,7 @@ import { freePort } from '../test/support/ports.js';
 import { waitFor } from '../test/support/wait.js';
 import { createTestNamespace, loadKubeConfig, useTestbed } from '../test/testbed/harness.js';
 import { percentile } from './lib/measure.js';
-import { sampleProcess } from './lib/proc.js';
+import { sampleProcess, sampleThreads, threadCpuByName } from './lib/proc.js';
 
 const { values } = parseArgs({
   options: {
@@ -236,9 +236,13 @@ try {
 
   // Idle: nothing asks anything of cutover.
   let cpu0 = c.cpu();
+  const threads0 = sampleThreads(c.pid);
   await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
   const idle = ((c.cpu() - cpu0) * 1000) / IDLE_SECONDS;
+  const idleThreads = threadCpuByName(threads0, sampleThreads(c.pid), IDLE_SECONDS);
   out(`idle CPU over ${IDLE_SECONDS} s`, `${idle.toFixed(2)} ms/s`);
+  out('idle CPU by thread (ms/s, wakeups/s)', idleThreads.filter((t) => t.wakeupsPerS > 0)
+    .map((t) => `${t.name}${t.threads > 1 ? ` ×${t.threads}` : ''} ${t.cpuMsPerS.toFixed(2)}, ${t.wakeupsPerS.toFixed(1)}`).join('; '));
   out('RSS after idle', `${c.rssMiB().toFixed(1)} MiB`);
 
   if (DESCRIPTORS > 0) {

@@ -425,6 +425,27 @@ describe('log websocket: slow clients, heartbeats, shutdown, authentication, sev
     assert.equal(healthy.closeCode, undefined);
   });
 
+  it('runs the ping timer only while a socket is open, and again for the next one', { timeout: 30_000 }, async () => {
+    const { cutover, engine } = await cutoverWith({ CUTOVER_WS_HEARTBEAT_SECONDS: '1' });
+    const d = await engine.createDeployment('idle-heartbeat');
+    assert.equal(cutover.logStream.heartbeatRunning(), false, 'no timer before the first socket');
+    const first = await RecordingClient.open(streamUrl(cutover.url, d.namespace, d.id));
+    cleanups.push(() => first.close());
+    await first.waitForFrames(1);
+    assert.equal(cutover.logStream.heartbeatRunning(), true);
+    first.close();
+    await waitFor('no watcher left', () => cutover.logStream.watcherCount() === 0);
+    assert.equal(cutover.logStream.heartbeatRunning(), false, 'the timer stops with the last socket');
+    // A second socket starts it again: a client that stops answering pings is still cut off.
+    const mute = new WebSocket(streamUrl(cutover.url, d.namespace, d.id), { autoPong: false });
+    cleanups.push(() => mute.terminate());
+    const muteClosed = new Promise<number>((resolve) => mute.once('close', (code) => resolve(code)));
+    await waitFor('the mute socket', () => cutover.logStream.watcherCount() === 1);
+    assert.equal(cutover.logStream.heartbeatRunning(), true);
+    assert.equal(await muteClosed, 1006, 'cut without a closing handshake');
+    await waitFor('the timer to stop again', () => !cutover.logStream.heartbeatRunning());
+  });
+
   it('with authentication on, the upgrade needs a caller allowed in the namespace (401, 403, then 101)', async () => {
     const secrets = authSecrets();
     const { cutover, engine } = await cutoverWith(authEnv(secrets));

@@ -55,6 +55,8 @@ export interface LogStream {
   watcherCount(): number;
   /** Running feeds, i.e. etcd watches (one per watched deployment). */
   feedCount(): number;
+  /** Whether the ping timer runs: only while a socket is open, so an idle replica has no timer waking it. */
+  heartbeatRunning(): boolean;
   subscribe(listener: (event: LogStreamEvent) => void): () => void;
 }
 
@@ -191,8 +193,10 @@ export function attachLogStream(server: Server, deps: LogStreamDeps): LogStream 
           onClosing: (code, reason, lastSeq) => publish({ type: 'watcher-closing', requestId, namespace: target.namespace, deploymentId: target.deploymentId, code, reason, lastSeq }),
         });
         sessions.add(session);
+        startHeartbeat();
         void session.ended.then((end) => {
           sessions.delete(session);
+          if (sessions.size === 0) stopHeartbeat();
           reqLog.info({ namespace: target.namespace, deploymentId: target.deploymentId, ...end }, 'log stream closed');
           publish({ type: 'watcher-closed', requestId, namespace: target.namespace, deploymentId: target.deploymentId, ...end });
         });
@@ -222,27 +226,35 @@ export function attachLogStream(server: Server, deps: LogStreamDeps): LogStream 
 
   server.on('upgrade', onUpgrade);
 
-  // One timer for every socket: a socket that did not answer the last ping is cut off.
-  const heartbeat = setInterval(() => {
-    for (const session of sessions) {
-      if (!session.ping()) {
-        log.info({ deploymentId: session.spec.deploymentId, req_id: session.spec.requestId }, 'log stream client did not answer a ping; dropping it');
-        session.terminate();
+  // One timer for every socket: a socket that did not answer the last ping is cut off. It runs
+  // only while a socket is open (issue #18: no periodic wake-ups while idle).
+  let heartbeat: NodeJS.Timeout | undefined;
+  function startHeartbeat(): void {
+    heartbeat ??= setInterval(() => {
+      for (const session of sessions) {
+        if (!session.ping()) {
+          log.info({ deploymentId: session.spec.deploymentId, req_id: session.spec.requestId }, 'log stream client did not answer a ping; dropping it');
+          session.terminate();
+        }
       }
-    }
-  }, deps.heartbeatMs);
-  heartbeat.unref();
+    }, deps.heartbeatMs).unref();
+  }
+  function stopHeartbeat(): void {
+    clearInterval(heartbeat);
+    heartbeat = undefined;
+  }
 
   return {
     watcherCount: () => sessions.size,
     feedCount: () => feedsOf.reduce((n, f) => n + f.feeds.count, 0),
+    heartbeatRunning: () => heartbeat !== undefined,
     subscribe: (listener) => {
       observers.on('event', listener);
       return () => observers.off('event', listener);
     },
     close: () => {
       closing ??= (async () => {
-        clearInterval(heartbeat);
+        stopHeartbeat();
         const open = [...sessions];
         for (const session of open) session.goAway();
         const allEnded = Promise.all(open.map((s) => s.ended));
