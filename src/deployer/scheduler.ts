@@ -1,5 +1,5 @@
 import { StoreUnavailableError, type KvStore, type Lease, type WatchHandle } from '../store/kv.js';
-import { SharedLease, type LeaseSource } from '../store/shared-lease.js';
+import { SharedLease, type LeaseHold, type LeaseSource } from '../store/shared-lease.js';
 import { keys } from '../store/keys.js';
 import { listAndWatch } from '../store/list-watch.js';
 import type { DeploymentStore } from '../store/deployments.js';
@@ -65,7 +65,6 @@ export class Scheduler {
   }
 
   async start(): Promise<void> {
-    await this.ensureLease();
     await Promise.all(WATCHED.map((prefix) => this.watch(prefix)));
   }
 
@@ -142,12 +141,25 @@ export class Scheduler {
   }
 
   private async own(namespace: string, appName: string, signal: AbortSignal): Promise<void> {
+    let hold: LeaseHold;
+    try {
+      hold = await this.holdLease();
+    } catch {
+      this.scheduleLater(namespace, appName, Date.now() + 2000); // etcd unreachable: try again
+      return;
+    }
+    try {
+      await this.ownWith(hold.lease, namespace, appName, signal);
+    } finally {
+      hold.release(); // after the owner key's release below: nothing of ours lives with the lease now
+    }
+  }
+
+  private async ownWith(lease: Lease, namespace: string, appName: string, signal: AbortSignal): Promise<void> {
     const { kv, store, log } = this.options;
-    let lease: Lease;
     let pending: Awaited<ReturnType<DeploymentStore['queue']>>;
     let request: Awaited<ReturnType<DeploymentStore['reconcileRequest']>>;
     try {
-      lease = await this.ensureLease();
       // Claim only apps that have work now: a claim/release cycle on an idle app would retrigger itself.
       [pending, request] = await Promise.all([store.queue(namespace, appName), store.reconcileRequest(namespace, appName)]);
     } catch {
@@ -278,9 +290,14 @@ export class Scheduler {
     };
   }
 
-  private async ensureLease(): Promise<Lease> {
-    if (this.lease) return this.lease;
-    const lease = await this.leases.acquire();
+  /** The replica's lease, held for one run; this scheduler hears once per lease when it is lost. */
+  private async holdLease(): Promise<LeaseHold> {
+    const hold = await this.leases.hold();
+    if (this.lease !== hold.lease) this.watchLoss(hold.lease);
+    return hold;
+  }
+
+  private watchLoss(lease: Lease): void {
     this.lease = lease;
     lease.onLost((err) => {
       this.options.log.error({ err: err.message }, 'lost the etcd lease: stopping work on owned apps');
@@ -293,6 +310,5 @@ export class Scheduler {
         this.scheduleLater(namespace, appName, Date.now() + 500);
       }
     });
-    return lease;
   }
 }

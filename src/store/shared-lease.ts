@@ -1,25 +1,81 @@
 import type { KvStore, Lease } from './kv.js';
 
+/** A lease held for one piece of work; release() once the keys held with it are released. */
+export interface LeaseHold {
+  readonly lease: Lease;
+  release(): void;
+}
+
 /** Where a component gets the etcd lease its ownership keys live with. */
 export interface LeaseSource {
-  /** The replica's live lease, granted when there is none (after a loss: a new one). */
-  acquire(): Promise<Lease>;
+  /** The replica's live lease, granted when there is none (after a loss: a new one), held until release(). */
+  hold(): Promise<LeaseHold>;
 }
 
 /**
  * One etcd lease for the whole replica, owned by the composition root (src/service.ts) and handed
  * to the scheduler(s) and the webhook dispatcher: one keepalive round trip per TTL/3 instead of one
- * per component. Each user registers its own onLost on the lease it acquired, so a lost lease
- * still stops every one of them ("lost lease → stop acting"); the next acquire() grants a new one.
- * Users do not revoke it: the owner does, once all of them stopped.
+ * per component. Each user registers its own onLost on the lease it got, so a lost lease still
+ * stops every one of them ("lost lease → stop acting"); the next hold() grants a new one.
+ *
+ * The lease exists only while someone holds it, and for `lingerMs` after the last release (so
+ * back-to-back work shares one grant): an idle replica keeps no lease alive and so sends no
+ * keepalives (issue #18: no CPU while idle). Nothing outlives a release — owner keys and stream
+ * claims are deleted before it — so revoking then takes nobody's key away.
  */
 export class SharedLease implements LeaseSource {
   private current: Lease | undefined;
   private granting: Promise<Lease> | undefined;
+  private holders = 0;
+  private linger: NodeJS.Timeout | undefined;
+  private readonly lingerMs: number;
 
-  constructor(private readonly kv: KvStore, private readonly ttlSeconds: number) {}
+  constructor(private readonly kv: KvStore, private readonly ttlSeconds: number, options: { lingerMs?: number } = {}) {
+    this.lingerMs = options.lingerMs ?? ttlSeconds * 1000;
+  }
 
-  acquire(): Promise<Lease> {
+  async hold(): Promise<LeaseHold> {
+    this.holders++;
+    if (this.linger) clearTimeout(this.linger);
+    this.linger = undefined;
+    let lease: Lease;
+    try {
+      lease = await this.acquire();
+    } catch (err) {
+      this.released();
+      throw err;
+    }
+    let held = true;
+    return {
+      lease,
+      release: () => {
+        if (!held) return;
+        held = false;
+        this.released();
+      },
+    };
+  }
+
+  /** Holders now (tests, diagnostics). */
+  holderCount(): number {
+    return this.holders;
+  }
+
+  /** Whether a lease is alive now (tests, diagnostics): false while nobody held one for `lingerMs`. */
+  hasLease(): boolean {
+    return this.current !== undefined;
+  }
+
+  /** Ends the lease (shutdown): the keys held with it go at once, for other replicas to take over. */
+  async revoke(): Promise<void> {
+    if (this.linger) clearTimeout(this.linger);
+    this.linger = undefined;
+    const lease = this.current;
+    this.current = undefined;
+    await lease?.revoke();
+  }
+
+  private acquire(): Promise<Lease> {
     if (this.current && this.current.validUntil() > 0) return Promise.resolve(this.current);
     // Concurrent callers share one grant.
     this.granting ??= this.kv.grantLease(this.ttlSeconds).then((lease) => {
@@ -34,10 +90,15 @@ export class SharedLease implements LeaseSource {
     return this.granting;
   }
 
-  /** Ends the lease (shutdown): the keys held with it go at once, for other replicas to take over. */
-  async revoke(): Promise<void> {
-    const lease = this.current;
-    this.current = undefined;
-    await lease?.revoke();
+  private released(): void {
+    this.holders--;
+    if (this.holders > 0 || this.linger) return;
+    this.linger = setTimeout(() => {
+      this.linger = undefined;
+      // A grant still in flight belongs to a hold() that is about to count itself; leave it be.
+      if (this.holders > 0 || this.granting) return;
+      void this.revoke().catch(() => undefined);
+    }, this.lingerMs);
+    this.linger.unref(); // an unrevoked lease only costs keepalives; it must not keep a process alive
   }
 }

@@ -5,7 +5,7 @@ import type { WebhookEventKind } from '../domain/webhooks.js';
 import { Deadline, sleep } from '../lib/deadline.js';
 import type { Logger } from '../log.js';
 import type { Guard, KvEntry, KvStore, Lease, WatchHandle } from '../store/kv.js';
-import { SharedLease, type LeaseSource } from '../store/shared-lease.js';
+import { SharedLease, type LeaseHold, type LeaseSource } from '../store/shared-lease.js';
 import { keys } from '../store/keys.js';
 import { listAndWatch } from '../store/list-watch.js';
 import {
@@ -99,7 +99,6 @@ export class WebhookDispatcher {
   }
 
   async start(): Promise<void> {
-    await this.ensureLease();
     await Promise.all([keys.allWebhookOutbox(), keys.allWebhookStreamOwners(), keys.allWebhookFanout()].map((prefix) => this.watch(prefix)));
   }
 
@@ -188,11 +187,24 @@ export class WebhookDispatcher {
   }
 
   private async own(stream: StreamRef, signal: AbortSignal): Promise<void> {
+    let hold: LeaseHold;
+    try {
+      hold = await this.holdLease();
+    } catch {
+      this.scheduleLater(stream, Date.now() + 2000); // etcd unreachable: come back
+      return;
+    }
+    try {
+      await this.ownWith(hold.lease, stream, signal);
+    } finally {
+      hold.release(); // after the stream's release below: nothing of ours lives with the lease now
+    }
+  }
+
+  private async ownWith(lease: Lease, stream: StreamRef, signal: AbortSignal): Promise<void> {
     const { store } = this.o;
-    let lease: Lease;
     let claim: string | undefined;
     try {
-      lease = await this.ensureLease();
       // Claim only streams with something to send: a claim/release cycle on an empty one would wake itself.
       if ((await store.streamItems(stream)).length === 0) return;
       claim = await store.claim(stream, lease.id, this.o.replicaId);
@@ -312,9 +324,14 @@ export class WebhookDispatcher {
     await this.o.store.pruneDeliveries(stream.namespace, stream.subscription, this.keep).catch(() => undefined);
   }
 
-  private async ensureLease(): Promise<Lease> {
-    if (this.lease) return this.lease;
-    const lease = await this.leases.acquire();
+  /** The replica's lease, held for one stream's delivery; the dispatcher hears once per lease when it is lost. */
+  private async holdLease(): Promise<LeaseHold> {
+    const hold = await this.leases.hold();
+    if (this.lease !== hold.lease) this.watchLoss(hold.lease);
+    return hold;
+  }
+
+  private watchLoss(lease: Lease): void {
     this.lease = lease;
     lease.onLost((err) => {
       this.o.log.error({ err: err.message }, 'lost the etcd lease of webhook deliveries: stopping them');
@@ -326,7 +343,6 @@ export class WebhookDispatcher {
         this.scheduleLater({ namespace, subscription, deploymentId }, Date.now() + 500);
       }
     });
-    return lease;
   }
 }
 

@@ -3,25 +3,62 @@ import assert from 'node:assert/strict';
 import { SharedLease } from '../../src/store/shared-lease.js';
 import { EngineHarness } from '../support/engine-harness.js';
 import { MemoryKv } from '../support/memory-kv.js';
+import { waitFor } from '../support/wait.js';
 
 /** Issue #18 (CPU per deployment): fewer etcd transactions per deployment, one lease per replica. */
 describe('one lease per replica', () => {
-  it('concurrent users share one grant; after a loss every user hears of it and the next acquire grants a new lease', async () => {
+  it('concurrent users share one grant; after a loss every user hears of it and the next hold grants a new lease', async () => {
     const kv = new MemoryKv();
     const shared = new SharedLease(kv, 10);
-    const [a, b] = await Promise.all([shared.acquire(), shared.acquire()]);
-    assert.equal(a, b);
+    const [a, b] = await Promise.all([shared.hold(), shared.hold()]);
+    assert.equal(a.lease, b.lease);
     assert.equal(kv.leases.length, 1);
     const heard: string[] = [];
-    a.onLost(() => heard.push('scheduler'));
-    b.onLost(() => heard.push('webhooks'));
+    a.lease.onLost(() => heard.push('scheduler'));
+    b.lease.onLost(() => heard.push('webhooks'));
     kv.leases[0]!.lose();
     assert.deepEqual(heard, ['scheduler', 'webhooks']);
-    const c = await shared.acquire();
-    assert.notEqual(c, a);
+    const c = await shared.hold();
+    assert.notEqual(c.lease, a.lease);
     assert.equal(kv.leases.length, 2);
     await shared.revoke();
-    assert.equal(c.validUntil(), 0);
+    assert.equal(c.lease.validUntil(), 0);
+  });
+
+  it('no lease while idle: revoked once the last holder released it and lingerMs passed; work that comes back within lingerMs shares it', async () => {
+    const kv = new MemoryKv();
+    const shared = new SharedLease(kv, 10, { lingerMs: 50 });
+    assert.equal(shared.hasLease(), false, 'nothing granted before any work');
+    const first = await shared.hold();
+    const second = await shared.hold();
+    first.release();
+    first.release(); // twice: counted once
+    assert.equal(shared.holderCount(), 1);
+    second.release();
+    const again = await shared.hold(); // within lingerMs: the same lease
+    assert.equal(again.lease, first.lease);
+    assert.equal(kv.leases.length, 1);
+    again.release();
+    await waitFor('the idle lease to be revoked', () => !shared.hasLease(), { timeoutMs: 2000, intervalMs: 5 });
+    assert.equal(first.lease.validUntil(), 0, 'revoked in etcd');
+    const later = await shared.hold();
+    assert.notEqual(later.lease, first.lease, 'work after the linger gets a new lease');
+    assert.equal(kv.leases.length, 2);
+    later.release();
+    await shared.revoke();
+  });
+
+  it('a grant that fails is not counted as a holder', async () => {
+    const kv = new MemoryKv();
+    const shared = new SharedLease(kv, 10, { lingerMs: 10 });
+    kv.refuseLeases = true;
+    await assert.rejects(shared.hold());
+    assert.equal(shared.holderCount(), 0);
+    kv.refuseLeases = false;
+    const hold = await shared.hold();
+    assert.equal(shared.holderCount(), 1);
+    hold.release();
+    await shared.revoke();
   });
 });
 
