@@ -18,7 +18,8 @@ export interface Logger {
   error(msg: string, ...args: unknown[]): void;
   fatal(fields: object, msg?: string, ...args: unknown[]): void;
   fatal(msg: string, ...args: unknown[]): void;
-  child(fields: Record<string, unknown>): Logger;
+  /** `simple`: the fields are plain values that no serializer rewrites (bunyan's fast path for a child per request). */
+  child(fields: Record<string, unknown>, simple?: boolean): Logger;
 }
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';

@@ -35,7 +35,9 @@ export function createApp(options: AppOptions): Koa<AppState> {
   const app = new Koa<AppState>({ proxy: false });
   app.silent = true; // errors are logged by our middleware, with the request id
   const root = new Router<AppState>();
-  for (const r of options.routers) root.use(r.routes(), r.allowedMethods());
+  // Only the root's allowedMethods (below) answers 405/501/OPTIONS: it sees every route. One per
+  // router would run on every request that matched a route, where it can never change the answer.
+  for (const r of options.routers) root.use(r.routes());
 
   app.use(requestId(options.log));
   app.use(securityHeaders({ hstsMaxAgeSeconds: options.hstsMaxAgeSeconds ?? 0 }));

@@ -25,7 +25,7 @@ export function requestId(baseLog: Logger): Koa.Middleware<AppState> {
     const incoming = ctx.get('X-Request-Id');
     const id = INCOMING_REQUEST_ID.test(incoming) ? incoming : randomUUID();
     ctx.state.requestId = id;
-    ctx.state.log = baseLog.child({ req_id: id });
+    ctx.state.log = baseLog.child({ req_id: id }, true);
     ctx.set('X-Request-Id', id);
     await next();
   };

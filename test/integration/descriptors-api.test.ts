@@ -256,6 +256,13 @@ describe('descriptor API against a real etcd', () => {
       assert.equal(wrong.body.error, 'method_not_allowed');
       assert.match(wrong.headers.get('allow') ?? '', /GET/);
       assert.match(wrong.headers.get('allow') ?? '', /POST/);
+      // Answered by the root router's allowedMethods alone (the routers have none of their own).
+      const options = await request(`${base}/descriptors/?namespace=h`, { method: 'OPTIONS' });
+      assert.equal(options.status, 200);
+      assert.match(options.headers.get('allow') ?? '', /GET/);
+      const unknownMethod = await request(`${base}/descriptors/?namespace=h`, { method: 'PROPFIND' });
+      assert.equal(unknownMethod.status, 501);
+      assert.equal(unknownMethod.body.error, 'not_implemented');
     });
 
     it('honours an incoming X-Request-Id, generates one otherwise, and logs one access line per request', async () => {
