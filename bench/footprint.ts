@@ -15,7 +15,7 @@
  *     so it costs nothing during the measurements)
  *   - with --modules: RSS, heap and CPU of importing each main dependency alone in a fresh process
  *
- *   npm run bench:footprint [-- --deployments 50 --idle-seconds 30 --gets 2000 --descriptors 0 --node-flags="--max-semi-space-size=2" --modules]
+ *   npm run bench:footprint [-- --deployments 50 --idle-seconds 30 --gets 2000 --descriptors 0 --node-flags="--max-semi-space-size=2" --modules --heap-during 200]
  *
  * CPU figures are noisy on a shared machine: run it several times and compare medians.
  */
@@ -43,6 +43,7 @@ const { values } = parseArgs({
     'node-flags': { type: 'string', default: '' },
     modules: { type: 'boolean', default: false },
     'heap-top': { type: 'string', default: '15' },
+    'heap-during': { type: 'string', default: '0' },
   },
 });
 const DEPLOYMENTS = Number(values.deployments);
@@ -51,6 +52,8 @@ const GETS = Number(values.gets);
 const DESCRIPTORS = Number(values.descriptors);
 const NODE_FLAGS = values['node-flags'].split(/\s+/).filter(Boolean);
 const HEAP_TOP = Number(values['heap-top']);
+/** After this many of the deployments (0: never), the live heap while deploying: a full GC and a snapshot (costs CPU; diagnostic). */
+const HEAP_DURING = Number(values['heap-during']);
 
 const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 const ENTRY = 'dist/src/main.js';
@@ -74,7 +77,8 @@ class Child {
     const port = await freePort();
     const child = spawn(process.execPath, [...NODE_FLAGS, '--inspect-port=0', ENTRY], {
       cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '', CUTOVER_AUTH: 'off', CUTOVER_LOG_LEVEL: 'warn', ...env, CUTOVER_PORT: String(port) },
+      // glibc's MALLOC_* settings pass through (MALLOC_ARENA_MAX=2: the allocator's share of RSS).
+      env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '', ...mallocEnv(), CUTOVER_AUTH: 'off', CUTOVER_LOG_LEVEL: 'warn', ...env, CUTOVER_PORT: String(port) },
     });
     const c = new Child(child, `http://127.0.0.1:${port}`);
     for (const s of [child.stdout!, child.stderr!]) {
@@ -153,10 +157,15 @@ async function json(url: string, init?: Parameters<typeof request>[1]): Promise<
   return res.body;
 }
 
+function mallocEnv(): Record<string, string> {
+  return Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith('MALLOC_') && e[1] !== undefined));
+}
+
 /** Heap snapshot through the inspector, aggregated: self size by node type and constructor name. */
-async function heapBreakdown(c: Child): Promise<{ memory: NodeJS.MemoryUsage; spaces: Array<{ space_name: string; space_used_size: number; space_size: number }>; top: Array<[string, number, number]>; total: number }> {
+async function heapBreakdown(c: Child): Promise<{ beforeGc: NodeJS.MemoryUsage; memory: NodeJS.MemoryUsage; spaces: Array<{ space_name: string; space_used_size: number; space_size: number }>; top: Array<[string, number, number]>; total: number }> {
   return c.inspect(async (send, on) => {
     const evaluate = async (expression: string) => JSON.parse((await send('Runtime.evaluate', { expression, returnByValue: true })).result.value as string);
+    const beforeGc = await evaluate('JSON.stringify(process.memoryUsage())');
     await send('HeapProfiler.collectGarbage');
     const memory = await evaluate('JSON.stringify(process.memoryUsage())');
     const spaces = await evaluate("JSON.stringify(process.getBuiltinModule('v8').getHeapSpaceStatistics())");
@@ -184,7 +193,7 @@ async function heapBreakdown(c: Child): Promise<{ memory: NodeJS.MemoryUsage; sp
       by.set(key, e);
     }
     const top = [...by.entries()].sort((a, b) => b[1][0] - a[1][0]).slice(0, HEAP_TOP).map(([k, [size, n]]) => [k, size, n] as [string, number, number]);
-    return { memory, spaces, top, total };
+    return { beforeGc, memory, spaces, top, total };
   });
 }
 
@@ -292,6 +301,12 @@ try {
     for (let i = 1; i <= DEPLOYMENTS; i++) {
       await deploy();
       if (i % every === 0 || i === DEPLOYMENTS) checkpoints.push([i, c.rssMiB()]);
+      if (i === HEAP_DURING) {
+        const during = await heapBreakdown(c);
+        const mib = (m: NodeJS.MemoryUsage) => `rss ${(m.rss / MiB).toFixed(1)}, heapTotal ${(m.heapTotal / MiB).toFixed(1)}, heapUsed ${(m.heapUsed / MiB).toFixed(1)}, external ${(m.external / MiB).toFixed(1)} MiB`;
+        printTable(`heap after deployment ${i} of ${DEPLOYMENTS}: before a full GC ${mib(during.beforeGc)}; after it ${mib(during.memory)}; largest after it`,
+          during.top.map(([k, size, n]) => [k, `${(size / MiB).toFixed(2)} MiB in ${n} objects`]));
+      }
     }
     const cpuMs = (c.cpu() - cpu0) * 1000;
     const net = (cpuMs - polls * perGetMs) / DEPLOYMENTS;
