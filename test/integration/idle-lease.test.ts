@@ -22,7 +22,7 @@ describe('the etcd lease of an idle replica', () => {
     testbed = await useTestbed();
     kc = loadKubeConfig(testbed.kubeconfigPath);
     etcd = await TestEtcd.create();
-    cutover = await startTestCutover(etcd.endpoint, { CUTOVER_KUBECONFIG: testbed.kubeconfigPath, CUTOVER_DRAIN_SECONDS: '0', CUTOVER_LEASE_TTL_SECONDS: '2' });
+    cutover = await startTestCutover(etcd.endpoint, { CUTOVER_KUBECONFIG: testbed.kubeconfigPath, CUTOVER_DRAIN_SECONDS: '0', CUTOVER_LEASE_TTL_SECONDS: '5' });
     ns = await createTestNamespace(kc, 'idle-lease');
   });
 
@@ -55,6 +55,6 @@ describe('the etcd lease of an idle replica', () => {
     await watching;
     assert.equal(done.status, 'DEPLOYED', done.failureReason);
     assert.equal(seen.size, 1, `one lease held while working (saw ${[...seen].join(', ')})`);
-    await waitFor('the lease to be revoked once the replica is idle', async () => (await leases()).length === 0 ? true : undefined, { timeoutMs: 15_000, intervalMs: 100 });
+    await waitFor('the lease to be revoked once the replica is idle', async () => (await leases()).length === 0 ? true : undefined, { timeoutMs: 30_000, intervalMs: 100 });
   });
 });
