@@ -30,6 +30,7 @@ const etcd = await TestEtcd.create();
 const cutover = await CutoverProcess.start({
   CUTOVER_ETCD_ENDPOINTS: etcd.endpoint, CUTOVER_ETCD_PREFIX: `/bench-${randomUUID().slice(0, 8)}/`, CUTOVER_LOG_LEVEL: 'warn',
   CUTOVER_CLUSTERS_FILE: registry, CUTOVER_HEALTHCHECK_INTERVAL_MS: '100', CUTOVER_DRAIN_SECONDS: '0',
+  CUTOVER_TEST_GC_INTERVAL_MS: '0', // no forced GCs (the tests' GC pressure) in a measurement
 });
 const api = new DeployClient(cutover.url);
 const ns1 = await createTestNamespace(loadKubeConfig(testbed.kubeconfigPath), 'bench-clusters');

@@ -31,7 +31,7 @@ const STORED = Number(values.stored);
 
 const etcd = await TestEtcd.create();
 const prefix = `/bench-${randomUUID().slice(0, 8)}/`;
-const cutover = await CutoverProcess.start({ CUTOVER_ETCD_ENDPOINTS: etcd.endpoint, CUTOVER_ETCD_PREFIX: prefix, CUTOVER_LOG_LEVEL: 'warn', CUTOVER_KUBECONFIG: unreachableKubeconfig() });
+const cutover = await CutoverProcess.start({ CUTOVER_ETCD_ENDPOINTS: etcd.endpoint, CUTOVER_ETCD_PREFIX: prefix, CUTOVER_LOG_LEVEL: 'warn', CUTOVER_KUBECONFIG: unreachableKubeconfig(), CUTOVER_TEST_GC_INTERVAL_MS: '0' });
 const agent = new Agent({ connections: C * 2, pipelining: 1 });
 const raw = new EtcdStore({ endpoints: [etcd.endpoint], prefix: '', timeoutMs: 5000 });
 

@@ -344,6 +344,7 @@ async function main(): Promise<void> {
   try {
     cutover = await CutoverProcess.start({
       CUTOVER_ETCD_ENDPOINTS: etcd.endpoint, CUTOVER_ETCD_PREFIX: prefix, CUTOVER_LOG_LEVEL: 'warn', CUTOVER_KUBECONFIG: unreachableKubeconfig(),
+      CUTOVER_TEST_GC_INTERVAL_MS: '0', // no forced GCs (the tests' GC pressure) in a measurement
     });
     const results: Result[] = [];
     if (scenarios.has('A')) results.push(await runScenario(`A: ${values.watchers} watchers × 1 deployment`, cutover, etcd, engine, 1, Number(values.watchers), Number(values['rate-a'])));

@@ -35,6 +35,7 @@ const etcd = await TestEtcd.create();
 const cutover = await CutoverProcess.start({
   CUTOVER_ETCD_ENDPOINTS: etcd.endpoint, CUTOVER_ETCD_PREFIX: `/bench-${randomUUID().slice(0, 8)}/`, CUTOVER_LOG_LEVEL: 'warn',
   CUTOVER_KUBECONFIG: testbed.kubeconfigPath, CUTOVER_HEALTHCHECK_INTERVAL_MS: '100', CUTOVER_INGRESS_CLASS: 'cutover-bench',
+  CUTOVER_TEST_GC_INTERVAL_MS: '0', // no forced GCs (the tests' GC pressure) in a measurement
 });
 const api = new DeployClient(cutover.url);
 const ns = await createTestNamespace(kc, 'bench-rollback');
