@@ -17,7 +17,8 @@ import { awaitConvergence, type ConvergenceResult } from './convergence.js';
 import { rollback } from './rollback.js';
 import { assertSwitchable, captureTraffic, switchTraffic, type CapturedTraffic } from './switch.js';
 import { ForeignObjectError, type TrafficContext } from './traffic/index.js';
-import { assertNamesFree, createVersion, settledInOrder, waitForPods } from './workload.js';
+import { assertNamesFree, createVersion, waitForPods } from './workload.js';
+import { settledInOrder } from '../lib/settled.js';
 
 /**
  * The blue-green strategy for one DEPLOYING record — the whole algorithm:

@@ -33,7 +33,8 @@ export async function drainReplaced(ctx: RunContext, replaced?: Journal): Promis
     return;
   }
   // `replaced`: the replaced record's journal as the switch's commit just wrote it (no re-read).
-  const old = replaced && replaced.record.id === record.replaces ? { value: replaced.record, revision: replaced.revision }
+  const handed = replaced && replaced.record.id === record.replaces ? replaced : undefined;
+  const old = handed ? { value: handed.record, revision: handed.revision }
     : record.replaces ? await loadReplaced(ctx, record.namespace, record.replaces) : undefined;
   if (!old || old.value.replacedBy !== record.id || old.value.status !== 'UNDEPLOYING') {
     if (!record.replaces && record.descriptor.postSwitchChecks?.length) {
@@ -42,8 +43,7 @@ export async function drainReplaced(ctx: RunContext, replaced?: Journal): Promis
     await deps.store.dequeue(record.namespace, record.appName, ctx.workId, ctx.ownership.fence);
     return;
   }
-  const oldJournal = replaced && replaced.record.id === old.value.id ? replaced
-    : new Journal(old, deps.store, deps.bus, ctx.log, { signal: ctx.ownership.signal, fence: ctx.ownership.fence }, deps.now);
+  const oldJournal = handed ?? new Journal(old, deps.store, deps.bus, ctx.log, { signal: ctx.ownership.signal, fence: ctx.ownership.fence }, deps.now);
   const drainS = record.descriptor.drainSeconds ?? deps.config.defaultDrainSeconds;
   // The drain counts from when traffic had moved (convergence), not from the write that moved it.
   const startedAt = Date.parse(record.times.converged ?? '') || Date.parse(old.value.times.drainStarted ?? '') || Date.now();

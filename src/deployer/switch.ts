@@ -6,7 +6,7 @@ import { DeploymentFailure } from './errors.js';
 import { podPorts } from './manifests.js';
 import { isPodReady, type ReadyPod } from './readiness.js';
 import type { TrafficContext, TrafficSnapshot, TrafficTarget } from './traffic/index.js';
-import { settledInOrder } from './workload.js';
+import { settledInOrder } from '../lib/settled.js';
 
 /**
  * Invariant I1, guarded where it could break: traffic only ever moves to a version whose pods

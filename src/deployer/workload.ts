@@ -11,6 +11,7 @@ import { DEPLOYMENT_ID_ANNOTATION, carriesDeployment, deploymentIdOf, isAmdatuVe
 import { placeholderStableService, versionedService, versionedWorkload, type DeploymentFacts } from './manifests.js';
 import { evaluatePods, type ReadyPod } from './readiness.js';
 import type { Deadline } from '../lib/deadline.js';
+import { settledInOrder } from '../lib/settled.js';
 import { ForeignObjectError } from './traffic/index.js';
 
 /** The versioned workload and Service of a deployment: creating, waiting for and removing them. */
@@ -28,11 +29,14 @@ export async function assertNamesFree(ctx: RunContext, d: Descriptor, version: s
   const found = await settledInOrder(VERSIONED_KINDS.map((kind) => ctx.cluster.get(kind, d.namespace, name, signal)));
   for (const [i, kind] of VERSIONED_KINDS.entries()) {
     const existing = found[i];
-    if (existing && !carriesDeployment(existing.metadata, ctx.journal.record.id)) {
-      const owner = deploymentIdOf(existing.metadata);
-      throw new DeploymentFailure(`${kind} ${name} already exists (${owner ? `from deployment ${owner}` : 'not created by this deployment'}); nothing was changed`);
-    }
+    if (existing && !carriesDeployment(existing.metadata, ctx.journal.record.id)) throw nameTaken(kind, name, existing);
   }
+}
+
+/** The refusal when an object under one of this deployment's names is not its own. */
+function nameTaken(kind: Kind, name: string, existing: KubeObject): DeploymentFailure {
+  const owner = deploymentIdOf(existing.metadata);
+  return new DeploymentFailure(`${kind} ${name} already exists (${owner ? `from deployment ${owner}` : 'not created by this deployment'}); nothing was changed`);
 }
 
 /**
@@ -61,10 +65,7 @@ export async function createVersion(ctx: RunContext, facts: DeploymentFacts, sig
       // Only on resume (or a create that landed although its answer was lost): ours is reused,
       // anything else is refused — assertNamesFree() looked before, this looks again.
       const existing = await ctx.cluster.get(kind, d.namespace, name, signal);
-      if (existing && !carriesDeployment(existing.metadata, record.id)) {
-        const owner = deploymentIdOf(existing.metadata);
-        throw new DeploymentFailure(`${kind} ${name} already exists (${owner ? `from deployment ${owner}` : 'not created by this deployment'}); nothing was changed`);
-      }
+      if (existing && !carriesDeployment(existing.metadata, record.id)) throw nameTaken(kind, name, existing);
       if (!existing) throw err;
       return `${kind} ${name} already exists from this deployment; reusing it`;
     }
@@ -91,16 +92,6 @@ async function ensureStableService(ctx: RunContext, d: Descriptor, signal: Abort
   return undefined;
 }
 
-/**
- * Promise.all that waits for every promise to settle (none is left running behind a failure) and
- * then fails with the first failure in the given order — not whichever failed first in time.
- */
-export async function settledInOrder<T>(promises: Array<Promise<T>>): Promise<T[]> {
-  const results = await Promise.allSettled(promises);
-  const failed = results.find((r) => r.status === 'rejected');
-  if (failed) throw (failed as PromiseRejectedResult).reason;
-  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
-}
 
 /** Watches the new version's pods until all are Ready; fails at once on pods that cannot become ready. */
 export async function waitForPods(ctx: RunContext, d: Descriptor, version: string, readyBy: Deadline, timeoutS: number): Promise<ReadyPod[]> {
