@@ -1,6 +1,4 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-
-type IntervalHistogram = ReturnType<typeof monitorEventLoopDelay>;
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EngineEvent } from '../deployer/events.js';
 import type { DeploymentRecord } from '../domain/deployment.js';
@@ -84,11 +82,13 @@ export class CutoverMetrics {
     });
     // prom-client's histogram samples once a second (cheap when idle), so it reads about 1 s even
     // for an idle loop; this one samples every 10 ms, but only while deploys or undeploys run.
-    const loop = (pick: (h: IntervalHistogram) => number) => function (this: Gauge) {
-      this.set(self.loopDelay.count > 0 ? pick(self.loopDelay) / 1e9 : 0);
-    };
     const self = this;
-    new Gauge({ name: 'cutover_work_event_loop_delay_p99_seconds', help: 'Event-loop delay p99 while deploys or undeploys ran, since the previous scrape (0: none ran).', registers, collect: loop((h) => h.percentile(99)) });
+    new Gauge({
+      name: 'cutover_work_event_loop_delay_p99_seconds', help: 'Event-loop delay p99 while deploys or undeploys ran, since the previous scrape (0: none ran).', registers,
+      collect: function (this: Gauge) {
+        this.set(self.loopDelay.count > 0 ? self.loopDelay.percentile(99) / 1e9 : 0);
+      },
+    });
     new Gauge({
       name: 'cutover_work_event_loop_delay_max_seconds', help: 'Longest event-loop delay while deploys or undeploys ran, since the previous scrape; reading it starts a new window.', registers,
       collect: function (this: Gauge) {
