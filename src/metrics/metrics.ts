@@ -12,8 +12,13 @@ import type { DeploymentRecord } from '../domain/deployment.js';
 export type Outcome = 'succeeded' | 'failed' | 'rolled_back' | 'replaced' | 'undeployed';
 
 const DURATION_BUCKETS = [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200];
-/** How often prom-client's event-loop delay histogram (cutover_nodejs_eventloop_lag_*) takes a sample. */
-export const EVENT_LOOP_SAMPLE_MS = 1000;
+/**
+ * prom-client's event-loop delay histogram samples on a timer that never stops, so an idle replica
+ * would wake for it; its resolution is set past any uptime (2^31 - 1 ms, 24.8 days) and its gauges
+ * are not exported. The delay under work is cutover_work_event_loop_delay_* below.
+ */
+const PROM_CLIENT_LOOP_SAMPLE_MS = 2 ** 31 - 1;
+const PROM_CLIENT_LOOP_HISTOGRAM = ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'].map((stat) => `cutover_nodejs_eventloop_lag_${stat}_seconds`);
 /** Resolution of cutover's own event-loop delay measurement while work is in flight. */
 const WORK_LOOP_RESOLUTION_MS = 10;
 const FAST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -56,10 +61,10 @@ export class CutoverMetrics {
 
   constructor(sources: GaugeSources = {}) {
     const registers = [this.registry];
-    // The event-loop delay histogram samples with a timer: prom-client's default of every 10 ms woke
-    // an idle replica 100 times a second (most of its idle CPU; docs/benchmarks.md, "Footprint").
-    // Once a second still catches every stall long enough to matter, at next to no cost.
-    collectDefaultMetrics({ register: this.registry, prefix: 'cutover_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+    // prom-client's default of a sample every 10 ms woke an idle replica 100 times a second, and
+    // once a second still woke it (docs/benchmarks.md, "Footprint"); see PROM_CLIENT_LOOP_SAMPLE_MS.
+    collectDefaultMetrics({ register: this.registry, prefix: 'cutover_', eventLoopMonitoringPrecision: PROM_CLIENT_LOOP_SAMPLE_MS });
+    for (const name of PROM_CLIENT_LOOP_HISTOGRAM) this.registry.removeSingleMetric(name);
     this.deployments = new Counter({
       name: 'cutover_deployments_total', help: 'Deployments that ended, by outcome (succeeded, failed, rolled_back; replaced and undeployed for versions taken out of service).',
       labelNames: ['namespace', 'app', 'outcome', 'cluster'], registers,
@@ -80,8 +85,7 @@ export class CutoverMetrics {
       name: 'cutover_switch_convergence_seconds', help: 'From traffic switched (writes accepted) to traffic moved (every target that can tell says it was applied); complete="false" when not confirmed in time.',
       labelNames: ['complete'], buckets: FAST_BUCKETS, registers,
     });
-    // prom-client's histogram samples once a second (cheap when idle), so it reads about 1 s even
-    // for an idle loop; this one samples every 10 ms, but only while deploys or undeploys run.
+    // Samples every 10 ms, but only while deploys or undeploys run: no timer while idle.
     const self = this;
     new Gauge({
       name: 'cutover_work_event_loop_delay_p99_seconds', help: 'Event-loop delay p99 while deploys or undeploys ran, since the previous scrape (0: none ran).', registers,

@@ -1,4 +1,8 @@
 import { describe, it } from 'node:test';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { CutoverMetrics, outcomeOf } from '../../src/metrics/metrics.js';
 import type { DeploymentRecord } from '../../src/domain/deployment.js';
@@ -32,7 +36,6 @@ describe('metrics', () => {
 
 describe('docs/metrics.md', () => {
   it('lists every metric cutover registers', async () => {
-    const { readFileSync } = await import('node:fs');
     const doc = readFileSync(new URL('../../docs/metrics.md', import.meta.url), 'utf8');
     const names = (await new CutoverMetrics().registry.getMetricsAsJSON()).map((m) => m.name);
     const own = names.filter((n) => !/^cutover_(process|nodejs)_/.test(n));
@@ -56,5 +59,34 @@ describe('event-loop delay while work runs', () => {
     const max = Number(/^cutover_work_event_loop_delay_max_seconds (\S+)$/m.exec(text)![1]);
     assert.ok(max >= 0.1, `max ${max}`);
     assert.match(await scrape(), /^cutover_work_event_loop_delay_max_seconds 0$/m, 'a scrape starts a new window');
+  });
+});
+
+describe('an idle process with cutover\'s metrics', () => {
+  it('is not woken by them: no event-loop sampler runs while no work does', { skip: process.platform !== 'linux' && 'reads /proc' }, async () => {
+    // One timer an hour away keeps the child alive without waking it.
+    const script = `import { CutoverMetrics } from './src/metrics/metrics.ts';
+      const m = new CutoverMetrics(); await m.render(); setInterval(() => {}, 3_600_000); console.log('ready');`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: fileURLToPath(new URL('../../', import.meta.url)), stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      child.stdout.setEncoding('utf8');
+      const [line] = await once(child.stdout, 'data') as [string];
+      assert.match(line, /ready/);
+      // schedstat's third field counts the times the main thread was put on a CPU: its wakeups.
+      const runs = () => Number(readFileSync(`/proc/${child.pid}/task/${child.pid}/schedstat`, 'utf8').trim().split(' ')[2]);
+      await new Promise((resolve) => setTimeout(resolve, 500)); // the start-up's tail (module loading, the first GC)
+      const before = runs();
+      // An observation window, not a wait for a condition: a 1 s sampler would wake it 3 times in it.
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      const woken = runs() - before;
+      assert.ok(woken <= 1, `the main thread woke ${woken} times in 3 s of idle`);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill();
+        await once(child, 'exit');
+      }
+    }
   });
 });
