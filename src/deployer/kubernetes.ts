@@ -84,12 +84,7 @@ export class KubernetesCluster implements Cluster {
   }
 
   async get(kind: Kind, namespace: string, name: string, signal?: AbortSignal): Promise<KubeObject | undefined> {
-    try {
-      return await this.call(`get ${kind}`, signal, (s) => this.client.json<KubeObject>('GET', resourcePath(kind, namespace, name), { signal: s }));
-    } catch (err) {
-      if (err instanceof KubeError && err.status === 404) return undefined;
-      throw err;
-    }
+    return this.call(`get ${kind}`, signal, (s) => this.client.jsonOrAbsent<KubeObject>('GET', resourcePath(kind, namespace, name), { signal: s }));
   }
 
   async create(kind: Kind, object: KubeObject, signal?: AbortSignal): Promise<KubeObject> {

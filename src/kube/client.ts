@@ -63,10 +63,23 @@ export class KubeClient {
 
   /** One request; resolves with the parsed JSON answer, rejects with KubeError (status 0: no answer). */
   async json<T>(method: Dispatcher.HttpMethod, path: string, options: RequestOptions = {}): Promise<T> {
+    return this.answer<T>(method, path, options, false) as Promise<T>;
+  }
+
+  /**
+   * Like json(), but 404 Not Found answers undefined: for reads of an object that may well not
+   * exist (14 of a deployment's ~30 calls), no error is built, thrown or counted as a failure.
+   */
+  async jsonOrAbsent<T>(method: Dispatcher.HttpMethod, path: string, options: RequestOptions = {}): Promise<T | undefined> {
+    return this.answer<T>(method, path, options, true);
+  }
+
+  private async answer<T>(method: Dispatcher.HttpMethod, path: string, options: RequestOptions, absentOn404: boolean): Promise<T | undefined> {
     return this.tracked(async () => {
       const res = await this.send(method, path, options);
       const text = await res.body.text();
       if (res.statusCode >= 200 && res.statusCode < 300) return (text ? JSON.parse(text) : undefined) as T;
+      if (res.statusCode === 404 && absentOn404) return undefined;
       throw statusError(`${method} ${path}`, res.statusCode, text);
     });
   }

@@ -2,7 +2,6 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSilentLogger } from '../../src/log.js';
 import { KubeClient } from '../../src/kube/client.js';
-import { KubeError } from '../../src/kube/errors.js';
 import { Limiter } from '../../src/kube/limiter.js';
 import { KubernetesCluster } from '../../src/deployer/kubernetes.js';
 
@@ -48,11 +47,11 @@ describe('KubernetesCluster writes', () => {
     const pending: Array<() => void> = [];
     const client = Object.create(KubeClient.prototype) as KubeClient;
     Object.assign(client, {
-      json: async (method: string) => {
-        if (method === 'GET') {
-          reads++;
-          throw new KubeError('get: 404 NotFound', 404, 'NotFound');
-        }
+      jsonOrAbsent: async () => {
+        reads++;
+        return undefined;
+      },
+      json: async () => {
         inFlight++;
         most = Math.max(most, inFlight);
         await new Promise<void>((resolve) => pending.push(resolve));
