@@ -26,6 +26,15 @@ export interface PodWatch {
   stop(): void;
 }
 
+/**
+ * How current a list must be. 'latest' (the default) is a consistent read: the API server answers
+ * only once its cache has caught up with etcd, which on a quiet server waits for etcd's progress
+ * notification (measured on the test bed: 77 ms instead of 5–10 ms). 'cached' takes the API
+ * server's cache as it is (resourceVersion=0): only for a question asked again until the answer
+ * is yes, where an older answer can only say "not yet" (the switch's convergence check).
+ */
+export type Freshness = 'latest' | 'cached';
+
 export interface Cluster {
   /** The object, or undefined when it does not exist. */
   get(kind: Kind, namespace: string, name: string, signal?: AbortSignal): Promise<KubeObject | undefined>;
@@ -34,10 +43,10 @@ export interface Cluster {
   replace(kind: Kind, object: KubeObject, signal?: AbortSignal): Promise<KubeObject>;
   /** Deletes (foreground for workloads, so their pods go with them); false if it did not exist. */
   delete(kind: Kind, namespace: string, name: string, signal?: AbortSignal): Promise<boolean>;
-  list(kind: Kind, namespace: string, labelSelector: string, signal?: AbortSignal): Promise<KubeObject[]>;
-  listPods(namespace: string, labelSelector: string, signal?: AbortSignal): Promise<V1Pod[]>;
+  list(kind: Kind, namespace: string, labelSelector: string, signal?: AbortSignal, freshness?: Freshness): Promise<KubeObject[]>;
+  listPods(namespace: string, labelSelector: string, signal?: AbortSignal, freshness?: Freshness): Promise<V1Pod[]>;
   /** Addresses of the ready endpoints of a Service, from its EndpointSlices (what routers send traffic to). */
-  readyEndpoints(namespace: string, serviceName: string, signal?: AbortSignal): Promise<string[]>;
+  readyEndpoints(namespace: string, serviceName: string, signal?: AbortSignal, freshness?: Freshness): Promise<string[]>;
   secretExists(namespace: string, name: string, signal?: AbortSignal): Promise<boolean>;
   /** Calls `onChange` with the full current set of matching pods after every change. */
   watchPods(namespace: string, labelSelector: string, onChange: (pods: V1Pod[]) => void): Promise<PodWatch>;

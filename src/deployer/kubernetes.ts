@@ -7,7 +7,7 @@ import { loadClusterAccess } from '../kube/kubeconfig.js';
 import { Limiter } from '../kube/limiter.js';
 import { apiVersionOf, resourcePath, type Kind } from '../kube/resources.js';
 import { Deadline, linkSignals, sleep } from '../lib/deadline.js';
-import type { Cluster, KubeObject, PodProxyRequest, PodWatch } from './cluster.js';
+import type { Cluster, Freshness, KubeObject, PodProxyRequest, PodWatch } from './cluster.js';
 import { DEPLOYMENT_ID_ANNOTATION } from './labels.js';
 import { PodWatchHub, type PodWatchHubOptions } from './pod-watches.js';
 
@@ -132,17 +132,18 @@ export class KubernetesCluster implements Cluster {
     }
   }
 
-  async list(kind: Kind, namespace: string, labelSelector: string, signal?: AbortSignal): Promise<KubeObject[]> {
-    const res = await this.call(`list ${kind}`, signal, (s) => this.client.json<List<KubeObject>>('GET', resourcePath(kind, namespace), { query: { labelSelector }, signal: s }));
+  async list(kind: Kind, namespace: string, labelSelector: string, signal?: AbortSignal, freshness: Freshness = 'latest'): Promise<KubeObject[]> {
+    const query = { labelSelector, ...(freshness === 'cached' ? { resourceVersion: '0' } : {}) };
+    const res = await this.call(`list ${kind}`, signal, (s) => this.client.json<List<KubeObject>>('GET', resourcePath(kind, namespace), { query, signal: s }));
     return res.items ?? [];
   }
 
-  async listPods(namespace: string, labelSelector: string, signal?: AbortSignal): Promise<V1Pod[]> {
-    return (await this.list('Pod', namespace, labelSelector, signal)) as V1Pod[];
+  async listPods(namespace: string, labelSelector: string, signal?: AbortSignal, freshness?: Freshness): Promise<V1Pod[]> {
+    return (await this.list('Pod', namespace, labelSelector, signal, freshness)) as V1Pod[];
   }
 
-  async readyEndpoints(namespace: string, serviceName: string, signal?: AbortSignal): Promise<string[]> {
-    const slices = (await this.list('EndpointSlice', namespace, `kubernetes.io/service-name=${serviceName}`, signal)) as V1EndpointSlice[];
+  async readyEndpoints(namespace: string, serviceName: string, signal?: AbortSignal, freshness?: Freshness): Promise<string[]> {
+    const slices = (await this.list('EndpointSlice', namespace, `kubernetes.io/service-name=${serviceName}`, signal, freshness)) as V1EndpointSlice[];
     const ready = new Set<string>();
     for (const slice of slices) {
       for (const e of slice.endpoints ?? []) if (e.conditions?.ready === true && !e.conditions.terminating) for (const a of e.addresses) ready.add(a);

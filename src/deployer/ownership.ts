@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Guard, Lease } from '../store/kv.js';
-import type { Cluster, Kind, KubeObject } from './cluster.js';
+import type { Cluster, Freshness, Kind, KubeObject } from './cluster.js';
 import { WorkInterrupted } from './errors.js';
 import { linkSignals } from '../lib/deadline.js';
 
@@ -72,16 +72,16 @@ export class FencedCluster implements Cluster {
     return this.withOwnership(signal, (s) => this.inner.get(kind, namespace, name, s));
   }
 
-  list(kind: Kind, namespace: string, labelSelector: string, signal?: AbortSignal): Promise<KubeObject[]> {
-    return this.withOwnership(signal, (s) => this.inner.list(kind, namespace, labelSelector, s));
+  list(kind: Kind, namespace: string, labelSelector: string, signal?: AbortSignal, freshness?: Freshness): Promise<KubeObject[]> {
+    return this.withOwnership(signal, (s) => this.inner.list(kind, namespace, labelSelector, s, freshness));
   }
 
-  listPods(namespace: string, labelSelector: string, signal?: AbortSignal) {
-    return this.withOwnership(signal, (s) => this.inner.listPods(namespace, labelSelector, s));
+  listPods(namespace: string, labelSelector: string, signal?: AbortSignal, freshness?: Freshness) {
+    return this.withOwnership(signal, (s) => this.inner.listPods(namespace, labelSelector, s, freshness));
   }
 
-  readyEndpoints(namespace: string, serviceName: string, signal?: AbortSignal) {
-    return this.withOwnership(signal, (s) => this.inner.readyEndpoints(namespace, serviceName, s));
+  readyEndpoints(namespace: string, serviceName: string, signal?: AbortSignal, freshness?: Freshness) {
+    return this.withOwnership(signal, (s) => this.inner.readyEndpoints(namespace, serviceName, s, freshness));
   }
 
   secretExists(namespace: string, name: string, signal?: AbortSignal): Promise<boolean> {

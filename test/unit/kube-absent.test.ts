@@ -15,11 +15,14 @@ import { KubernetesCluster } from '../../src/deployer/kubernetes.js';
 describe('a read of an object that does not exist', () => {
   let server: Server;
   let client: KubeClient;
+  const urls: string[] = [];
   const notFound = JSON.stringify({ kind: 'Status', status: 'Failure', reason: 'NotFound', message: 'ingresses "web" not found', code: 404 });
 
   before(async () => {
     server = createServer((req, res) => {
-      if (req.url?.includes('/ingresses/web')) res.writeHead(404, { 'content-type': 'application/json' }).end(notFound);
+      urls.push(req.url ?? '');
+      if (req.url?.includes('/endpointslices')) res.writeHead(200, { 'content-type': 'application/json' }).end('{"items":[]}');
+      else if (req.url?.includes('/ingresses/web')) res.writeHead(404, { 'content-type': 'application/json' }).end(notFound);
       else if (req.url?.includes('/services/web')) res.writeHead(200, { 'content-type': 'application/json' }).end('{"metadata":{"name":"web"}}');
       else res.writeHead(403, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', reason: 'Forbidden', message: 'no', code: 403 }));
     });
@@ -47,5 +50,15 @@ describe('a read of an object that does not exist', () => {
     assert.deepEqual(failures, []);
     await assert.rejects(cluster.get('Secret', 'ns', 'x'), (err: KubeError) => err.status === 403);
     assert.deepEqual(failures, ['get Secret 403'], 'a real failure is still reported');
+  });
+
+  it('a cached list asks the API server\'s cache as it is (resourceVersion=0); a list by default is a consistent read', async () => {
+    const cluster = new KubernetesCluster({ client, requestTimeoutMs: 1000, retryBudgetMs: 1000, log: createSilentLogger() });
+    urls.length = 0;
+    await cluster.readyEndpoints('ns', 'web', undefined, 'cached');
+    await cluster.readyEndpoints('ns', 'web');
+    assert.equal(urls.length, 2);
+    assert.equal(new URL(urls[0]!, 'http://x').searchParams.get('resourceVersion'), '0');
+    assert.equal(new URL(urls[1]!, 'http://x').searchParams.has('resourceVersion'), false);
   });
 });

@@ -57,9 +57,11 @@ export class StableServiceTarget implements TrafficTarget {
   async converged(ctx: TrafficContext): Promise<Convergence> {
     const { namespace, appName } = ctx.descriptor;
     if (!podPorts(ctx.descriptor.podspec).length) return { state: 'unverifiable' };
+    // The API server's cache as it is: an answer older than the switch lists old pods ("pending"),
+    // and the check is asked again; a consistent read would wait for etcd's progress notification.
     const [endpoints, pods] = await Promise.all([
-      ctx.cluster.readyEndpoints(namespace, appName, ctx.signal),
-      ctx.cluster.listPods(namespace, `app=${appName},version=${ctx.version}`, ctx.signal),
+      ctx.cluster.readyEndpoints(namespace, appName, ctx.signal, 'cached'),
+      ctx.cluster.listPods(namespace, `app=${appName},version=${ctx.version}`, ctx.signal, 'cached'),
     ]);
     const fresh = new Set(pods.map((p) => p.status?.podIP).filter((ip): ip is string => !!ip));
     const stale = endpoints.filter((ip) => !fresh.has(ip));
