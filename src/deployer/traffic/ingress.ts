@@ -4,7 +4,7 @@ import { isNotFound, type Cluster, type Kind } from '../cluster.js';
 import type { IngressProfile, TrafficDecorations } from '../ingress-profiles.js';
 import { DEPLOYMENT_ID_ANNOTATION, deploymentIdOf, isManagedByCutover, mayManageIngress, VERSION_ANNOTATION } from '../labels.js';
 import { mainIngress, wwwRedirectIngress } from '../manifests.js';
-import { deleteIfCarries, mergeDefault, restoreSnapshot, upsert, upsertExtras } from './objects.js';
+import { deleteIfCarries, mergeDefault, readAll, restoreSnapshot, upsert, upsertExtras } from './objects.js';
 import { ForeignObjectError, type Convergence, type TrafficContext, type TrafficPointer, type TrafficSnapshot, type TrafficTarget } from './target.js';
 
 export interface IngressTargetOptions {
@@ -44,13 +44,11 @@ export class IngressTarget implements TrafficTarget {
 
   async capture(ctx: TrafficContext): Promise<TrafficSnapshot> {
     const d = ctx.descriptor;
-    const objects: TrafficSnapshot['objects'] = [];
-    for (const { kind, name } of this.names(d)) {
-      const object = await ctx.cluster.get(kind, d.namespace, name, ctx.signal);
+    const objects = await readAll(this.names(d), ({ kind, name }) => ctx.cluster.get(kind, d.namespace, name, ctx.signal));
+    for (const { kind, name, object } of objects) {
       if (object && !mayManageIngress(object.metadata, d.appName) && !(kind !== 'Ingress' && isManagedByCutover(object.metadata))) {
         throw new ForeignObjectError(kind, d.namespace, name);
       }
-      objects.push({ kind, name, object });
     }
     return { target: this.name, objects };
   }

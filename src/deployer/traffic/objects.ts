@@ -2,6 +2,7 @@ import type { Cluster, Kind, KubeObject } from '../cluster.js';
 import { isAlreadyExists, isConflict } from '../cluster.js';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { carriesDeployment, DEPLOYMENT_ID_ANNOTATION, isManagedByCutover } from '../labels.js';
+import { settledInOrder } from '../../lib/settled.js';
 import { ForeignObjectError, type TrafficContext, type TrafficSnapshot } from './target.js';
 
 /**
@@ -92,4 +93,10 @@ export async function restoreSnapshot(ctx: TrafficContext, snapshot: TrafficSnap
   for (const o of snapshot.objects) changed = (await restoreObject(ctx.cluster, o.kind, ctx.descriptor.namespace, o.name, o.object, ctx.deploymentId, ctx.signal)) || changed;
   if (changed) await ctx.log(`${what} of ${ctx.descriptor.appName} put back as it was before this deployment`);
   return changed;
+}
+
+/** Reads a target's objects at once (a capture is on the switch's path); a failure is the first in `names`' order, as one after another. */
+export async function readAll(names: Array<{ kind: Kind; name: string }>, read: (n: { kind: Kind; name: string }) => Promise<KubeObject | undefined>): Promise<TrafficSnapshot['objects']> {
+  const objects = await settledInOrder(names.map(read));
+  return names.map(({ kind, name }, i) => ({ kind, name, object: objects[i] }));
 }
