@@ -1,4 +1,4 @@
-import { Agent, request } from 'undici';
+import { Agent, request } from '../lib/undici.js';
 import type { Descriptor } from '../domain/types.js';
 import { Deadline, sleep } from '../lib/deadline.js';
 import { trafficContext, type RunContext } from './context.js';

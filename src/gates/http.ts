@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { Agent, request } from 'undici';
+import { Agent, request } from '../lib/undici.js';
 import { Deadline } from '../lib/deadline.js';
 import { describeFailure } from '../healthcheck/direct.js';
 import { toReason } from '../healthcheck/evaluate.js';

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { Agent, request } from 'undici';
+import { Agent, request } from '../lib/undici.js';
 import { evaluateAnswer, toReason } from './evaluate.js';
 import { healthCheckUrlPath } from './port.js';
 import { finishResult } from './result.js';

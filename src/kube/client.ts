@@ -1,5 +1,5 @@
 import { createSecureContext } from 'node:tls';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, request, type Dispatcher } from '../lib/undici.js';
 import type { ClusterAccess } from './kubeconfig.js';
 import { KubeError } from './errors.js';
 

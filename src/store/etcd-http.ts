@@ -1,4 +1,4 @@
-import { Client, Pool, type Dispatcher } from 'undici';
+import { Client, Pool, type Dispatcher, type PoolOptions } from '../lib/undici.js';
 
 /**
  * The wire protocol of etcd v3's HTTP/JSON gateway (grpc-gateway, served on the client port next
@@ -186,7 +186,7 @@ const abortError = () => new DOMException('This operation was aborted', 'AbortEr
 export class EtcdEndpoint {
   private calls: Pool;
   private readonly origin: string;
-  private readonly poolOptions: Pool.Options;
+  private readonly poolOptions: PoolOptions;
   private readonly streams = new Set<Client>();
   private closed = false;
 

@@ -1,4 +1,4 @@
-import { Agent, request } from 'undici';
+import { Agent, request } from '../lib/undici.js';
 import type { WebhookSender } from './dispatcher.js';
 
 /**

@@ -1,4 +1,4 @@
-import { Agent, request } from 'undici';
+import { Agent, request } from '../../lib/undici.js';
 import { isDeadlineExceeded, withDeadline } from '../../lib/deadline.js';
 
 /**
