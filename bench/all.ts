@@ -1,8 +1,8 @@
 /**
  * `npm run bench`: every benchmark of issue #18's comparison, one after another, each printing
  * its tables: deploy (sequential and 20 parallel), parallel ("wide", 200 apps), the log websocket
- * (A, B and C: 10,000 watchers), and — when ARGO_ROLLOUTS_BIN is set — the same update through
- * Argo Rollouts. AMDATU_DEPLOYER_URL (an original Amdatu deployer on the same test bed) is passed
+ * (A, B and C: 10,000 watchers), the sequential update of one app (updates: compiled cutover,
+ * `npm run build` first) and — when ARGO_ROLLOUTS_BIN is set — the same update through Argo Rollouts. AMDATU_DEPLOYER_URL (an original Amdatu deployer on the same test bed) is passed
  * on: bench/parallel.ts then runs its scenarios against it too, side by side. A bench that fails
  * is reported and the others still run; the exit code is non-zero if any failed.
  *
@@ -17,6 +17,8 @@ const benches: Array<{ name: string; file: string; args: string[] }> = [
   { name: 'deploy', file: 'bench/deploy.ts', args: [] },
   { name: 'parallel', file: 'bench/parallel.ts', args: ['--apps', values.apps] },
   { name: 'logstream', file: 'bench/logstream.ts', args: ['--scenarios', 'A,B,C', '--client-threads', '2'] },
+  // The same sequential update through cutover and (ARGO_ROLLOUTS_BIN) Argo Rollouts, one table each.
+  { name: 'updates', file: 'bench/updates.ts', args: ['--updates', '20'] },
   { name: 'argo', file: 'bench/argo.ts', args: ['--apps', values.apps] },
 ];
 const only = values.only ? new Set(values.only.split(',')) : undefined;
