@@ -1,5 +1,5 @@
 import { StoreUnavailableError, type KvStore, type Lease, type WatchHandle } from '../store/kv.js';
-import { SharedLease, type LeaseHold, type LeaseSource } from '../store/shared-lease.js';
+import { LeaseUser, SharedLease, type LeaseHold, type LeaseSource } from '../store/shared-lease.js';
 import { keys } from '../store/keys.js';
 import { listAndWatch } from '../store/list-watch.js';
 import type { DeploymentStore } from '../store/deployments.js';
@@ -46,9 +46,8 @@ const WATCHED = [keys.allQueues(), keys.allOwners(), keys.allReconcileRequests()
  * postponed reconcile requests — no periodic scans, so an idle replica does nothing.
  */
 export class Scheduler {
-  private lease: Lease | undefined;
-  /** The replica's shared lease, or one of the scheduler's own (revoked by stop()). */
-  private readonly leases: LeaseSource;
+  /** The replica's shared lease, or one of the scheduler's own (revoked by stop()), held per run. */
+  private readonly leases: LeaseUser;
   private readonly ownLeases: SharedLease | undefined;
   private readonly runs = new Map<string, AppRun>();
   private readonly watches = new Map<string, WatchHandle>();
@@ -60,7 +59,7 @@ export class Scheduler {
 
   constructor(private readonly options: SchedulerOptions) {
     this.ownLeases = options.leases ? undefined : new SharedLease(options.kv, options.leaseTtlSeconds);
-    this.leases = options.leases ?? this.ownLeases!;
+    this.leases = new LeaseUser(options.leases ?? this.ownLeases!, (err) => this.leaseLost(err));
     this.maxAttempts = options.maxAttempts ?? 3;
   }
 
@@ -143,7 +142,7 @@ export class Scheduler {
   private async own(namespace: string, appName: string, signal: AbortSignal): Promise<void> {
     let hold: LeaseHold;
     try {
-      hold = await this.holdLease();
+      hold = await this.leases.hold();
     } catch {
       this.scheduleLater(namespace, appName, Date.now() + 2000); // etcd unreachable: try again
       return;
@@ -290,25 +289,15 @@ export class Scheduler {
     };
   }
 
-  /** The replica's lease, held for one run; this scheduler hears once per lease when it is lost. */
-  private async holdLease(): Promise<LeaseHold> {
-    const hold = await this.leases.hold();
-    if (this.lease !== hold.lease) this.watchLoss(hold.lease);
-    return hold;
-  }
-
-  private watchLoss(lease: Lease): void {
-    this.lease = lease;
-    lease.onLost((err) => {
-      this.options.log.error({ err: err.message }, 'lost the etcd lease: stopping work on owned apps');
-      if (this.lease === lease) this.lease = undefined;
-      const apps = [...this.runs.keys()];
-      for (const run of this.runs.values()) run.abort.abort(new WorkInterrupted('lost ownership (etcd lease expired)'));
-      // Come back to these apps with a new lease; the owner keys died with the old one.
-      for (const id of apps) {
-        const [namespace, appName] = id.split('/') as [string, string];
-        this.scheduleLater(namespace, appName, Date.now() + 500);
-      }
-    });
+  /** Every run stops: its owner key died with the lease; the apps are looked at again with a new one. */
+  private leaseLost(err: Error): void {
+    this.options.log.error({ err: err.message }, 'lost the etcd lease: stopping work on owned apps');
+    const apps = [...this.runs.keys()];
+    for (const run of this.runs.values()) run.abort.abort(new WorkInterrupted('lost ownership (etcd lease expired)'));
+    // Come back to these apps with a new lease; the owner keys died with the old one.
+    for (const id of apps) {
+      const [namespace, appName] = id.split('/') as [string, string];
+      this.scheduleLater(namespace, appName, Date.now() + 500);
+    }
   }
 }

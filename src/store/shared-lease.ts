@@ -13,6 +13,30 @@ export interface LeaseSource {
 }
 
 /**
+ * One component's use of a LeaseSource: holds the lease per piece of work, and hears once per
+ * lease — a new lease after a loss gets its own listener — when it is lost, so that it stops
+ * acting on what it owned ("lost lease → stop acting").
+ */
+export class LeaseUser {
+  private lease: Lease | undefined;
+
+  constructor(private readonly source: LeaseSource, private readonly onLost: (err: Error) => void) {}
+
+  async hold(): Promise<LeaseHold> {
+    const hold = await this.source.hold();
+    if (this.lease !== hold.lease) {
+      const lease = hold.lease;
+      this.lease = lease;
+      lease.onLost((err) => {
+        if (this.lease === lease) this.lease = undefined;
+        this.onLost(err);
+      });
+    }
+    return hold;
+  }
+}
+
+/**
  * One etcd lease for the whole replica, owned by the composition root (src/service.ts) and handed
  * to the scheduler(s) and the webhook dispatcher: one keepalive round trip per TTL/3 instead of one
  * per component. Each user registers its own onLost on the lease it got, so a lost lease still

@@ -5,7 +5,7 @@ import type { WebhookEventKind } from '../domain/webhooks.js';
 import { Deadline, sleep } from '../lib/deadline.js';
 import type { Logger } from '../log.js';
 import type { Guard, KvEntry, KvStore, Lease, WatchHandle } from '../store/kv.js';
-import { SharedLease, type LeaseHold, type LeaseSource } from '../store/shared-lease.js';
+import { LeaseUser, SharedLease, type LeaseHold, type LeaseSource } from '../store/shared-lease.js';
 import { keys } from '../store/keys.js';
 import { listAndWatch } from '../store/list-watch.js';
 import {
@@ -79,9 +79,8 @@ const streamId = (s: StreamRef) => `${s.namespace}/${s.subscription}/${s.deploym
  * are due. An idle replica does nothing.
  */
 export class WebhookDispatcher {
-  private lease: Lease | undefined;
-  /** The replica's shared lease, or one of the dispatcher's own (revoked by stop()). */
-  private readonly leases: LeaseSource;
+  /** The replica's shared lease, or one of the dispatcher's own (revoked by stop()), held per stream's delivery. */
+  private readonly leases: LeaseUser;
   private readonly ownLeases: SharedLease | undefined;
   private readonly runs = new Map<string, StreamRun>();
   private readonly dirty = new Set<string>();
@@ -93,7 +92,7 @@ export class WebhookDispatcher {
 
   constructor(private readonly o: WebhookDispatcherOptions) {
     this.ownLeases = o.leases ? undefined : new SharedLease(o.kv, o.leaseTtlSeconds);
-    this.leases = o.leases ?? this.ownLeases!;
+    this.leases = new LeaseUser(o.leases ?? this.ownLeases!, (err) => this.leaseLost(err));
     this.keep = o.keepDeliveries ?? 200;
     this.random = o.random ?? Math.random;
   }
@@ -189,7 +188,7 @@ export class WebhookDispatcher {
   private async own(stream: StreamRef, signal: AbortSignal): Promise<void> {
     let hold: LeaseHold;
     try {
-      hold = await this.holdLease();
+      hold = await this.leases.hold();
     } catch {
       this.scheduleLater(stream, Date.now() + 2000); // etcd unreachable: come back
       return;
@@ -324,25 +323,15 @@ export class WebhookDispatcher {
     await this.o.store.pruneDeliveries(stream.namespace, stream.subscription, this.keep).catch(() => undefined);
   }
 
-  /** The replica's lease, held for one stream's delivery; the dispatcher hears once per lease when it is lost. */
-  private async holdLease(): Promise<LeaseHold> {
-    const hold = await this.leases.hold();
-    if (this.lease !== hold.lease) this.watchLoss(hold.lease);
-    return hold;
-  }
-
-  private watchLoss(lease: Lease): void {
-    this.lease = lease;
-    lease.onLost((err) => {
-      this.o.log.error({ err: err.message }, 'lost the etcd lease of webhook deliveries: stopping them');
-      if (this.lease === lease) this.lease = undefined;
-      const streams = [...this.runs.keys()];
-      for (const run of this.runs.values()) run.abort.abort(new Error('lost the etcd lease'));
-      for (const id of streams) {
-        const [namespace, subscription, deploymentId] = id.split('/') as [string, string, string];
-        this.scheduleLater({ namespace, subscription, deploymentId }, Date.now() + 500);
-      }
-    });
+  /** Every delivery stops: its stream claim died with the lease; the streams are looked at again with a new one. */
+  private leaseLost(err: Error): void {
+    this.o.log.error({ err: err.message }, 'lost the etcd lease of webhook deliveries: stopping them');
+    const streams = [...this.runs.keys()];
+    for (const run of this.runs.values()) run.abort.abort(new Error('lost the etcd lease'));
+    for (const id of streams) {
+      const [namespace, subscription, deploymentId] = id.split('/') as [string, string, string];
+      this.scheduleLater({ namespace, subscription, deploymentId }, Date.now() + 500);
+    }
   }
 }
 
