@@ -17,6 +17,8 @@
  *
  *   npm run bench:footprint [-- --deployments 50 --idle-seconds 30 --gets 2000 --descriptors 0 --node-flags="--max-semi-space-size=2" --modules --heap-during 200]
  *
+ * Without --node-flags, cutover runs with production's flags (those of `npm run serve`).
+ *
  * CPU figures are noisy on a shared machine: run it several times and compare medians.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -33,6 +35,7 @@ import { waitFor } from '../test/support/wait.js';
 import { createTestNamespace, loadKubeConfig, useTestbed } from '../test/testbed/harness.js';
 import { percentile } from './lib/measure.js';
 import { sampleProcess, sampleThreads, threadCpuByName } from './lib/proc.js';
+import { productionNodeFlags } from './lib/production.js';
 
 const { values } = parseArgs({
   options: {
@@ -40,7 +43,7 @@ const { values } = parseArgs({
     'idle-seconds': { type: 'string', default: '30' },
     gets: { type: 'string', default: '2000' },
     descriptors: { type: 'string', default: '0' },
-    'node-flags': { type: 'string', default: '' },
+    'node-flags': { type: 'string' },
     modules: { type: 'boolean', default: false },
     'heap-top': { type: 'string', default: '15' },
     'heap-during': { type: 'string', default: '0' },
@@ -50,7 +53,7 @@ const DEPLOYMENTS = Number(values.deployments);
 const IDLE_SECONDS = Number(values['idle-seconds']);
 const GETS = Number(values.gets);
 const DESCRIPTORS = Number(values.descriptors);
-const NODE_FLAGS = values['node-flags'].split(/\s+/).filter(Boolean);
+const NODE_FLAGS = values['node-flags'] === undefined ? productionNodeFlags() : values['node-flags'].split(/\s+/).filter(Boolean);
 const HEAP_TOP = Number(values['heap-top']);
 /** After this many of the deployments (0: never), the live heap while deploying: a full GC and a snapshot (costs CPU; diagnostic). */
 const HEAP_DURING = Number(values['heap-during']);

@@ -1,7 +1,8 @@
 /**
  * bench/updates (issue #18, "ahead of Argo Rollouts side by side"): the blue-green *update* of one
- * app — its pods changed, 2 replicas — done N times one after another by compiled cutover, measured
- * with the columns and the outside watchers of bench/argo.ts (bench/lib/watchers.ts):
+ * app — its pods changed, 2 replicas — done N times one after another by compiled cutover (with
+ * production's node flags, from `npm run serve`), measured with the columns and the outside
+ * watchers of bench/argo.ts (bench/lib/watchers.ts):
  *
  *   pods ready → switched   last new pod seen Ready → stable Service seen selecting the new version
  *                           (for cutover this includes its own health check of the new pods)
@@ -34,6 +35,7 @@ import { request } from '../test/support/http.js';
 import { createTestNamespace, loadKubeConfig, useTestbed, type TestNamespace } from '../test/testbed/harness.js';
 import { percentile, table } from './lib/measure.js';
 import { sampleProcess } from './lib/proc.js';
+import { productionNodeFlags } from './lib/production.js';
 import { OutsideWatchers } from './lib/watchers.js';
 
 const { values } = parseArgs({ options: { updates: { type: 'string', default: '20' }, replicas: { type: 'string', default: '2' } } });
@@ -62,6 +64,7 @@ try {
     CUTOVER_ETCD_ENDPOINTS: etcd.endpoint, CUTOVER_ETCD_PREFIX: prefix, CUTOVER_LOG_LEVEL: 'warn',
     CUTOVER_KUBECONFIG: testbed.kubeconfigPath, CUTOVER_DRAIN_SECONDS: '0', CUTOVER_HEALTHCHECK_INTERVAL_MS: '100',
     CUTOVER_TEST_GC_INTERVAL_MS: '0',
+    NODE_OPTIONS: [process.env['NODE_OPTIONS'] ?? '', ...productionNodeFlags()].join(' ').trim(),
   });
   const pid = cutover.pid!;
   const api = new DeployClient(cutover.url);

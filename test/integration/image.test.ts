@@ -75,9 +75,11 @@ describe('container image', () => {
       if (outDir) rmSync(outDir, { recursive: true, force: true });
     });
 
-    it('starts with `node dist/src/main.js`, answers /healthz, and exits 0 on SIGTERM', async () => {
+    it('starts as `npm run serve` (and the image) start it, answers /healthz, and exits 0 on SIGTERM', async () => {
       const port = await freePort();
-      const child = spawn(process.execPath, [join(outDir, 'src/main.js')], {
+      // node's flags from the start command: ["node", ...flags, "dist/src/main.js"]
+      const flags = withoutBootstrap(pkg.scripts['serve']!).split(' ').slice(1, -1);
+      const child = spawn(process.execPath, [...flags, join(outDir, 'src/main.js')], {
         cwd: root,
         env: { ...process.env, CUTOVER_PORT: String(port), CUTOVER_ETCD_ENDPOINTS: etcd.endpoint, CUTOVER_KUBECONFIG: unreachableKubeconfig(), CUTOVER_AUTH: 'off' },
         stdio: ['ignore', 'pipe', 'pipe'],
