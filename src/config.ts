@@ -371,7 +371,7 @@ export const settings = {
   },
   auditKeepPerNamespace: {
     env: 'CUTOVER_AUDIT_KEEP_PER_NAMESPACE',
-    description: 'Audit entries kept per namespace (and for _cluster); older ones are removed as new ones arrive.',
+    description: 'Audit entries kept per namespace (and for _cluster); older ones are removed within a second of new ones arriving.',
     schema: Joi.number().integer().min(10).max(1000000).default(1000),
     defaultText: '1000',
   },

@@ -35,8 +35,13 @@ export interface AuditEntry {
 export type NewAuditEntry = Omit<AuditEntry, 'id' | 'time'>;
 
 export interface AuditStoreOptions {
-  /** Entries kept per namespace; older ones are removed after each write. */
+  /** Entries kept per namespace; older ones are removed within `pruneDelayMs` of a write. */
   keepPerNamespace: number;
+  /**
+   * How long a prune waits for more writes to the same namespace (default 1000 ms): one prune a
+   * second however busy the namespace, instead of a count, a list and a delete after every write.
+   */
+  pruneDelayMs?: number;
   now?: () => Date;
   onCorrupt?: (key: string, err: Error) => void;
   onPruneError?: (namespace: string, err: Error) => void;
@@ -48,16 +53,20 @@ export function auditId(at: Date): string {
 
 /**
  * The audit trail in etcd, `audit/{namespace}/{id}`. Retention is by count: the newest
- * `keepPerNamespace` entries of each namespace are kept, pruned in the background after writes
- * (coalesced per namespace), so storage stays bounded however busy a namespace is.
+ * `keepPerNamespace` entries of each namespace are kept, pruned in the background within
+ * `pruneDelayMs` of a write (coalesced per namespace), so storage stays bounded however busy a
+ * namespace is: by the entries written in that time.
  */
 export class AuditStore {
   private readonly now: () => Date;
-  /** Namespaces with a prune running, and whether another write came in meanwhile. */
-  private readonly pruning = new Map<string, { again: boolean; done: Promise<void> }>();
+  private readonly pruneDelayMs: number;
+  private closing = false;
+  /** Namespaces with a prune waiting or running; whether another write came in meanwhile; what ends the wait now. */
+  private readonly pruning = new Map<string, { again: boolean; done: Promise<void>; wake: () => void }>();
 
   constructor(private readonly kv: KvStore, private readonly options: AuditStoreOptions) {
     this.now = options.now ?? (() => new Date());
+    this.pruneDelayMs = options.pruneDelayMs ?? 1000;
   }
 
   async append(input: NewAuditEntry): Promise<AuditEntry> {
@@ -89,9 +98,13 @@ export class AuditStore {
     return out;
   }
 
-  /** Waits for background pruning to finish (shutdown). */
+  /** Prunes what is waiting at once, and waits for background pruning to finish (shutdown). */
   async close(): Promise<void> {
-    while (this.pruning.size > 0) await Promise.all([...this.pruning.values()].map((p) => p.done));
+    this.closing = true;
+    while (this.pruning.size > 0) {
+      for (const p of this.pruning.values()) p.wake();
+      await Promise.all([...this.pruning.values()].map((p) => p.done));
+    }
   }
 
   private schedulePrune(namespace: string): void {
@@ -100,11 +113,21 @@ export class AuditStore {
       running.again = true;
       return;
     }
-    const state = { again: false, done: Promise.resolve() };
+    const state = { again: false, done: Promise.resolve(), wake: () => {} };
     state.done = (async () => {
       try {
         do {
           state.again = false;
+          // Writes that come in while this waits are pruned by the same pass.
+          if (!this.closing) {
+            await new Promise<void>((resolve) => {
+              const timer = setTimeout(resolve, this.pruneDelayMs);
+              state.wake = () => {
+                clearTimeout(timer);
+                resolve();
+              };
+            });
+          }
           await this.prune(namespace);
         } while (state.again);
       } catch (err) {
