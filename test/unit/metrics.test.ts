@@ -78,10 +78,12 @@ describe('an idle process with cutover\'s metrics', () => {
       const runs = () => Number(readFileSync(`/proc/${child.pid}/task/${child.pid}/schedstat`, 'utf8').trim().split(' ')[2]);
       await new Promise((resolve) => setTimeout(resolve, 500)); // the start-up's tail (module loading, the first GC)
       const before = runs();
-      // An observation window, not a wait for a condition: a 1 s sampler would wake it 3 times in it.
-      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      // An observation window, not a wait for a condition: a 1 s sampler would wake it 4 times in
+      // it. V8's own memory reducer may wake it once (a delayed task every 8 s), and a busy machine
+      // may cut that one run in two.
+      await new Promise((resolve) => setTimeout(resolve, 4_000));
       const woken = runs() - before;
-      assert.ok(woken <= 1, `the main thread woke ${woken} times in 3 s of idle`);
+      assert.ok(woken <= 2, `the main thread woke ${woken} times in 4 s of idle`);
     } finally {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill();
