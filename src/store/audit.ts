@@ -117,7 +117,6 @@ export class AuditStore {
     state.done = (async () => {
       try {
         do {
-          state.again = false;
           // Writes that come in while this waits are pruned by the same pass.
           if (!this.closing) {
             await new Promise<void>((resolve) => {
@@ -128,6 +127,7 @@ export class AuditStore {
               };
             });
           }
+          state.again = false;
           await this.prune(namespace);
         } while (state.again);
       } catch (err) {
