@@ -18,10 +18,9 @@ import { parseArgs } from 'node:util';
 import { KubeClient } from '../src/kube/client.js';
 import { loadClusterAccess } from '../src/kube/kubeconfig.js';
 import { createTestNamespace, loadKubeConfig, useTestbed, type TestNamespace } from '../test/testbed/harness.js';
-import { percentile } from './lib/measure.js';
 import { sampleProcess } from './lib/proc.js';
 import { OutsideWatchers } from './lib/watchers.js';
-import { table } from './lib/measure.js';
+import { p50p99, table } from './lib/measure.js';
 
 const { values } = parseArgs({ options: { updates: { type: 'string', default: '10' }, apps: { type: 'string', default: '200' }, replicas: { type: 'string', default: '2' } } });
 const UPDATES = Number(values.updates);
@@ -133,11 +132,7 @@ try {
   await new Promise((resolve) => setTimeout(resolve, 5000)); // the idle window itself is what is measured
   const idleCpuPercent = (100 * (sampleProcess(pid).cpuSeconds - idleStart.cpuSeconds)) / ((Date.now() - idleT0) / 1000);
   const rows: string[][] = [];
-  const q = (xs: number[]) => {
-    const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
-    return `${percentile(s, 50).toFixed(0)} / ${percentile(s, 99).toFixed(0)}`;
-  };
-  const report = (label: string, us: Update[], cpu: number) => rows.push([label, String(us.length), q(us.map((u) => u.readyToSwitchedMs)), q(us.map((u) => u.changeToSwitchedMs)), q(us.map((u) => u.changeToHealthyMs)), ((cpu * 1000) / us.length).toFixed(0), idleCpuPercent.toFixed(1), sampleProcess(pid).peakRssMiB.toFixed(0)]);
+  const report = (label: string, us: Update[], cpu: number) => rows.push([label, String(us.length), p50p99(us.map((u) => u.readyToSwitchedMs)), p50p99(us.map((u) => u.changeToSwitchedMs)), p50p99(us.map((u) => u.changeToHealthyMs)), ((cpu * 1000) / us.length).toFixed(0), idleCpuPercent.toFixed(1), sampleProcess(pid).peakRssMiB.toFixed(0)]);
   process.stderr.write(`argo: ${UPDATES} sequential updates…\n`);
   let before = sampleProcess(pid);
   const seq: Update[] = [];

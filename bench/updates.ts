@@ -33,7 +33,7 @@ import { CutoverProcess } from '../test/support/process.js';
 import { DeployClient, fakeAppDescriptor } from '../test/support/deploy.js';
 import { request } from '../test/support/http.js';
 import { createTestNamespace, loadKubeConfig, useTestbed, type TestNamespace } from '../test/testbed/harness.js';
-import { percentile, table } from './lib/measure.js';
+import { p50p99, table } from './lib/measure.js';
 import { sampleProcess } from './lib/proc.js';
 import { productionNodeFlags } from './lib/production.js';
 import { OutsideWatchers } from './lib/watchers.js';
@@ -119,14 +119,10 @@ try {
   // their CPU is counted (a deployment needs a descriptor), the record polls go to etcd.
   for (let g = 1; g <= UPDATES; g++) updates.push(await deploy(g));
   const cpuMsPerUpdate = ((sampleProcess(pid).cpuSeconds - before.cpuSeconds) * 1000) / UPDATES;
-  const q = (xs: number[]) => {
-    const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
-    return `${percentile(s, 50).toFixed(0)} / ${percentile(s, 99).toFixed(0)}`;
-  };
   table(`cutover blue-green update (${REPLICAS} replicas, compiled, probe health check every 100 ms, drain 0 s), measured from outside (p50 / p99 ms)`,
     ['scenario', 'n', 'pods ready → switched', 'change → switched', 'change → DEPLOYED', 'healthy → switched', 'CPU ms/update', 'idle CPU %', 'peak RSS MiB'],
-    [[`${UPDATES} sequential updates of one app`, String(updates.length), q(updates.map((u) => u.readyToSwitchedMs)), q(updates.map((u) => u.changeToSwitchedMs)),
-      q(updates.map((u) => u.changeToDeployedMs)), q(updates.map((u) => u.healthyToSwitchedMs)), cpuMsPerUpdate.toFixed(0), idleCpuPercent.toFixed(1), sampleProcess(pid).peakRssMiB.toFixed(0)]]);
+    [[`${UPDATES} sequential updates of one app`, String(updates.length), p50p99(updates.map((u) => u.readyToSwitchedMs)), p50p99(updates.map((u) => u.changeToSwitchedMs)),
+      p50p99(updates.map((u) => u.changeToDeployedMs)), p50p99(updates.map((u) => u.healthyToSwitchedMs)), cpuMsPerUpdate.toFixed(0), idleCpuPercent.toFixed(1), sampleProcess(pid).peakRssMiB.toFixed(0)]]);
   // Where the slowest update (change → DEPLOYED) spent its time: its log, timed from the change.
   const slowest = updates.reduce((a, b) => (b.changeToDeployedMs > a.changeToDeployedMs ? b : a));
   const text = String((await request(`${cutover.url}/deployments/${slowest.id}/logs?namespace=${namespace}`)).text ?? '');

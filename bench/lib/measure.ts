@@ -15,6 +15,12 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[idx]!;
 }
 
+/** "p50 / p99" of the finite values, in whole ms, for the benches' tables. */
+export function p50p99(values: number[]): string {
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
+  return `${percentile(sorted, 50).toFixed(0)} / ${percentile(sorted, 99).toFixed(0)}`;
+}
+
 export async function measure(name: string, count: number, concurrency: number, op: () => Promise<unknown>): Promise<Row> {
   const latencies: number[] = [];
   let next = 0;
