@@ -177,6 +177,26 @@ describe('test bed smoke', { timeout: BED_TIMEOUT_MS + 5 * 60_000 }, () => {
     await assert.rejects(get(ip), 'a request to a removed pod must fail, not be answered');
   });
 
+  it('holds a connection to an IP with no pod (yet) for a moment, as a real pod answers once Ready; then fails it', async () => {
+    // An address in the pod range that kwok has not handed out: the server has no pod there.
+    const unused = '198.18.255.254';
+    assert.equal((await listFakePods(bed.fakePodsSocket)).some((p) => p.ip === unused), false);
+    const sent = performance.now();
+    await assert.rejects(get(unused), 'a request to an IP with no pod must fail, not be answered');
+    const heldMs = performance.now() - sent;
+    assert.ok(heldMs >= 450, `held ${heldMs.toFixed(0)} ms before it failed (500 ms grace)`);
+
+    // Requests sent the moment the API server says Ready are answered.
+    for (const name of ['eager-1', 'eager-2', 'eager-3']) await createPod(name, {});
+    for (const name of ['eager-1', 'eager-2', 'eager-3']) {
+      const pod = await waitFor(`pod ${name} Ready`, async () => {
+        const p = await core.readNamespacedPod({ name, namespace: ns.name });
+        return isPodReady(p) ? { done: true as const, value: p } : { done: false as const, reason: `phase ${p.status?.phase}` };
+      }, { timeoutMs: 30_000, intervalMs: 5 });
+      assert.equal((await get(pod.status?.podIP ?? '')).status, 200, `${name} answered right after Ready`);
+    }
+  });
+
   it('simulates FAKE_POD=never-ready: Running, container running, never Ready', async () => {
     await createPod('never-ready', { FAKE_POD: 'never-ready' });
     const pod = await waitForPod(kc, ns.name, 'never-ready', 'Running', (p) =>

@@ -1,8 +1,9 @@
 // The fake pods. Runs inside the test bed's network namespace, where every 198.18.x.y address is local:
 // one HTTP listener per container port on 0.0.0.0 answers for all pods, and picks the pod by the local
 // address of the connection (= the pod IP). The pod table arrives over a Unix control socket from the
-// host-side controller (controller.ts); connections to an IP/port with no live pod are destroyed, so
-// traffic to a removed pod fails instead of being silently answered.
+// host-side controller (controller.ts); connections to an IP/port with no live pod are destroyed
+// (after waiting briefly for a table that has it: UNKNOWN_POD_GRACE_MS), so traffic to a removed pod
+// fails instead of being silently answered.
 //
 // Usage: ip netns exec <netns> node --import tsx test/testbed/fake-pods/server.ts --socket <path>
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -36,17 +37,57 @@ function entryFor(socket: Socket): Entry | undefined {
   return entry && entry.pod.ports.includes(socket.localPort ?? -1) ? entry : undefined;
 }
 
-function onConnection(socket: Socket): void {
-  const entry = entryFor(socket);
-  if (!entry) {
-    socket.destroy();
-    return;
-  }
+/**
+ * A connection to an IP with no pod in the table waits this long for a table that has one. kwok
+ * marks a pod Ready in the same update that starts it, and the controller's table reaches this
+ * server a few milliseconds after that update reaches everyone else: a health check sent at once
+ * would find no pod, where a real pod (Ready only once its readiness probe passed) answers.
+ */
+const UNKNOWN_POD_GRACE_MS = 500;
+
+/** Connections waiting for their pod, with the requests that came on them meanwhile. */
+const held = new Map<Socket, { timer: NodeJS.Timeout; requests: Array<() => void> }>();
+
+function adopt(entry: Entry, socket: Socket): void {
   entry.sockets.add(socket);
   socket.once('close', () => entry.sockets.delete(socket));
 }
 
+function onConnection(socket: Socket): void {
+  const entry = entryFor(socket);
+  if (entry) {
+    adopt(entry, socket);
+    return;
+  }
+  const timer = setTimeout(() => {
+    held.delete(socket);
+    socket.destroy();
+  }, UNKNOWN_POD_GRACE_MS);
+  held.set(socket, { timer, requests: [] });
+  socket.once('close', () => {
+    clearTimeout(timer);
+    held.delete(socket);
+  });
+}
+
+/** After a new table: held connections whose pod is there now are served. */
+function releaseHeld(): void {
+  for (const [socket, { timer, requests }] of held) {
+    const entry = entryFor(socket);
+    if (!entry) continue;
+    clearTimeout(timer);
+    held.delete(socket);
+    adopt(entry, socket);
+    for (const serve of requests) serve();
+  }
+}
+
 function onRequest(req: IncomingMessage, res: ServerResponse): void {
+  const waiting = held.get(req.socket);
+  if (waiting) {
+    waiting.requests.push(() => onRequest(req, res));
+    return;
+  }
   const entry = entryFor(req.socket);
   if (!entry || !entry.sockets.has(req.socket)) {
     // The pod went away (or its IP was reused by a new pod) while this keep-alive connection was open.
@@ -117,6 +158,7 @@ async function sync(next: FakePod[]): Promise<ControlReply & { type: 'ack' }> {
   const failures: string[] = [];
   await Promise.all(ports.map((p) => ensureListener(p).catch((e: Error) => failures.push(e.message))));
   if (failures.length) log(`WARNING ${failures.join('; ')}`);
+  releaseHeld();
   syncs += 1;
   lastSyncAt = new Date().toISOString();
   return { id: 0, type: 'ack', pods: pods.size, ports: [...listeners.keys()].sort((a, b) => a - b) };
