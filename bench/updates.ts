@@ -19,7 +19,12 @@
  * With ARGO_ROLLOUTS_BIN set, bench/argo.ts then runs the same N updates through an Argo Rollouts
  * controller on the same test bed (`--apps 0`), so one command prints both tables.
  *
- *   npm run build && npm run bench:updates [-- --updates 20 --replicas 2]
+ * Each update starts on an app at rest: the version the previous one replaced is removed (that
+ * wait is not timed). With --back-to-back, the next change is made as soon as the previous update
+ * is DEPLOYED, as bench/argo.ts does for Argo (which scales its old ReplicaSet down beside the next
+ * update, where cutover's next operation of the app waits for the removal).
+ *
+ *   npm run build && npm run bench:updates [-- --updates 20 --replicas 2 --back-to-back]
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -38,7 +43,8 @@ import { sampleProcess } from './lib/proc.js';
 import { productionNodeFlags } from './lib/production.js';
 import { OutsideWatchers } from './lib/watchers.js';
 
-const { values } = parseArgs({ options: { updates: { type: 'string', default: '20' }, replicas: { type: 'string', default: '2' } } });
+const { values } = parseArgs({ options: { updates: { type: 'string', default: '20' }, replicas: { type: 'string', default: '2' }, 'back-to-back': { type: 'boolean', default: false } } });
+const BACK_TO_BACK = values['back-to-back'];
 const UPDATES = Number(values.updates);
 const REPLICAS = Number(values.replicas);
 const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -97,6 +103,18 @@ try {
     const readyAt = watchers.lastReady(namespace, { app: 'upd', version }, REPLICAS);
     const health = (await request(`${cutover!.url}/deployments/${id}/healthcheckdata?namespace=${namespace}`)).body as Array<{ checkedAt: string }>;
     const lastHealthy = Math.max(...(Array.isArray(health) ? health : []).map((h) => Date.parse(h.checkedAt)), Date.parse(record.times?.podsReady ?? ''));
+    // The next update starts on an app at rest (not timed): the replaced version removed, its
+    // record UNDEPLOYED and its pods gone. cutover runs an app's operations one after another (at
+    // most two versions ever run), so a change made during that removal waits for it, where Argo
+    // starts at once and scales the old ReplicaSet down beside it: --back-to-back measures that.
+    if (record.replaces && !BACK_TO_BACK) {
+      for (;;) {
+        if ((await records.get(namespace, record.replaces))?.value.status === 'UNDEPLOYED') break;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      const old = (await records.get(namespace, record.replaces))!.value.version;
+      await watchers.until(() => watchers.podsWith(namespace, { app: 'upd', version: old }) === 0, `version ${old}'s pods gone`, 60_000);
+    }
     return {
       id, t0,
       readyToSwitchedMs: readyAt === undefined ? Number.NaN : switchedAt - readyAt,
@@ -121,15 +139,18 @@ try {
   const cpuMsPerUpdate = ((sampleProcess(pid).cpuSeconds - before.cpuSeconds) * 1000) / UPDATES;
   table(`cutover blue-green update (${REPLICAS} replicas, compiled, probe health check every 100 ms, drain 0 s), measured from outside (p50 / p99 ms)`,
     ['scenario', 'n', 'pods ready → switched', 'change → switched', 'change → DEPLOYED', 'healthy → switched', 'CPU ms/update', 'idle CPU %', 'peak RSS MiB'],
-    [[`${UPDATES} sequential updates of one app`, String(updates.length), p50p99(updates.map((u) => u.readyToSwitchedMs)), p50p99(updates.map((u) => u.changeToSwitchedMs)),
+    [[`${UPDATES} sequential updates of one app${BACK_TO_BACK ? ', back to back' : ', each at rest'}`, String(updates.length), p50p99(updates.map((u) => u.readyToSwitchedMs)), p50p99(updates.map((u) => u.changeToSwitchedMs)),
       p50p99(updates.map((u) => u.changeToDeployedMs)), p50p99(updates.map((u) => u.healthyToSwitchedMs)), cpuMsPerUpdate.toFixed(0), idleCpuPercent.toFixed(1), sampleProcess(pid).peakRssMiB.toFixed(0)]]);
-  // Where the slowest update (change → DEPLOYED) spent its time: its log, timed from the change.
-  const slowest = updates.reduce((a, b) => (b.changeToDeployedMs > a.changeToDeployedMs ? b : a));
-  const text = String((await request(`${cutover.url}/deployments/${slowest.id}/logs?namespace=${namespace}`)).text ?? '');
-  console.log(`\nthe slowest update (${slowest.changeToDeployedMs.toFixed(0)} ms to DEPLOYED), times from the change:`);
-  for (const line of text.split('\n').filter(Boolean)) {
-    const m = /^(\S+) (.*)$/.exec(line);
-    console.log(m ? `+${String(Math.round(Date.parse(m[1]!) - slowest.t0)).padStart(6)} ms  ${m[2]!.slice(0, 150)}` : line);
+  // Where a typical (median) and the slowest update (change → DEPLOYED) spent their time: their
+  // logs, timed from the change.
+  const byDeployed = [...updates].sort((a, b) => a.changeToDeployedMs - b.changeToDeployedMs);
+  for (const [label, u] of [['the median update', byDeployed[Math.floor((byDeployed.length - 1) / 2)]!], ['the slowest update', byDeployed.at(-1)!]] as const) {
+    const text = String((await request(`${cutover.url}/deployments/${u.id}/logs?namespace=${namespace}`)).text ?? '');
+    console.log(`\n${label} (${u.changeToDeployedMs.toFixed(0)} ms to DEPLOYED, pods ready → switched ${u.readyToSwitchedMs.toFixed(0)} ms), times from the change:`);
+    for (const line of text.split('\n').filter(Boolean)) {
+      const m = /^(\S+) (.*)$/.exec(line);
+      console.log(m ? `+${String(Math.round(Date.parse(m[1]!) - u.t0)).padStart(6)} ms  ${m[2]!.slice(0, 150)}` : line);
+    }
   }
 } finally {
   await cutover?.stop();

@@ -27,6 +27,8 @@ export class OutsideWatchers {
   readonly readyAt = new Map<string, { at: number; labels: Record<string, string> }>();
   /** namespace/service name → every selector change seen, in order. */
   readonly selectors = new Map<string, SelectorSeen[]>();
+  /** namespace/pod name → labels, of every pod that exists now (deleted ones leave). */
+  private readonly live = new Map<string, Record<string, string>>();
   private readonly running: Promise<void>[] = [];
   private readonly listeners = new Set<() => void>();
 
@@ -45,7 +47,11 @@ export class OutsideWatchers {
         try {
           await this.client.watch<V1Pod & V1Service>(resourcePath(kind, namespace), { resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds: 600 }, (e) => {
             if (e.object.metadata?.resourceVersion) rv = e.object.metadata.resourceVersion;
-            if (e.type === 'BOOKMARK' || e.type === 'DELETED') return;
+            if (e.type === 'BOOKMARK') return;
+            if (e.type === 'DELETED') {
+              if (kind === 'Pod' && this.live.delete(`${namespace}/${e.object.metadata?.name}`)) this.notify();
+              return;
+            }
             if (kind === 'Pod') this.onPod(namespace, e.object);
             else this.onService(namespace, e.object);
           }, this.stop.signal);
@@ -91,6 +97,13 @@ export class OutsideWatchers {
     return times.length >= count ? Math.max(...times) : undefined;
   }
 
+  /** How many pods of `namespace` whose labels include `labels` exist now. */
+  podsWith(namespace: string, labels: Record<string, string>): number {
+    let n = 0;
+    for (const [key, have] of this.live) if (key.startsWith(`${namespace}/`) && Object.entries(labels).every(([k, v]) => have[k] === v)) n++;
+    return n;
+  }
+
   /** When Service `namespace/name` was first seen selecting `label=value`. */
   switchedAt(namespace: string, name: string, label: string, value: string): number | undefined {
     return this.selectors.get(`${namespace}/${name}`)?.find((s) => s.selector[label] === value)?.at;
@@ -104,6 +117,7 @@ export class OutsideWatchers {
 
   private onPod(namespace: string, pod: V1Pod): void {
     const key = `${namespace}/${pod.metadata?.name}`;
+    this.live.set(key, pod.metadata?.labels ?? {});
     if (this.readyAt.has(key)) return;
     const ready = pod.status?.phase === 'Running' && (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
     if (!ready) return;
