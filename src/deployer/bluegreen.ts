@@ -16,7 +16,7 @@ import { drainReplaced } from './drain.js';
 import { awaitConvergence, type ConvergenceResult } from './convergence.js';
 import { rollback } from './rollback.js';
 import { assertSwitchable, captureTraffic, switchTraffic, type CapturedTraffic } from './switch.js';
-import { ForeignObjectError, type TrafficContext } from './traffic/index.js';
+import { ForeignObjectError, type TrafficContext, type TrafficSnapshot } from './traffic/index.js';
 import { assertNamesFree, createVersion, waitForPods } from './workload.js';
 import { settledInOrder } from '../lib/settled.js';
 
@@ -58,10 +58,11 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
   // Safe points: every step boundary before the switch (and every wait inside those steps).
   const checkpoint = () => beforeSwitch.signal.throwIfAborted();
   let facts: DeploymentFacts;
+  let trafficAtPrepare: TrafficSnapshot[];
   let draining: Journal | undefined;
   try {
     checkpoint();
-    facts = await prepare(ctx, beforeSwitch.signal);
+    ({ facts, trafficAtPrepare } = await prepare(ctx, beforeSwitch.signal));
     checkpoint();
     await createVersion(ctx, facts, beforeSwitch.signal);
     checkpoint();
@@ -71,18 +72,30 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
     let readyBy = Deadline.after(healthTimeoutS * 1000, beforeSwitch.signal);
     const gates = d.preSwitchGates ?? [];
     let healthyAt: number;
-    let captured: Promise<CapturedTraffic>;
+    let captured!: Promise<CapturedTraffic>;
     try {
-      const pods = await waitForPods(ctx, d, facts.version, readyBy, healthTimeoutS);
+      const { pods, resourceVersion: seenReadyAt } = await waitForPods(ctx, d, facts.version, readyBy, healthTimeoutS);
       checkpoint();
       const checking = d.useHealthCheck && !d.ignoreHealthCheck;
       const images = deployedImages(d, pods);
-      await journal.update((x) => ({ ...x, step: laterStep(x.step, 'health-checking'), images, times: { ...x.times, podsReady: iso(ctx) } }), [
+      // The targets' state is read for a rollback while the pods are checked (reads only; should
+      // a target change before the switch writes it, that write meets a conflict and reads it
+      // again, and the rollback puts back what it replaced). After gates, it is read after them.
+      const readTargets = () => {
+        const reading = captureTraffic(ctx, d, facts.version, deadline.signal, trafficAtPrepare);
+        reading.catch(() => undefined); // awaited at the switch; a failed check or guard comes first
+        return reading;
+      };
+      if (gates.length === 0) captured = readTargets();
+      // The step is stored while the pods are checked; the journal stores later lines after it.
+      const podsReadyStored = journal.update((x) => ({ ...x, step: laterStep(x.step, 'health-checking'), images, times: { ...x.times, podsReady: iso(ctx) } }), [
         `All ${pods.length} pods are ready${checking ? '' : d.useHealthCheck ? '; health check ignored (ignoreHealthCheck)' : '; no health check configured'}`,
       ]);
-      await deps.failpoints.hit('before-health-check', beforeSwitch.signal);
       const check = (p: typeof pods) => (checking ? checkHealth(ctx, d, p, readyBy, healthTimeoutS) : Promise.resolve());
-      await check(pods);
+      await settledInOrder<unknown>([podsReadyStored, (async () => {
+        await deps.failpoints.hit('before-health-check', beforeSwitch.signal);
+        await check(pods);
+      })()]);
       checkpoint();
       if (checking) journal.note(`All ${pods.length} pods of version ${facts.version} are healthy`);
       if (gates.length > 0) {
@@ -92,16 +105,14 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
         await passPreSwitchGates(ctx, facts, beforeSwitch.signal);
         checkpoint();
         readyBy = Deadline.after(healthTimeoutS * 1000, beforeSwitch.signal);
+        captured = readTargets();
       }
       healthyAt = Date.now();
-      // The step is stored, the I1 guard reads pods and endpoints, and the targets' state is read
-      // for a rollback — all at once (reads and one etcd write); no target moves before all three
-      // are done.
-      captured = captureTraffic(ctx, d, facts.version, deadline.signal);
-      captured.catch(() => undefined); // awaited below; a guard failure comes first
+      // The step is stored and the I1 guard reads pods and endpoints at once (reads and one etcd
+      // write); no target moves before both are done and the capture is in.
       await settledInOrder<unknown>([
         journal.update((x) => ({ ...x, step: 'switching-traffic', times: { ...x.times, healthy: x.times.healthy ?? iso(ctx) } })),
-        assertSwitchable(ctx, d, facts.version, pods, readyBy, healthTimeoutS, check),
+        assertSwitchable(ctx, d, facts.version, { pods, resourceVersion: seenReadyAt }, readyBy, healthTimeoutS, check),
       ]);
     } finally {
       readyBy.clear();
@@ -142,7 +153,7 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
  * again, objects of others under our names, traffic objects someone else owns — and reads the
  * environment. Changes nothing in the cluster.
  */
-async function prepare(ctx: RunContext, signal: AbortSignal): Promise<DeploymentFacts> {
+async function prepare(ctx: RunContext, signal: AbortSignal): Promise<{ facts: DeploymentFacts; trafficAtPrepare: TrafficSnapshot[] }> {
   const { journal, deps } = ctx;
   const record = journal.record;
   const resumed = record.step !== 'queued';
@@ -167,7 +178,7 @@ async function prepare(ctx: RunContext, signal: AbortSignal): Promise<Deployment
     throw new DeploymentFailure('the app routes through an HTTPRoute, but no Gateway is configured: set the descriptor\'s "gateway" or CUTOVER_GATEWAY; nothing was changed');
   }
   // Reads only, all at once; judged in the order they were made one after the other before.
-  const [, , pointers, env] = await settledInOrder<unknown>([
+  const [, trafficAtPrepare, pointers, env] = await settledInOrder<unknown>([
     assertNamesFree(ctx, d, record.version, signal),
     settledInOrder(deps.traffic.map((target) => target.capture(probe))).catch((err: unknown) => {
       if (err instanceof ForeignObjectError) throw new DeploymentFailure(`${err.message}; nothing was changed`);
@@ -175,7 +186,7 @@ async function prepare(ctx: RunContext, signal: AbortSignal): Promise<Deployment
     }),
     live?.version ? Promise.resolve([]) : settledInOrder(deps.traffic.map((target) => target.pointer(d, ctx.cluster, signal))),
     whileUnavailable(() => deps.environment.read(), signal),
-  ]) as [unknown, unknown, Array<{ version: string } | undefined>, Awaited<ReturnType<typeof deps.environment.read>>];
+  ]) as [unknown, TrafficSnapshot[], Array<{ version: string } | undefined>, Awaited<ReturnType<typeof deps.environment.read>>];
   let liveVersion = live?.version;
   for (const pointer of pointers) liveVersion ??= pointer?.version;
   if (env.skipped.length > 0) journal.note(`Skipped environment keys that are not valid variable names: ${env.skipped.join(', ')}`);
@@ -189,7 +200,7 @@ async function prepare(ctx: RunContext, signal: AbortSignal): Promise<Deployment
     ...(injected.length > 0 ? [`Injecting environment variables: ${injected.join(', ')}`] : []),
     liveVersion ? `Running version is ${liveVersion}; it stays untouched until the new version is healthy` : 'No version of this app is running yet',
   ]);
-  return facts;
+  return { facts, trafficAtPrepare };
 }
 
 /**

@@ -17,11 +17,13 @@ export async function checkHealth(ctx: RunContext, d: Descriptor, pods: ReadyPod
   const port = selectHealthCheckPort(d);
   const path = d.healthCheckPath.replace(/^\/+/, '');
   const { method, fallbackToGet } = healthCheckMethod(d.healthCheckType, d.healthCheckMethod);
-  await ctx.journal.line(`Health check (${d.healthCheckType}, ${method}${fallbackToGet ? ', GET where POST is not served' : ''}) on port ${port}, path /${path}, of ${pods.length} pods`);
+  // Lines here are noted, not stored one by one: they go with the next write (the switch's step, at
+  // the latest 250 ms later), so a check is never held up by a log write.
+  ctx.journal.note(`Health check (${d.healthCheckType}, ${method}${fallbackToGet ? ', GET where POST is not served' : ''}) on port ${port}, path /${path}, of ${pods.length} pods`);
   const targets: HealthTarget[] = pods.map((p) => ({ namespace: d.namespace, podName: p.name, podIP: p.ip, port, path, method }));
   const checker = fallbackToGet
     ? new MethodFallbackChecker(ctx.deps.healthChecker, (t, status) => {
-      void ctx.journal.line(`Pod ${t.podName}: POST answered ${status}; checking it with GET`).catch(() => undefined);
+      ctx.journal.note(`Pod ${t.podName}: POST answered ${status}; checking it with GET`);
     })
     : ctx.deps.healthChecker;
   const latest = new Map<string, HealthResult>();
@@ -35,7 +37,7 @@ export async function checkHealth(ctx: RunContext, d: Descriptor, pods: ReadyPod
         const state = result.healthy ? 'healthy' : result.reason;
         if (lastState.get(result.podName) !== state) {
           lastState.set(result.podName, state);
-          await ctx.journal.line(`Pod ${result.podName}: ${result.healthy ? 'healthy' : `not healthy yet (${result.reason})`}`).catch(() => undefined);
+          ctx.journal.note(`Pod ${result.podName}: ${result.healthy ? 'healthy' : `not healthy yet (${result.reason})`}`);
         }
       },
     });

@@ -136,11 +136,14 @@ export class Journal {
    * unless someone else moved it on (status or owner changed): then this run stops.
    */
   async update(change: (r: DeploymentRecord) => DeploymentRecord, lines: string[] = [], options: UpdateOptions = {}): Promise<DeploymentRecord> {
+    // Its lines keep the time they were said, however long the write takes. Lines said while it is
+    // being stored are stored after it: the store writes one record's changes in call order.
+    const saidAt = this.now().toISOString();
     const final = options.final ?? false;
     const other = options.with;
     const taken = this.take();
     try {
-      return await this.updateWith(change, lines, options, final, other, taken);
+      return await this.updateWith(change, lines, options, final, other, taken, saidAt);
     } catch (err) {
       this.giveBack(taken);
       throw err;
@@ -149,18 +152,18 @@ export class Journal {
 
   private async updateWith(
     change: (r: DeploymentRecord) => DeploymentRecord, lines: string[], options: UpdateOptions, final: boolean, other: UpdateOptions['with'],
-    taken: ReturnType<Journal['take']>,
+    taken: ReturnType<Journal['take']>, saidAt: string,
   ): Promise<DeploymentRecord> {
     for (let attempt = 0; ; attempt++) {
       const before = this.current.value;
       const after = { ...change(structuredClone(before)), lastModified: this.now().toISOString() };
-      const changes: RecordChange[] = [{ record: after, previous: before, expectedRevision: this.current.revision, events: [...taken.events, ...eventsOf(before, after, lines)], health: taken.health }];
+      const changes: RecordChange[] = [{ record: after, previous: before, expectedRevision: this.current.revision, events: [...taken.events, ...eventsOf(before, after, lines, saidAt)], health: taken.health }];
       let otherBefore: DeploymentRecord | undefined;
       let otherAfter: DeploymentRecord | undefined;
       if (other) {
         otherBefore = other.journal.current.value;
         otherAfter = { ...other.change(structuredClone(otherBefore)), lastModified: this.now().toISOString() };
-        changes.push({ record: otherAfter, previous: otherBefore, expectedRevision: other.journal.current.revision, events: eventsOf(otherBefore, otherAfter, other.lines ?? []) });
+        changes.push({ record: otherAfter, previous: otherBefore, expectedRevision: other.journal.current.revision, events: eventsOf(otherBefore, otherAfter, other.lines ?? [], saidAt) });
       }
       const commitOptions: CommitOptions = {
         fence: this.scope.fence,
@@ -248,8 +251,8 @@ export class Journal {
   }
 }
 
-function eventsOf(before: DeploymentRecord, after: DeploymentRecord, lines: string[]): EventInput[] {
-  const events: EventInput[] = lines.map((message) => ({ type: 'log', message }));
+function eventsOf(before: DeploymentRecord, after: DeploymentRecord, lines: string[], time: string): EventInput[] {
+  const events: EventInput[] = lines.map((message) => ({ type: 'log', message, time }));
   if (after.status !== before.status || after.step !== before.step) events.push({ type: 'status', status: after.status, step: after.step });
   return events;
 }

@@ -7,9 +7,9 @@ import { loadClusterAccess } from '../kube/kubeconfig.js';
 import { Limiter } from '../kube/limiter.js';
 import { apiVersionOf, resourcePath, type Kind } from '../kube/resources.js';
 import { Deadline, linkSignals, sleep } from '../lib/deadline.js';
-import type { Cluster, Freshness, KubeObject, PodProxyRequest, PodWatch } from './cluster.js';
+import type { Cluster, Freshness, KubeObject, PodProxyRequest, Watch } from './cluster.js';
 import { DEPLOYMENT_ID_ANNOTATION } from './labels.js';
-import { PodWatchHub, type PodWatchHubOptions } from './pod-watches.js';
+import { WatchHub, type Watched, type WatchHubOptions } from './watch-hub.js';
 
 export interface KubernetesClusterOptions {
   client: KubeClient;
@@ -27,8 +27,8 @@ export interface KubernetesClusterOptions {
   maxWritesInFlight?: number;
   /** Longest timeout of one attempt, grown from requestTimeoutMs after attempts that got no answer (default 60 s). */
   maxRequestTimeoutMs?: number;
-  /** Limits of the shared pod watches (defaults in src/deployer/pod-watches.ts). */
-  podWatches?: Pick<PodWatchHubOptions, 'maxWatches' | 'lingerMs' | 'pollMs'>;
+  /** Limits of the shared pod watches, and of the EndpointSlice watches (defaults in src/deployer/watch-hub.ts). */
+  podWatches?: Pick<WatchHubOptions<V1Pod>, 'maxWatches' | 'lingerMs' | 'pollMs'>;
 }
 
 /** The client for the cluster at `kubeconfig` (or in-cluster); refuses a silent default. */
@@ -53,7 +53,9 @@ export class KubernetesCluster implements Cluster {
   /** Aborted by close(): calls without a caller's signal still end at shutdown. */
   private readonly lifetime = new AbortController();
   /** Pod watches shared per namespace: what `watchPods` is built on. */
-  readonly podWatches: PodWatchHub;
+  readonly podWatches: WatchHub<V1Pod>;
+  /** EndpointSlice watches shared per namespace: what `watchReadyEndpoints` is built on. */
+  readonly endpointSliceWatches: WatchHub<V1EndpointSlice>;
   /**
    * Bound the writes in flight (see KubernetesClusterOptions.maxWritesInFlight): creates apart
    * from replaces and deletes, so the switch of a deployment that is ready (a replace) never
@@ -68,15 +70,22 @@ export class KubernetesCluster implements Cluster {
     this.writes = new Limiter(options.maxWritesInFlight ?? 16);
     this.creates = new Limiter(options.maxWritesInFlight ?? 16);
     const client = this.client;
-    this.podWatches = new PodWatchHub({
-      log: options.log,
-      ...(options.podWatches ?? {}),
+    this.podWatches = this.watchHub<V1Pod>('Pod');
+    this.endpointSliceWatches = this.watchHub<V1EndpointSlice>('EndpointSlice');
+  }
+
+  private watchHub<T extends Watched>(kind: 'Pod' | 'EndpointSlice'): WatchHub<T> {
+    const client = this.client;
+    return new WatchHub<T>({
+      kind,
+      log: this.options.log,
+      ...(this.options.podWatches ?? {}),
       source: {
         list: async (namespace, signal) => {
-          const list = await client.json<List<V1Pod>>('GET', resourcePath('Pod', namespace), { signal });
+          const list = await client.json<List<T>>('GET', resourcePath(kind, namespace), { signal });
           return { items: list.items ?? [], resourceVersion: list.metadata?.resourceVersion };
         },
-        watch: (namespace, resourceVersion, onEvent, signal) => client.watch<V1Pod>(resourcePath('Pod', namespace), {
+        watch: (namespace, resourceVersion, onEvent, signal) => client.watch<T>(resourcePath(kind, namespace), {
           resourceVersion, allowWatchBookmarks: true, timeoutSeconds: 300,
         }, onEvent, signal),
       },
@@ -133,7 +142,11 @@ export class KubernetesCluster implements Cluster {
   }
 
   async list(kind: Kind, namespace: string, labelSelector: string, signal?: AbortSignal, freshness: Freshness = 'latest'): Promise<KubeObject[]> {
-    const query = { labelSelector, ...(freshness === 'cached' ? { resourceVersion: '0' } : {}) };
+    const query = {
+      labelSelector,
+      ...(freshness === 'cached' ? { resourceVersion: '0' } : {}),
+      ...(typeof freshness === 'object' ? { resourceVersion: freshness.notOlderThan, resourceVersionMatch: 'NotOlderThan' } : {}),
+    };
     const res = await this.call(`list ${kind}`, signal, (s) => this.client.json<List<KubeObject>>('GET', resourcePath(kind, namespace), { query, signal: s }));
     return res.items ?? [];
   }
@@ -143,30 +156,32 @@ export class KubernetesCluster implements Cluster {
   }
 
   async readyEndpoints(namespace: string, serviceName: string, signal?: AbortSignal, freshness?: Freshness): Promise<string[]> {
-    const slices = (await this.list('EndpointSlice', namespace, `kubernetes.io/service-name=${serviceName}`, signal, freshness)) as V1EndpointSlice[];
-    const ready = new Set<string>();
-    for (const slice of slices) {
-      for (const e of slice.endpoints ?? []) if (e.conditions?.ready === true && !e.conditions.terminating) for (const a of e.addresses) ready.add(a);
-    }
-    return [...ready].sort();
+    return readyAddresses((await this.list('EndpointSlice', namespace, serviceSelector(serviceName), signal, freshness)) as V1EndpointSlice[]);
+  }
+
+  async watchReadyEndpoints(namespace: string, serviceName: string, onChange: (ready: string[]) => void): Promise<Watch> {
+    const watch = this.endpointSliceWatches.subscribe(namespace, serviceSelector(serviceName), (slices) => onChange(readyAddresses(slices)));
+    if (!watch) throw new Error(`cannot watch the EndpointSlices of Service ${serviceName}`); // the selector is equality-based
+    return watch;
   }
 
   async secretExists(namespace: string, name: string, signal?: AbortSignal): Promise<boolean> {
     return (await this.get('Secret', namespace, name, signal)) !== undefined;
   }
 
-  async watchPods(namespace: string, labelSelector: string, onChange: (pods: V1Pod[]) => void): Promise<PodWatch> {
-    // One shared watch per namespace (src/deployer/pod-watches.ts); a set-based selector, which
+  async watchPods(namespace: string, labelSelector: string, onChange: (pods: V1Pod[], resourceVersion?: string) => void): Promise<Watch> {
+    // One shared watch per namespace (src/deployer/watch-hub.ts); a set-based selector, which
     // the hub does not evaluate, gets a watch of its own.
     return this.podWatches.subscribe(namespace, labelSelector, onChange) ?? this.ownPodWatch(namespace, labelSelector, onChange);
   }
 
-  private ownPodWatch(namespace: string, labelSelector: string, onChange: (pods: V1Pod[]) => void): PodWatch {
+  private ownPodWatch(namespace: string, labelSelector: string, onChange: (pods: V1Pod[], resourceVersion?: string) => void): Watch {
     const pods = new Map<string, V1Pod>();
     const stop = new AbortController();
     const link = linkSignals(stop.signal, this.lifetime.signal);
     let backoffMs = 200;
-    const publish = () => onChange([...pods.values()]);
+    let resourceVersion: string | undefined;
+    const publish = () => onChange([...pods.values()], resourceVersion);
     // List, then watch from the list's resourceVersion; after any end or error, list again.
     const cycle = async (): Promise<void> => {
       while (!link.signal.aborted) {
@@ -174,11 +189,13 @@ export class KubernetesCluster implements Cluster {
           const list = await this.client.json<List<V1Pod>>('GET', resourcePath('Pod', namespace), { query: { labelSelector }, signal: link.signal });
           pods.clear();
           for (const p of list.items ?? []) pods.set(p.metadata?.uid ?? p.metadata?.name ?? '', p);
+          resourceVersion = list.metadata?.resourceVersion;
           publish();
           await this.client.watch<V1Pod>(resourcePath('Pod', namespace), {
             labelSelector, resourceVersion: list.metadata?.resourceVersion, allowWatchBookmarks: true, timeoutSeconds: 300,
           }, (event) => {
             const key = event.object.metadata?.uid ?? event.object.metadata?.name ?? '';
+            resourceVersion = event.object.metadata?.resourceVersion ?? resourceVersion;
             if (event.type === 'ADDED' || event.type === 'MODIFIED') pods.set(key, event.object);
             else if (event.type === 'DELETED') pods.delete(key);
             else return;
@@ -214,6 +231,7 @@ export class KubernetesCluster implements Cluster {
 
   close(): void {
     this.podWatches.close();
+    this.endpointSliceWatches.close();
     this.lifetime.abort(new Error('the Kubernetes client is closed'));
     void this.client.close();
   }
@@ -269,6 +287,17 @@ export class KubernetesCluster implements Cluster {
       link.dispose();
     }
   }
+}
+
+const serviceSelector = (serviceName: string) => `kubernetes.io/service-name=${serviceName}`;
+
+/** The addresses the slices list as ready (and not terminating), sorted. */
+function readyAddresses(slices: V1EndpointSlice[]): string[] {
+  const ready = new Set<string>();
+  for (const slice of slices) {
+    for (const e of slice.endpoints ?? []) if (e.conditions?.ready === true && !e.conditions.terminating) for (const a of e.addresses) ready.add(a);
+  }
+  return [...ready].sort();
 }
 
 /**

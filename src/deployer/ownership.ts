@@ -92,6 +92,10 @@ export class FencedCluster implements Cluster {
     return this.inner.watchPods(...args);
   }
 
+  watchReadyEndpoints(...args: Parameters<Cluster['watchReadyEndpoints']>) {
+    return this.inner.watchReadyEndpoints(...args);
+  }
+
   proxyGet(...args: Parameters<Cluster['proxyGet']>) {
     return this.inner.proxyGet(...args);
   }

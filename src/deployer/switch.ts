@@ -1,10 +1,12 @@
 import type { Descriptor } from '../domain/types.js';
 import { versionedName } from '../domain/names.js';
-import { Deadline, sleep } from '../lib/deadline.js';
+import { Deadline, linkSignals, sleep } from '../lib/deadline.js';
 import { trafficContext, type RunContext } from './context.js';
+import type { Freshness, Watch } from './cluster.js';
 import { DeploymentFailure } from './errors.js';
 import { podPorts } from './manifests.js';
 import { isPodReady, type ReadyPod } from './readiness.js';
+import type { PodsReady } from './workload.js';
 import type { TrafficContext, TrafficSnapshot, TrafficTarget } from './traffic/index.js';
 import { settledInOrder } from '../lib/settled.js';
 
@@ -17,20 +19,36 @@ import { settledInOrder } from '../lib/settled.js';
  * after an API-server restart its informers can lag for tens of seconds: the wait is bounded by
  * `readyBy` (the health-check timeout), and a wait longer than one health-check interval makes the
  * health results that old, so every pod is checked again and pods and endpoints are read afresh.
+ *
+ * The first read of the pods is the API server's cache no older than the watch event that showed
+ * them ready (`healthy.resourceVersion`): it holds every change the cache has had since, without
+ * the consistent read's wait for etcd (15–77 ms measured); later rounds read consistently.
  */
 export async function assertSwitchable(
-  ctx: RunContext, d: Descriptor, version: string, healthy: ReadyPod[], readyBy: Deadline, timeoutS: number,
+  ctx: RunContext, d: Descriptor, version: string, healthy: PodsReady, readyBy: Deadline, timeoutS: number,
+  checkAgain: (pods: ReadyPod[]) => Promise<void>,
+): Promise<void> {
+  const routed = podPorts(d.podspec).length > 0;
+  // A first subscriber makes the namespace's EndpointSlice watch list: done while the pods are read.
+  const warm = routed ? ctx.cluster.watchReadyEndpoints(d.namespace, versionedName(d.appName, version), () => undefined) : undefined;
+  try {
+    await guardRounds(ctx, d, version, healthy, readyBy, timeoutS, checkAgain);
+  } finally {
+    warm?.then((w) => w.stop(), () => undefined);
+  }
+}
+
+/** The guard's rounds: pods read again (new ones checked first), then their endpoints awaited. */
+async function guardRounds(
+  ctx: RunContext, d: Descriptor, version: string, healthy: PodsReady, readyBy: Deadline, timeoutS: number,
   checkAgain: (pods: ReadyPod[]) => Promise<void>,
 ): Promise<void> {
   const selector = `app=${d.appName},version=${version}`;
-  const checked = new Set(healthy.map((p) => p.name));
+  const checked = new Set(healthy.pods.map((p) => p.name));
   const routed = podPorts(d.podspec).length > 0;
   for (let round = 0; ; round++) {
-    // The pods and (first round) the EndpointSlices are read at once: the endpoints must list as
-    // ready every pod this read finds ready, whichever of the two reads came first.
-    const endpoints = routed && round === 0 ? ctx.cluster.readyEndpoints(d.namespace, versionedName(d.appName, version), readyBy.signal) : undefined;
-    endpoints?.catch(() => undefined);
-    const pods = (await ctx.cluster.listPods(d.namespace, selector, readyBy.signal)).filter((p) => !p.metadata?.deletionTimestamp);
+    const freshness: Freshness = round === 0 && healthy.resourceVersion ? { notOlderThan: healthy.resourceVersion } : 'latest';
+    const pods = (await ctx.cluster.listPods(d.namespace, selector, readyBy.signal, freshness)).filter((p) => !p.metadata?.deletionTimestamp);
     if (pods.length === 0) throw new DeploymentFailure(`no pods of version ${version} are left to switch to`);
     const notReady = pods.filter((p) => !isPodReady(p) || !p.status?.podIP);
     if (notReady.length > 0) throw new DeploymentFailure(`pod ${notReady[0]!.metadata?.name} of version ${version} is no longer ready; traffic was not switched`);
@@ -43,44 +61,67 @@ export async function assertSwitchable(
       continue;
     }
     if (!routed) return; // no Service: nothing routes to the pods
-    const waitedMs = await waitForReadyEndpoints(ctx, d, version, ready.map((p) => p.ip), readyBy, timeoutS, endpoints);
+    const waitedMs = await waitForReadyEndpoints(ctx, d, version, ready.map((p) => p.ip), readyBy, timeoutS);
     if (waitedMs <= ctx.deps.config.healthCheckIntervalMs) return;
     await ctx.journal.line(`The EndpointSlices listed every pod after ${(waitedMs / 1000).toFixed(1)} s; checking the pods' health again before the switch`);
     await checkAgain(ready);
   }
 }
 
+/** How often the EndpointSlices are listed while waiting for them, besides the watch. */
+const ENDPOINTS_RELIST_MS = 1000;
+
 /**
  * Waits until the Service's EndpointSlices list every address as ready; returns how long that
- * took. A wait longer than one health-check interval is said in the log.
+ * took. Driven by the namespace's shared EndpointSlice watch, so the switch follows the endpoint
+ * controller's publication within milliseconds (polling with backoff added 25–100 ms, and each
+ * consistent list waited up to 70 ms for etcd's progress notification). A consistent list every
+ * second while waiting covers a watch that has stopped delivering. A wait longer than one
+ * health-check interval is said in the log.
  */
-async function waitForReadyEndpoints(
-  ctx: RunContext, d: Descriptor, version: string, ips: string[], readyBy: Deadline, timeoutS: number, first?: Promise<string[]>,
-): Promise<number> {
+async function waitForReadyEndpoints(ctx: RunContext, d: Descriptor, version: string, ips: string[], readyBy: Deadline, timeoutS: number): Promise<number> {
   const service = versionedName(d.appName, version);
   const started = Date.now();
-  let delay = 25;
   let missing: string[] = ips;
-  let read = first;
-  let told = false;
+  const stop = new AbortController();
+  const link = linkSignals(readyBy.signal, stop.signal);
+  let watch: Watch | undefined;
+  let told: Promise<void> | undefined;
+  const tell = setTimeout(() => {
+    told = ctx.journal.line(`Waiting for the EndpointSlices of Service ${service} to list ${missing.join(', ')} as ready (the endpoint controller has not published them yet)`).catch(() => undefined);
+  }, ctx.deps.config.healthCheckIntervalMs);
   try {
-    for (;;) {
-      const ready = new Set(await (read ?? ctx.cluster.readyEndpoints(d.namespace, service, readyBy.signal)));
-      read = undefined;
-      missing = ips.filter((ip) => !ready.has(ip));
-      if (missing.length === 0 && ready.size > 0) return Date.now() - started;
-      if (!told && Date.now() - started > ctx.deps.config.healthCheckIntervalMs) {
-        told = true;
-        await ctx.journal.line(`Waiting for the EndpointSlices of Service ${service} to list ${missing.join(', ')} as ready (the endpoint controller has not published them yet)`);
-      }
-      await sleep(delay, readyBy.signal);
-      delay = Math.min(delay * 2, 500);
-    }
+    await new Promise<void>((resolve, reject) => {
+      const judge = (ready: string[]) => {
+        const listed = new Set(ready);
+        const notListed = ips.filter((ip) => !listed.has(ip));
+        if (notListed.length === 0 && listed.size > 0) resolve();
+        else missing = notListed;
+      };
+      link.signal.addEventListener('abort', () => reject(link.signal.reason), { once: true });
+      ctx.cluster.watchReadyEndpoints(d.namespace, service, judge).then((w) => {
+        watch = w;
+        if (link.signal.aborted) w.stop();
+      }, reject);
+      void (async () => {
+        for (;;) {
+          await sleep(ENDPOINTS_RELIST_MS, link.signal);
+          judge(await ctx.cluster.readyEndpoints(d.namespace, service, link.signal));
+        }
+      })().catch(reject);
+    });
+    return Date.now() - started;
   } catch (err) {
     if (readyBy.expired) {
       throw new DeploymentFailure(`the EndpointSlices of Service ${service} did not list ${missing.join(', ')} as ready within the health-check timeout (${timeoutS} s); traffic was not switched`);
     }
     throw err;
+  } finally {
+    clearTimeout(tell);
+    stop.abort();
+    link.dispose();
+    watch?.stop();
+    await told;
   }
 }
 
@@ -93,12 +134,13 @@ export interface CapturedTraffic {
 
 /**
  * Reads every traffic target's state (reads only, all at once) for switchTraffic. Taken while the
- * I1 guard runs, so the switch starts with its writes; nothing moves here.
+ * pods are health-checked, so the switch starts with its writes; nothing moves here. A target that
+ * changes after this read is read again by its write (a conflict), which keeps the fresh state.
  */
-export async function captureTraffic(ctx: RunContext, d: Descriptor, version: string, signal: AbortSignal): Promise<CapturedTraffic> {
+export async function captureTraffic(ctx: RunContext, d: Descriptor, version: string, signal: AbortSignal, atPrepare?: TrafficSnapshot[]): Promise<CapturedTraffic> {
   const lines: string[] = [];
   const traffic = trafficContext(ctx, d, version, ctx.journal.record.id, signal, async (line) => { lines.push(line); });
-  const snapshots = await settledInOrder(ctx.deps.traffic.map((target) => target.capture(traffic)));
+  const snapshots = await settledInOrder(ctx.deps.traffic.map((target, i) => target.capture(traffic, atPrepare?.[i])));
   return { traffic, lines, captured: ctx.deps.traffic.map((target, i) => ({ target, snapshot: snapshots[i]! })) };
 }
 

@@ -1,32 +1,39 @@
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1ObjectMeta } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
 import type { WatchEvent } from '../kube/client.js';
 import { linkSignals, sleep } from '../lib/deadline.js';
-import type { PodWatch } from './cluster.js';
+import type { Watch } from './cluster.js';
 
 /**
- * Shared pod watches: one list-then-watch per namespace, however many deployments wait for pods
- * there. Each subscriber gives a label selector; it is matched here, against the namespace's pods,
- * and called with the full current set of its pods after every change that concerns it (what
- * `Cluster.watchPods` promises). Before this, every deployment had a watch of its own: 200 apps in
- * parallel held 200 watches, i.e. 200 of the client pool's connections for as long as they waited,
- * and every pod event was decoded once per watch of its namespace.
+ * Shared watches of one kind (pods, EndpointSlices): one list-then-watch per namespace, however
+ * many deployments wait there. Each subscriber gives a label selector; it is matched here, against
+ * the namespace's objects, and called with the full current set of its objects after every change
+ * that concerns it (what `Cluster.watchPods` promises). Before this, every deployment had a watch of
+ * its own: 200 apps in parallel held 200 watches, i.e. 200 of the client pool's connections for as
+ * long as they waited, and every pod event was decoded once per watch of its namespace.
  *
  * Bounded: at most `maxWatches` namespaces are watched at once. A watch whose last subscriber left
  * lingers `lingerMs` (the next deployment in that namespace starts from its cache, without a list)
  * and is the first to go when the limit is reached. Beyond the limit a namespace is polled (a list
  * every `pollMs`) while it has subscribers, so a deployment never waits for a free watch.
- * Pods are kept without `metadata.managedFields` (the largest part of a pod, read by nobody here).
+ * Objects are kept without `metadata.managedFields` (the largest part of a pod, read by nobody here).
  */
-export interface PodSource {
-  /** Every pod of the namespace (no selector) and the list's resourceVersion. */
-  list(namespace: string, signal: AbortSignal): Promise<{ items: V1Pod[]; resourceVersion: string | undefined }>;
+export interface ListWatchSource<T extends Watched> {
+  /** Every object of the namespace (no selector) and the list's resourceVersion. */
+  list(namespace: string, signal: AbortSignal): Promise<{ items: T[]; resourceVersion: string | undefined }>;
   /** Watches from `resourceVersion` until the server ends the stream (resolves) or it fails (rejects). */
-  watch(namespace: string, resourceVersion: string | undefined, onEvent: (event: WatchEvent<V1Pod>) => void, signal: AbortSignal): Promise<void>;
+  watch(namespace: string, resourceVersion: string | undefined, onEvent: (event: WatchEvent<T>) => void, signal: AbortSignal): Promise<void>;
 }
 
-export interface PodWatchHubOptions {
-  source: PodSource;
+/** What the hub needs of an object: its identity and labels. */
+export interface Watched {
+  metadata?: V1ObjectMeta;
+}
+
+export interface WatchHubOptions<T extends Watched> {
+  source: ListWatchSource<T>;
+  /** What is watched, for the log ('Pod', 'EndpointSlice'). */
+  kind: string;
   log: Logger;
   /** Most namespaces watched at once (default 256); more are polled. */
   maxWatches?: number;
@@ -76,63 +83,66 @@ function matches(requirements: Requirement[], labels: Record<string, string> | u
   return true;
 }
 
-const keyOf = (pod: V1Pod) => pod.metadata?.uid ?? pod.metadata?.name ?? '';
+const keyOf = (o: Watched) => o.metadata?.uid ?? o.metadata?.name ?? '';
 
-function slim(pod: V1Pod): V1Pod {
-  if (!pod.metadata?.managedFields) return pod;
-  const { managedFields: _dropped, ...metadata } = pod.metadata;
-  return { ...pod, metadata };
+function slim<T extends Watched>(o: T): T {
+  if (!o.metadata?.managedFields) return o;
+  const { managedFields: _dropped, ...metadata } = o.metadata;
+  return { ...o, metadata };
 }
 
-interface Subscriber {
+interface Subscriber<T extends Watched> {
   requirements: Requirement[];
-  onChange: (pods: V1Pod[]) => void;
-  /** Its matching pods, by uid. */
-  pods: Map<string, V1Pod>;
+  onChange: (objects: T[], resourceVersion: string | undefined) => void;
+  /** Its matching objects, by uid. */
+  objects: Map<string, T>;
 }
 
-class NamespaceWatch {
-  readonly pods = new Map<string, V1Pod>();
-  readonly subscribers = new Set<Subscriber>();
+class NamespaceWatch<T extends Watched> {
+  readonly objects = new Map<string, T>();
+  readonly subscribers = new Set<Subscriber<T>>();
   synced = false;
+  /** What the objects are as of: the list's resourceVersion, then each event's. */
+  resourceVersion: string | undefined;
   readonly stop = new AbortController();
   lingerTimer: NodeJS.Timeout | undefined;
 
   constructor(readonly namespace: string, readonly mode: 'watch' | 'poll') {}
 
-  /** Recomputes one subscriber's set from the namespace's pods and calls it. */
-  refresh(sub: Subscriber): void {
-    sub.pods.clear();
-    for (const [key, pod] of this.pods) if (matches(sub.requirements, pod.metadata?.labels)) sub.pods.set(key, pod);
-    call(sub);
+  /** Recomputes one subscriber's set from the namespace's objects and calls it. */
+  refresh(sub: Subscriber<T>): void {
+    sub.objects.clear();
+    for (const [key, o] of this.objects) if (matches(sub.requirements, o.metadata?.labels)) sub.objects.set(key, o);
+    call(sub, this.resourceVersion);
   }
 
-  /** One pod changed (or went): only the subscribers it concerns are called. */
-  apply(type: 'ADDED' | 'MODIFIED' | 'DELETED', pod: V1Pod): void {
-    const key = keyOf(pod);
-    if (type === 'DELETED') this.pods.delete(key);
-    else this.pods.set(key, pod);
+  /** One object changed (or went): only the subscribers it concerns are called. */
+  apply(type: 'ADDED' | 'MODIFIED' | 'DELETED', o: T): void {
+    const key = keyOf(o);
+    this.resourceVersion = o.metadata?.resourceVersion ?? this.resourceVersion;
+    if (type === 'DELETED') this.objects.delete(key);
+    else this.objects.set(key, o);
     for (const sub of this.subscribers) {
-      const had = sub.pods.has(key);
-      const has = type !== 'DELETED' && matches(sub.requirements, pod.metadata?.labels);
+      const had = sub.objects.has(key);
+      const has = type !== 'DELETED' && matches(sub.requirements, o.metadata?.labels);
       if (!had && !has) continue;
-      if (has) sub.pods.set(key, pod);
-      else sub.pods.delete(key);
-      call(sub);
+      if (has) sub.objects.set(key, o);
+      else sub.objects.delete(key);
+      call(sub, this.resourceVersion);
     }
   }
 }
 
-function call(sub: Subscriber): void {
+function call<T extends Watched>(sub: Subscriber<T>, resourceVersion: string | undefined): void {
   try {
-    sub.onChange([...sub.pods.values()]);
+    sub.onChange([...sub.objects.values()], resourceVersion);
   } catch {
-    // a subscriber's failure must not keep the others from their pods
+    // a subscriber's failure must not keep the others from their objects
   }
 }
 
-export class PodWatchHub {
-  private readonly namespaces = new Map<string, NamespaceWatch>();
+export class WatchHub<T extends Watched> {
+  private readonly namespaces = new Map<string, NamespaceWatch<T>>();
   private readonly lifetime = new AbortController();
   private readonly maxWatches: number;
   private readonly lingerMs: number;
@@ -141,7 +151,7 @@ export class PodWatchHub {
   listCalls = 0;
   watchCalls = 0;
 
-  constructor(private readonly options: PodWatchHubOptions) {
+  constructor(private readonly options: WatchHubOptions<T>) {
     this.maxWatches = options.maxWatches ?? 256;
     this.lingerMs = options.lingerMs ?? 30_000;
     this.pollMs = options.pollMs ?? 1000;
@@ -152,15 +162,15 @@ export class PodWatchHub {
     return this.namespaces.size;
   }
 
-  watchedNamespaces(): Array<{ namespace: string; mode: 'watch' | 'poll'; subscribers: number; pods: number }> {
-    return [...this.namespaces.values()].map((n) => ({ namespace: n.namespace, mode: n.mode, subscribers: n.subscribers.size, pods: n.pods.size }));
+  watchedNamespaces(): Array<{ namespace: string; mode: 'watch' | 'poll'; subscribers: number; objects: number }> {
+    return [...this.namespaces.values()].map((n) => ({ namespace: n.namespace, mode: n.mode, subscribers: n.subscribers.size, objects: n.objects.size }));
   }
 
   /**
-   * `onChange` gets the current matching pods once the namespace is listed (at once when it is
+   * `onChange` gets the current matching objects once the namespace is listed (at once when it is
    * already), then after every change to them. Undefined when the selector is set-based.
    */
-  subscribe(namespace: string, selector: string, onChange: (pods: V1Pod[]) => void): PodWatch | undefined {
+  subscribe(namespace: string, selector: string, onChange: (objects: T[], resourceVersion: string | undefined) => void): Watch | undefined {
     const requirements = parseSelector(selector);
     if (!requirements) return undefined;
     if (this.lifetime.signal.aborted) return { stop: () => undefined };
@@ -169,7 +179,7 @@ export class PodWatchHub {
       clearTimeout(ns.lingerTimer);
       ns.lingerTimer = undefined;
     }
-    const sub: Subscriber = { requirements, onChange, pods: new Map() };
+    const sub: Subscriber<T> = { requirements, onChange, objects: new Map() };
     ns.subscribers.add(sub);
     if (ns.synced) queueMicrotask(() => ns.subscribers.has(sub) && ns.refresh(sub));
     let stopped = false;
@@ -184,11 +194,11 @@ export class PodWatchHub {
   }
 
   close(): void {
-    this.lifetime.abort(new Error('the pod watches are closed'));
+    this.lifetime.abort(new Error('the watches are closed'));
     for (const ns of this.namespaces.values()) this.end(ns);
   }
 
-  private linger(ns: NamespaceWatch): void {
+  private linger(ns: NamespaceWatch<T>): void {
     if (ns.mode === 'poll' || this.lingerMs <= 0) {
       this.end(ns);
       return;
@@ -197,13 +207,13 @@ export class PodWatchHub {
     ns.lingerTimer.unref();
   }
 
-  private end(ns: NamespaceWatch): void {
+  private end(ns: NamespaceWatch<T>): void {
     clearTimeout(ns.lingerTimer);
     ns.stop.abort();
     if (this.namespaces.get(ns.namespace) === ns) this.namespaces.delete(ns.namespace);
   }
 
-  private start(namespace: string): NamespaceWatch {
+  private start(namespace: string): NamespaceWatch<T> {
     let watching = [...this.namespaces.values()].filter((n) => n.mode === 'watch');
     if (watching.length >= this.maxWatches) {
       // Make room: the unused watch that was used least recently goes first (Map order: oldest first).
@@ -212,15 +222,15 @@ export class PodWatchHub {
       watching = [...this.namespaces.values()].filter((n) => n.mode === 'watch');
     }
     const mode = watching.length < this.maxWatches ? 'watch' : 'poll';
-    if (mode === 'poll') this.options.log.warn({ namespace, maxWatches: this.maxWatches }, 'pod watch limit reached; polling this namespace');
-    const ns = new NamespaceWatch(namespace, mode);
+    if (mode === 'poll') this.options.log.warn({ namespace, kind: this.options.kind, maxWatches: this.maxWatches }, 'watch limit reached; polling this namespace');
+    const ns = new NamespaceWatch<T>(namespace, mode);
     this.namespaces.set(namespace, ns);
     void this.cycle(ns);
     return ns;
   }
 
   /** List, then watch from the list's resourceVersion (or poll); after any end or error, list again. */
-  private async cycle(ns: NamespaceWatch): Promise<void> {
+  private async cycle(ns: NamespaceWatch<T>): Promise<void> {
     const link = linkSignals(ns.stop.signal, this.lifetime.signal);
     const signal = link.signal;
     let backoffMs = 200;
@@ -229,8 +239,9 @@ export class PodWatchHub {
         this.listCalls++;
         const list = await this.options.source.list(ns.namespace, signal);
         if (signal.aborted) break;
-        ns.pods.clear();
-        for (const p of list.items) ns.pods.set(keyOf(p), slim(p));
+        ns.objects.clear();
+        for (const o of list.items) ns.objects.set(keyOf(o), slim(o));
+        ns.resourceVersion = list.resourceVersion;
         ns.synced = true;
         for (const sub of [...ns.subscribers]) ns.refresh(sub);
         if (ns.mode === 'poll') {
@@ -238,6 +249,7 @@ export class PodWatchHub {
         } else {
           this.watchCalls++;
           await this.options.source.watch(ns.namespace, list.resourceVersion, (event) => {
+            if (event.type === 'BOOKMARK') ns.resourceVersion = event.object.metadata?.resourceVersion ?? ns.resourceVersion;
             if (event.type !== 'ADDED' && event.type !== 'MODIFIED' && event.type !== 'DELETED') return;
             backoffMs = 200;
             ns.apply(event.type, slim(event.object));
@@ -245,7 +257,7 @@ export class PodWatchHub {
         }
       } catch (err) {
         if (signal.aborted) break;
-        this.options.log.debug({ err: (err as Error).message, namespace: ns.namespace }, 'pod watch failed; listing again');
+        this.options.log.debug({ err: (err as Error).message, namespace: ns.namespace, kind: this.options.kind }, 'watch failed; listing again');
       }
       if (signal.aborted) break;
       await sleep(backoffMs, signal).catch(() => undefined);

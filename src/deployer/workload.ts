@@ -93,15 +93,21 @@ async function ensureStableService(ctx: RunContext, d: Descriptor, signal: Abort
 }
 
 
+/** The new version's pods, all Ready, and the resourceVersion the watch saw them at (when known). */
+export interface PodsReady {
+  pods: ReadyPod[];
+  resourceVersion: string | undefined;
+}
+
 /** Watches the new version's pods until all are Ready; fails at once on pods that cannot become ready. */
-export async function waitForPods(ctx: RunContext, d: Descriptor, version: string, readyBy: Deadline, timeoutS: number): Promise<ReadyPod[]> {
+export async function waitForPods(ctx: RunContext, d: Descriptor, version: string, readyBy: Deadline, timeoutS: number): Promise<PodsReady> {
   const signal = readyBy.signal;
   const selector = `app=${d.appName},version=${version}`;
   let lastDetail = '';
   let lastLogged = 0;
-  let settle!: (pods: ReadyPod[]) => void;
+  let settle!: (ready: PodsReady) => void;
   let fail!: (err: Error) => void;
-  const done = new Promise<ReadyPod[]>((resolve, reject) => {
+  const done = new Promise<PodsReady>((resolve, reject) => {
     settle = resolve;
     fail = reject;
   });
@@ -110,9 +116,9 @@ export async function waitForPods(ctx: RunContext, d: Descriptor, version: strin
     : signal.reason instanceof Error ? signal.reason : new WorkInterrupted('stopped'));
   if (signal.aborted) onAbort();
   signal.addEventListener('abort', onAbort, { once: true });
-  const watch = await ctx.cluster.watchPods(d.namespace, selector, (pods: V1Pod[]) => {
+  const watch = await ctx.cluster.watchPods(d.namespace, selector, (pods: V1Pod[], resourceVersion?: string) => {
     const verdict = evaluatePods(pods, d.replicas);
-    if (verdict.state === 'ready') settle(verdict.pods);
+    if (verdict.state === 'ready') settle({ pods: verdict.pods, resourceVersion });
     else if (verdict.state === 'failed') fail(new DeploymentFailure(verdict.reason));
     else if (verdict.detail !== lastDetail) {
       lastDetail = verdict.detail;

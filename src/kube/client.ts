@@ -29,7 +29,8 @@ export class KubeClient {
   /**
    * Watches have a pool of their own: each holds a connection for minutes, and calls must never
    * queue behind them for one of the 64 connections (200 namespaces watched at once would take
-   * them all). Its size is bounded by whoever starts watches (src/deployer/pod-watches.ts).
+   * them all). Its size is bounded by whoever starts watches (src/deployer/watch-hub.ts: a pod
+   * and an EndpointSlice hub, each at most 256 namespaces).
    */
   private readonly watchDispatcher: Agent;
   private closed = false;

@@ -1,5 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { KubeError, type Cluster, type Kind, type KubeObject, type PodWatch } from '../../src/deployer/cluster.js';
+import { KubeError, type Cluster, type Kind, type KubeObject, type Watch } from '../../src/deployer/cluster.js';
 
 /**
  * An in-memory Cluster for unit tests of the engine's paths (the integration tests run the same
@@ -100,6 +100,19 @@ export class MemoryCluster implements Cluster {
 
   async readyEndpoints(namespace: string, serviceName: string): Promise<string[]> {
     this.fault('list', 'EndpointSlice', serviceName);
+    return this.endpointsOf(namespace, serviceName);
+  }
+
+  async watchReadyEndpoints(namespace: string, serviceName: string, onChange: (ready: string[]) => void): Promise<Watch> {
+    const push = () => onChange(this.endpointsOf(namespace, serviceName));
+    this.watchers.add(push);
+    queueMicrotask(push);
+    // publishedEndpoints may make the endpoint controller lag for a time: looked at every 10 ms.
+    const lag = setInterval(push, 10);
+    return { stop: () => { this.watchers.delete(push); clearInterval(lag); } };
+  }
+
+  private endpointsOf(namespace: string, serviceName: string): string[] {
     const svc = this.objects.get(this.key('Service', namespace, serviceName));
     const selector = svc?.spec?.selector as Record<string, string> | undefined;
     if (!selector) return [];
@@ -111,7 +124,7 @@ export class MemoryCluster implements Cluster {
     return false;
   }
 
-  async watchPods(namespace: string, labelSelector: string, onChange: (pods: V1Pod[]) => void): Promise<PodWatch> {
+  async watchPods(namespace: string, labelSelector: string, onChange: (pods: V1Pod[]) => void): Promise<Watch> {
     const push = () => onChange(this.pods(namespace, labelSelector));
     this.watchers.add(push);
     queueMicrotask(push);

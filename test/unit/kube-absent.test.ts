@@ -61,4 +61,13 @@ describe('a read of an object that does not exist', () => {
     assert.equal(new URL(urls[0]!, 'http://x').searchParams.get('resourceVersion'), '0');
     assert.equal(new URL(urls[1]!, 'http://x').searchParams.has('resourceVersion'), false);
   });
+
+  it('a list no older than a resourceVersion asks the cache from there (resourceVersionMatch=NotOlderThan)', async () => {
+    const cluster = new KubernetesCluster({ client, requestTimeoutMs: 1000, retryBudgetMs: 1000, log: createSilentLogger() });
+    urls.length = 0;
+    await cluster.readyEndpoints('ns', 'web', undefined, { notOlderThan: '4711' });
+    const query = new URL(urls[0]!, 'http://x').searchParams;
+    assert.equal(query.get('resourceVersion'), '4711');
+    assert.equal(query.get('resourceVersionMatch'), 'NotOlderThan');
+  });
 });

@@ -47,6 +47,21 @@ describe('switch guard: EndpointSlices that lag behind the pods', () => {
     assert.deepEqual(h.stableSelector(), { app: 'shop', version: '2' });
   });
 
+  it('waits on the EndpointSlice watch, not by listing: v2 goes live without a single list of its slices', async () => {
+    h = await new EngineHarness().start();
+    await h.settled((await h.deploy()).id);
+    await h.idle();
+    const lists: string[] = [];
+    h.cluster.fault = (operation, kind, name) => {
+      if (operation === 'list' && kind === 'EndpointSlice') lists.push(name);
+    };
+    lagV2Endpoints(150);
+    const v2 = await h.settled((await h.deploy()).id);
+    assert.equal(v2.status, 'DEPLOYED', v2.failureReason);
+    assert.deepEqual(lists.filter((name) => name === 'shop-2'), [], 'the guard learnt of the endpoints from the watch');
+    assert.deepEqual(h.stableSelector(), { app: 'shop', version: '2' });
+  });
+
   it('a pod that turns unhealthy while the endpoints lag: no switch, the running version untouched', async () => {
     h = await new EngineHarness().start();
     const v1 = await h.settled((await h.deploy()).id);

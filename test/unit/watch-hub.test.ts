@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { V1Pod } from '@kubernetes/client-node';
 import { createMemoryLogger } from '../../src/log.js';
 import type { WatchEvent } from '../../src/kube/client.js';
-import { PodWatchHub, parseSelector, type PodSource } from '../../src/deployer/pod-watches.js';
+import { WatchHub, parseSelector, type ListWatchSource } from '../../src/deployer/watch-hub.js';
 
 function pod(name: string, labels: Record<string, string>, ready = false): V1Pod {
   return {
@@ -13,7 +13,7 @@ function pod(name: string, labels: Record<string, string>, ready = false): V1Pod
 }
 
 /** A cluster's pods behind the PodSource interface: lists, and watches fed by `emit`. */
-class FakeSource implements PodSource {
+class FakeSource implements ListWatchSource<V1Pod> {
   readonly pods = new Map<string, Map<string, V1Pod>>();
   lists: string[] = [];
   readonly watches: Array<{ namespace: string; onEvent: (e: WatchEvent<V1Pod>) => void; signal: AbortSignal; fail: (err: Error) => void }> = [];
@@ -38,7 +38,15 @@ class FakeSource implements PodSource {
     this.pods.set(namespace, ns);
     if (type === 'DELETED') ns.delete(p.metadata!.name!);
     else ns.set(p.metadata!.name!, p);
-    for (const w of this.openWatches(namespace)) w.onEvent({ type, object: structuredClone(p) });
+    const object = structuredClone(p);
+    object.metadata = { ...object.metadata, resourceVersion: String(this.rv) };
+    for (const w of this.openWatches(namespace)) w.onEvent({ type, object });
+  }
+
+  /** A bookmark: the watch has reached `rv` with no change to tell. */
+  bookmark(namespace: string): void {
+    this.rv++;
+    for (const w of this.openWatches(namespace)) w.onEvent({ type: 'BOOKMARK', object: { metadata: { resourceVersion: String(this.rv) } } as V1Pod });
   }
 
   openWatches(namespace?: string) {
@@ -63,7 +71,7 @@ describe('shared pod watches', () => {
     const source = new FakeSource();
     source.emit('ns', 'ADDED', pod('a-1', { app: 'a', version: '1' }));
     source.emit('ns', 'ADDED', pod('b-1', { app: 'b', version: '1' }));
-    const hub = new PodWatchHub({ source, log: createMemoryLogger().logger });
+    const hub = new WatchHub<V1Pod>({ source, kind: 'Pod', log: createMemoryLogger().logger });
     const seenA: V1Pod[][] = [];
     const seenB: V1Pod[][] = [];
     const wa = hub.subscribe('ns', 'app=a,version=1', (p) => seenA.push(p))!;
@@ -93,10 +101,32 @@ describe('shared pod watches', () => {
     hub.close();
   });
 
+  it('tells each subscriber the resourceVersion its pods are as of: the list\'s, then each event\'s or bookmark\'s', async () => {
+    const source = new FakeSource();
+    source.emit('ns', 'ADDED', pod('a-1', { app: 'a' })); // rv 2
+    const hub = new WatchHub<V1Pod>({ source, kind: 'Pod', log: createMemoryLogger().logger });
+    const seen: Array<string | undefined> = [];
+    const w = hub.subscribe('ns', 'app=a', (_pods, rv) => seen.push(rv))!;
+    await until(() => source.openWatches().length === 1 && seen.length === 1, 'listed and watching');
+    assert.deepEqual(seen, ['2'], 'as of the list');
+    source.emit('ns', 'MODIFIED', pod('a-1', { app: 'a' }, true)); // rv 3
+    assert.deepEqual(seen, ['2', '3'], 'as of the event');
+    source.bookmark('ns'); // rv 4: no call, but later answers are as of it
+    source.emit('ns', 'ADDED', pod('b-1', { app: 'b' })); // rv 5: not a's
+    let late: string | undefined;
+    const second = hub.subscribe('ns', 'app=a', (_pods, rv) => { late = rv; })!;
+    await until(() => late !== undefined, 'late subscriber called');
+    assert.equal(late, '5');
+    assert.deepEqual(seen, ['2', '3']);
+    w.stop();
+    second.stop();
+    hub.close();
+  });
+
   it('gives a late subscriber the current pods from the cache, without listing again', async () => {
     const source = new FakeSource();
     source.emit('ns', 'ADDED', pod('a-1', { app: 'a' }));
-    const hub = new PodWatchHub({ source, log: createMemoryLogger().logger });
+    const hub = new WatchHub<V1Pod>({ source, kind: 'Pod', log: createMemoryLogger().logger });
     const first = hub.subscribe('ns', 'app=a', () => undefined)!;
     await until(() => source.openWatches().length === 1, 'watch open');
     source.emit('ns', 'ADDED', pod('a-2', { app: 'a' }));
@@ -114,7 +144,7 @@ describe('shared pod watches', () => {
 
   it('keeps an unused watch for lingerMs and then ends it; a new subscriber meanwhile reuses it', async () => {
     const source = new FakeSource();
-    const hub = new PodWatchHub({ source, log: createMemoryLogger().logger, lingerMs: 60_000 });
+    const hub = new WatchHub<V1Pod>({ source, kind: 'Pod', log: createMemoryLogger().logger, lingerMs: 60_000 });
     hub.subscribe('ns', 'app=a', () => undefined)!.stop();
     await until(() => source.openWatches().length === 1, 'watch open');
     const again = hub.subscribe('ns', 'app=b', () => undefined)!;
@@ -125,7 +155,7 @@ describe('shared pod watches', () => {
     hub.close();
     assert.equal(source.openWatches().length, 0);
 
-    const eager = new PodWatchHub({ source, log: createMemoryLogger().logger, lingerMs: 0 });
+    const eager = new WatchHub<V1Pod>({ source, kind: 'Pod', log: createMemoryLogger().logger, lingerMs: 0 });
     const w = eager.subscribe('other', 'app=a', () => undefined)!;
     await until(() => source.openWatches('other').length === 1, 'watch open');
     w.stop();
@@ -135,7 +165,7 @@ describe('shared pod watches', () => {
 
   it('watches at most maxWatches namespaces, evicting unused ones first, and polls beyond', async () => {
     const source = new FakeSource();
-    const hub = new PodWatchHub({ source, log: createMemoryLogger().logger, maxWatches: 1, pollMs: 5 });
+    const hub = new WatchHub<V1Pod>({ source, kind: 'Pod', log: createMemoryLogger().logger, maxWatches: 1, pollMs: 5 });
     const idle = hub.subscribe('one', 'app=a', () => undefined)!;
     await until(() => source.openWatches('one').length === 1, 'watch of one open');
     idle.stop(); // lingers
@@ -158,7 +188,7 @@ describe('shared pod watches', () => {
 
   it('lists again after a failed watch and tells every subscriber', async () => {
     const source = new FakeSource();
-    const hub = new PodWatchHub({ source, log: createMemoryLogger().logger });
+    const hub = new WatchHub<V1Pod>({ source, kind: 'Pod', log: createMemoryLogger().logger });
     let seen: V1Pod[] | undefined;
     const w = hub.subscribe('ns', 'app=a', (p) => {
       seen = p;
@@ -180,7 +210,7 @@ describe('shared pod watches', () => {
       { op: 'exists', key: 'canary' }, { op: 'absent', key: 'legacy' },
     ]);
     assert.equal(parseSelector('app in (a,b)'), undefined);
-    const hub = new PodWatchHub({ source: new FakeSource(), log: createMemoryLogger().logger });
+    const hub = new WatchHub<V1Pod>({ source: new FakeSource(), kind: 'Pod', log: createMemoryLogger().logger });
     assert.equal(hub.subscribe('ns', 'env notin (prod)', () => undefined), undefined);
     hub.close();
   });

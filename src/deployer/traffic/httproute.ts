@@ -3,7 +3,7 @@ import { isNotFound, type Cluster, type Kind, type KubeObject } from '../cluster
 import type { IngressProfile } from '../ingress-profiles.js';
 import { DEPLOYMENT_ID_ANNOTATION, deploymentIdOf, isManagedByCutover, VERSION_ANNOTATION } from '../labels.js';
 import { mainRoute, wwwRedirectRoute, type ParentRef, type RouteFilter } from '../manifests.js';
-import { deleteIfCarries, mergeDefault, readAll, restoreSnapshot, upsert, upsertExtras } from './objects.js';
+import { deleteIfCarries, mergeDefault, readAll, restoreSnapshot, stillAbsent, upsert, upsertExtras } from './objects.js';
 import { ForeignObjectError, type Convergence, type TrafficContext, type TrafficPointer, type TrafficSnapshot, type TrafficTarget } from './target.js';
 
 /** Routes cutover may change: made by cutover for this app (the Amdatu deployer never made any). */
@@ -41,8 +41,10 @@ export class HttpRouteTarget implements TrafficTarget {
     ];
   }
 
-  async capture(ctx: TrafficContext): Promise<TrafficSnapshot> {
+  async capture(ctx: TrafficContext, earlier?: TrafficSnapshot): Promise<TrafficSnapshot> {
     const d = ctx.descriptor;
+    const unchanged = stillAbsent(earlier, !!d.frontend && ctx.routing.httproute);
+    if (unchanged) return unchanged;
     const objects = await readAll(this.names(d), ({ kind, name }) => this.getOptional(ctx.cluster, kind, d.namespace, name, ctx.signal));
     for (const { kind, name, object } of objects) {
       if (object && !mayManageRoute(object, d.appName)) throw new ForeignObjectError(kind, d.namespace, name);

@@ -4,7 +4,7 @@ import { isNotFound, type Cluster, type Kind } from '../cluster.js';
 import type { IngressProfile, TrafficDecorations } from '../ingress-profiles.js';
 import { DEPLOYMENT_ID_ANNOTATION, deploymentIdOf, isManagedByCutover, mayManageIngress, VERSION_ANNOTATION } from '../labels.js';
 import { mainIngress, wwwRedirectIngress } from '../manifests.js';
-import { deleteIfCarries, mergeDefault, readAll, restoreSnapshot, upsert, upsertExtras } from './objects.js';
+import { deleteIfCarries, mergeDefault, readAll, restoreSnapshot, stillAbsent, upsert, upsertExtras } from './objects.js';
 import { ForeignObjectError, type Convergence, type TrafficContext, type TrafficPointer, type TrafficSnapshot, type TrafficTarget } from './target.js';
 
 export interface IngressTargetOptions {
@@ -42,8 +42,10 @@ export class IngressTarget implements TrafficTarget {
     ];
   }
 
-  async capture(ctx: TrafficContext): Promise<TrafficSnapshot> {
+  async capture(ctx: TrafficContext, earlier?: TrafficSnapshot): Promise<TrafficSnapshot> {
     const d = ctx.descriptor;
+    const unchanged = stillAbsent(earlier, !!d.frontend && ctx.routing.ingress);
+    if (unchanged) return unchanged;
     const objects = await readAll(this.names(d), ({ kind, name }) => ctx.cluster.get(kind, d.namespace, name, ctx.signal));
     for (const { kind, name, object } of objects) {
       if (object && !mayManageIngress(object.metadata, d.appName) && !(kind !== 'Ingress' && isManagedByCutover(object.metadata))) {

@@ -7,7 +7,9 @@ import { ForeignObjectError, type TrafficContext, type TrafficSnapshot } from '.
 
 /**
  * Creates or replaces `desired`, keeping fields the API server owns; retries on 409 with a fresh
- * read. `known` is the object as just read (saves a round trip on the first attempt).
+ * read. `known` is the object as captured before (saves a round trip on the first attempt); when
+ * it has changed since, the fresh read takes its place in `known`, so a rollback puts back what
+ * this write replaced, not the older capture (someone else's change in between is kept).
  */
 export async function upsert(cluster: Cluster, kind: Kind, desired: KubeObject, signal: AbortSignal, mayManage: (o: KubeObject) => boolean,
   merge: (existing: KubeObject, desired: KubeObject) => KubeObject = mergeDefault, known?: { object: KubeObject | undefined }): Promise<void> {
@@ -15,6 +17,7 @@ export async function upsert(cluster: Cluster, kind: Kind, desired: KubeObject, 
   const name = desired.metadata!.name!;
   for (let attempt = 0; ; attempt++) {
     const existing = attempt === 0 && known ? known.object : await cluster.get(kind, ns, name, signal);
+    if (known && attempt > 0) known.object = existing;
     if (existing && !mayManage(existing)) throw new ForeignObjectError(kind, ns, name);
     try {
       if (!existing) await cluster.create(kind, desired, signal);
@@ -99,4 +102,12 @@ export async function restoreSnapshot(ctx: TrafficContext, snapshot: TrafficSnap
 export async function readAll(names: Array<{ kind: Kind; name: string }>, read: (n: { kind: Kind; name: string }) => Promise<KubeObject | undefined>): Promise<TrafficSnapshot['objects']> {
   const objects = await settledInOrder(names.map(read));
   return names.map(({ kind, name }, i) => ({ kind, name, object: objects[i] }));
+}
+
+/**
+ * A capture taken at prepare that still holds for a target the switch will not write: it found
+ * none of the target's objects (see TrafficTarget.capture).
+ */
+export function stillAbsent(earlier: TrafficSnapshot | undefined, written: boolean): TrafficSnapshot | undefined {
+  return earlier && !written && earlier.objects.every((o) => o.object === undefined) ? earlier : undefined;
 }

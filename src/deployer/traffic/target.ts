@@ -52,7 +52,13 @@ export interface TrafficTarget {
   readonly kinds: readonly Kind[];
   /** Where this target sends traffic now; undefined when it does not exist. */
   pointer(descriptor: Descriptor, cluster: Cluster, signal: AbortSignal): Promise<TrafficPointer | undefined>;
-  capture(ctx: TrafficContext): Promise<TrafficSnapshot>;
+  /**
+   * Reads the target's objects (for a rollback, and as what the switch writes over). `earlier` is
+   * this target's capture at prepare: a target the switch will not write, whose objects were all
+   * absent then, may answer with it — an object that appeared since is not one the switch or a
+   * rollback would touch.
+   */
+  capture(ctx: TrafficContext, earlier?: TrafficSnapshot): Promise<TrafficSnapshot>;
   /** Points the target at ctx.version, creating it when absent. Idempotent. `snapshot` is what capture() just read. */
   switchTo(ctx: TrafficContext, snapshot?: TrafficSnapshot): Promise<void>;
   /**
