@@ -40,7 +40,7 @@ describe('Limiter', () => {
 });
 
 describe('KubernetesCluster writes', () => {
-  it('sends at most maxWritesInFlight creates at once; reads and replaces are not held back by them', async () => {
+  it('sends at most maxCreatesInFlight creates at once; reads and replaces are not held back by them', async () => {
     let inFlight = 0;
     let most = 0;
     let reads = 0;
@@ -60,7 +60,7 @@ describe('KubernetesCluster writes', () => {
       },
       close: async () => undefined,
     });
-    const cluster = new KubernetesCluster({ client, requestTimeoutMs: 10_000, retryBudgetMs: 5000, log: createSilentLogger(), maxWritesInFlight: 3 });
+    const cluster = new KubernetesCluster({ client, requestTimeoutMs: 10_000, retryBudgetMs: 5000, log: createSilentLogger(), maxCreatesInFlight: 3 });
     try {
       const creates = Array.from({ length: 10 }, (_, i) => cluster.create('Service', { metadata: { name: `c${i}`, namespace: 'ns' } }, AbortSignal.timeout(10_000)));
       // While three writes hang, a read still goes through.
@@ -80,6 +80,18 @@ describe('KubernetesCluster writes', () => {
       assert.equal((await Promise.all(creates)).length, 10);
       await replaced;
       assert.equal(most, 4);
+    } finally {
+      cluster.close();
+    }
+  });
+
+  it('sends 4 creates at once by default, and up to 16 replaces and deletes', () => {
+    const client = Object.create(KubeClient.prototype) as KubeClient;
+    Object.assign(client, { close: async () => undefined });
+    const cluster = new KubernetesCluster({ client, requestTimeoutMs: 10_000, retryBudgetMs: 5000, log: createSilentLogger() });
+    try {
+      assert.equal(cluster.creates.max, 4);
+      assert.equal(cluster.writes.max, 16);
     } finally {
       cluster.close();
     }
