@@ -4,7 +4,7 @@ import { laterStep, type DeploymentRecord } from '../domain/deployment.js';
 import { validateDescriptor } from '../domain/descriptor-schema.js';
 import { Deadline, linkSignals } from '../lib/deadline.js';
 import { StoreDataError, StoreUnavailableError, whileUnavailable } from '../store/kv.js';
-import { KubeError } from './cluster.js';
+import { KubeError, urgent } from './cluster.js';
 import { trafficContext, type RunContext } from './context.js';
 import { DeploymentFailure, WorkInterrupted } from './errors.js';
 import { checkHealth } from './health.js';
@@ -82,7 +82,7 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
       // a target change before the switch writes it, that write meets a conflict and reads it
       // again, and the rollback puts back what it replaced). After gates, it is read after them.
       const readTargets = () => {
-        const reading = captureTraffic(ctx, d, facts.version, deadline.signal, trafficAtPrepare);
+        const reading = urgent(() => captureTraffic(ctx, d, facts.version, deadline.signal, trafficAtPrepare));
         reading.catch(() => undefined); // awaited at the switch; a failed check or guard comes first
         return reading;
       };
@@ -112,21 +112,22 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
       // write); no target moves before both are done and the capture is in.
       await settledInOrder<unknown>([
         journal.update((x) => ({ ...x, step: 'switching-traffic', times: { ...x.times, healthy: x.times.healthy ?? iso(ctx) } })),
-        assertSwitchable(ctx, d, facts.version, { pods, resourceVersion: seenReadyAt }, readyBy, healthTimeoutS, check),
+        urgent(() => assertSwitchable(ctx, d, facts.version, { pods, resourceVersion: seenReadyAt }, readyBy, healthTimeoutS, check)),
       ]);
     } finally {
       readyBy.clear();
     }
     switching = true;
     if (cancel.signal.aborted) throw cancel.signal.reason;
-    const lines = await switchTraffic(ctx, d, facts.version, deadline.signal, await captured);
+    // The switch's calls, from the capture to convergence, go ahead of other deployments' reads.
+    const lines = await urgent(async () => switchTraffic(ctx, d, facts.version, deadline.signal, await captured));
     const overheadMs = Date.now() - healthyAt;
     await journal.update((x) => ({ ...x, times: { ...x.times, switched: iso(ctx) } }), [
       ...lines, `Traffic switched to version ${facts.version} (${overheadMs} ms after the ${gates.length > 0 ? 'pre-switch gates' : 'last health check'}); waiting for it to arrive`,
     ]);
     deps.bus.publish({ type: 'switch', namespace: d.namespace, appName: d.appName, deploymentId: journal.record.id, fromVersion: journal.record.OldVersion, toVersion: facts.version, overheadMs, requested: journal.record.created, at: deps.now() });
     const switchedAt = Date.parse(journal.record.times.switched!);
-    const convergence = await awaitConvergence(ctx, d, facts.version, switchedAt, deadline.signal);
+    const convergence = await urgent(() => awaitConvergence(ctx, d, facts.version, switchedAt, deadline.signal));
     draining = await commitDeployed(ctx, convergence, switchedAt);
   } catch (err) {
     if (ctx.ownership.signal.aborted) throw err instanceof WorkInterrupted ? err : new WorkInterrupted('stopped');

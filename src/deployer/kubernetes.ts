@@ -7,7 +7,7 @@ import { loadClusterAccess } from '../kube/kubeconfig.js';
 import { Limiter } from '../kube/limiter.js';
 import { apiVersionOf, resourcePath, type Kind } from '../kube/resources.js';
 import { Deadline, linkSignals, sleep } from '../lib/deadline.js';
-import type { Cluster, Freshness, KubeObject, PodProxyRequest, Watch } from './cluster.js';
+import { isUrgent, type Cluster, type Freshness, type KubeObject, type PodProxyRequest, type Watch } from './cluster.js';
 import { DEPLOYMENT_ID_ANNOTATION } from './labels.js';
 import { WatchHub, type Watched, type WatchHubOptions } from './watch-hub.js';
 
@@ -32,6 +32,13 @@ export interface KubernetesClusterOptions {
    * gave 220 ms, with the same time to the last switch (the API server's create rate bounds it).
    */
   maxCreatesInFlight?: number;
+  /**
+   * Most reads (get, list) in flight at once (default 32); reads made inside urgent() — the
+   * switch of a deployment that is ready — do not wait. At 200 apps started at once, every
+   * prepare's reads reached the API server together, and the first switches were answered behind
+   * them.
+   */
+  maxReadsInFlight?: number;
   /** Longest timeout of one attempt, grown from requestTimeoutMs after attempts that got no answer (default 60 s). */
   maxRequestTimeoutMs?: number;
   /** Limits of the shared pod watches, and of the EndpointSlice watches (defaults in src/deployer/watch-hub.ts). */
@@ -71,11 +78,13 @@ export class KubernetesCluster implements Cluster {
    */
   readonly writes: Limiter;
   readonly creates: Limiter;
+  readonly reads: Limiter;
 
   constructor(private readonly options: KubernetesClusterOptions) {
     this.client = options.client;
     this.writes = new Limiter(options.maxWritesInFlight ?? 16);
     this.creates = new Limiter(options.maxCreatesInFlight ?? 4);
+    this.reads = new Limiter(options.maxReadsInFlight ?? 32);
     const client = this.client;
     this.podWatches = this.watchHub<V1Pod>('Pod');
     this.endpointSliceWatches = this.watchHub<V1EndpointSlice>('EndpointSlice');
@@ -259,10 +268,10 @@ export class KubernetesCluster implements Cluster {
     const link = linkSignals(callerSignal, this.lifetime.signal);
     const signal = link.signal;
     let delay = 200;
-    // Writes take a turn (a starved API server gets a bounded number at once, not hundreds that
-    // all time out); an attempt that got no answer gives the next one twice the time (the server
+    // Writes and reads take a turn (a starved API server gets a bounded number at once, not
+    // hundreds that all time out; urgent reads skip the line); an attempt that got no answer gives the next one twice the time (the server
     // may have been close to done: cutting it off again only wastes its work).
-    const limiter = operation.startsWith('create ') ? this.creates : /^(replace|delete) /.test(operation) ? this.writes : undefined;
+    const limiter = operation.startsWith('create ') ? this.creates : /^(replace|delete) /.test(operation) ? this.writes : isUrgent() ? undefined : this.reads;
     let attemptTimeoutMs = this.options.requestTimeoutMs;
     try {
       for (;;) {

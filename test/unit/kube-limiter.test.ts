@@ -4,6 +4,7 @@ import { createSilentLogger } from '../../src/log.js';
 import { KubeClient } from '../../src/kube/client.js';
 import { Limiter } from '../../src/kube/limiter.js';
 import { KubernetesCluster } from '../../src/deployer/kubernetes.js';
+import { urgent } from '../../src/deployer/cluster.js';
 
 describe('Limiter', () => {
   it('grants at most max slots, in order of asking, and passes a slot on when released', async () => {
@@ -85,6 +86,39 @@ describe('KubernetesCluster writes', () => {
     }
   });
 
+  it('sends at most maxReadsInFlight reads at once; a read made inside urgent() goes ahead of them', async () => {
+    const pending: Array<() => void> = [];
+    const sent: string[] = [];
+    const client = Object.create(KubeClient.prototype) as KubeClient;
+    Object.assign(client, {
+      jsonOrAbsent: async (_method: string, path: string) => {
+        sent.push(path.split('/').pop()!);
+        await new Promise<void>((resolve) => pending.push(resolve));
+        return { metadata: { name: path.split('/').pop() } };
+      },
+      close: async () => undefined,
+    });
+    const cluster = new KubernetesCluster({ client, requestTimeoutMs: 10_000, retryBudgetMs: 5000, log: createSilentLogger(), maxReadsInFlight: 2 });
+    try {
+      const reads = Array.from({ length: 5 }, (_, i) => cluster.get('Service', 'ns', `r${i}`, AbortSignal.timeout(10_000)));
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(sent, ['r0', 'r1']);
+      assert.equal(cluster.reads.load.waiting, 3);
+      const switchRead = urgent(() => cluster.get('Service', 'ns', 'stable', AbortSignal.timeout(10_000)));
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(sent, ['r0', 'r1', 'stable'], 'the urgent read is sent while three others wait');
+      while (pending.length > 0 || cluster.reads.load.active > 0) {
+        pending.shift()?.();
+        await new Promise((r) => setImmediate(r));
+      }
+      assert.equal((await switchRead)?.metadata?.name, 'stable');
+      assert.equal((await Promise.all(reads)).length, 5);
+      assert.deepEqual(sent, ['r0', 'r1', 'stable', 'r2', 'r3', 'r4']);
+    } finally {
+      cluster.close();
+    }
+  });
+
   it('sends 4 creates at once by default, and up to 16 replaces and deletes', () => {
     const client = Object.create(KubeClient.prototype) as KubeClient;
     Object.assign(client, { close: async () => undefined });
@@ -92,6 +126,7 @@ describe('KubernetesCluster writes', () => {
     try {
       assert.equal(cluster.creates.max, 4);
       assert.equal(cluster.writes.max, 16);
+      assert.equal(cluster.reads.max, 32);
     } finally {
       cluster.close();
     }
