@@ -71,10 +71,10 @@ export class KubernetesCluster implements Cluster {
   /** EndpointSlice watches shared per namespace: what `watchReadyEndpoints` is built on. */
   readonly endpointSliceWatches: WatchHub<V1EndpointSlice>;
   /**
-   * Bound the writes in flight (see KubernetesClusterOptions.maxWritesInFlight, maxCreatesInFlight): creates apart
-   * from replaces and deletes, so the switch of a deployment that is ready (a replace) never
-   * waits behind the creates of deployments that are only starting (measured at 200 apps: healthy
-   * → switched p50 15 s while one limit was shared).
+   * Bound the calls in flight (see KubernetesClusterOptions): creates apart from replaces and
+   * deletes, so the switch of a deployment that is ready (a replace) never waits behind the
+   * creates of deployments that are only starting (measured at 200 apps: healthy → switched p50
+   * 15 s while one limit was shared); reads apart again, and urgent ones not at all.
    */
   readonly writes: Limiter;
   readonly creates: Limiter;
@@ -85,7 +85,6 @@ export class KubernetesCluster implements Cluster {
     this.writes = new Limiter(options.maxWritesInFlight ?? 16);
     this.creates = new Limiter(options.maxCreatesInFlight ?? 4);
     this.reads = new Limiter(options.maxReadsInFlight ?? 32);
-    const client = this.client;
     this.podWatches = this.watchHub<V1Pod>('Pod');
     this.endpointSliceWatches = this.watchHub<V1EndpointSlice>('EndpointSlice');
   }

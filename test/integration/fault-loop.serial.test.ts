@@ -117,7 +117,9 @@ describe('fault loop', { concurrency: 1 }, () => {
       if (!r) continue;
       if (s.kind === 'normal' && r.status === 'FAILURE') unexpected.push(`${s.app} ${r.version}: ${r.failureReason}`);
       if (s.kind === 'same-version' && !(r.status === 'FAILURE' && /already running/.test(r.failureReason ?? ''))) unexpected.push(`same-version ${s.app} ${r.version} ended ${r.status}`);
-      if (s.kind === 'never-healthy' && !(r.status === 'FAILURE' && /not healthy/.test(r.failureReason ?? ''))) unexpected.push(`never-healthy ${s.app} ${r.version} ended ${r.status}: ${r.failureReason}`);
+      // Ends failed by its own 4 s health-check timeout: "not healthy", or "not ready" when the
+      // API-server restart falls in its wait for pods (seen once: down 4.6 s from 2 s after it).
+      if (s.kind === 'never-healthy' && !(r.status === 'FAILURE' && /^new version not (healthy|ready) within 4 s/.test(r.failureReason ?? ''))) unexpected.push(`never-healthy ${s.app} ${r.version} ended ${r.status}: ${r.failureReason}`);
     }
     // Each app ends with exactly one live version: one workload, its pods ready, the stable Service on it.
     let orphans = 0;
