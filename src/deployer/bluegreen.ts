@@ -16,7 +16,7 @@ import { drainReplaced } from './drain.js';
 import { awaitConvergence, type ConvergenceResult } from './convergence.js';
 import { rollback } from './rollback.js';
 import { assertSwitchable, captureTraffic, switchTraffic, type CapturedTraffic } from './switch.js';
-import { ForeignObjectError, type TrafficContext, type TrafficSnapshot } from './traffic/index.js';
+import { ForeignObjectError, type TrafficSnapshot } from './traffic/index.js';
 import { assertNamesFree, createVersion, waitForPods } from './workload.js';
 import { settledInOrder } from '../lib/settled.js';
 
@@ -74,7 +74,8 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
     let healthyAt: number;
     let captured!: Promise<CapturedTraffic>;
     try {
-      const { pods, resourceVersion: seenReadyAt } = await waitForPods(ctx, d, facts.version, readyBy, healthTimeoutS);
+      const ready = await waitForPods(ctx, d, facts.version, readyBy, healthTimeoutS);
+      const { pods } = ready;
       checkpoint();
       const checking = d.useHealthCheck && !d.ignoreHealthCheck;
       const images = deployedImages(d, pods);
@@ -112,7 +113,7 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
       // write); no target moves before both are done and the capture is in.
       await settledInOrder<unknown>([
         journal.update((x) => ({ ...x, step: 'switching-traffic', times: { ...x.times, healthy: x.times.healthy ?? iso(ctx) } })),
-        urgent(() => assertSwitchable(ctx, d, facts.version, { pods, resourceVersion: seenReadyAt }, readyBy, healthTimeoutS, check)),
+        urgent(() => assertSwitchable(ctx, d, facts.version, ready, readyBy, healthTimeoutS, check)),
       ]);
     } finally {
       readyBy.clear();

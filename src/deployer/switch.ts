@@ -32,7 +32,7 @@ export async function assertSwitchable(
   // A first subscriber makes the namespace's EndpointSlice watch list: done while the pods are read.
   const warm = routed ? ctx.cluster.watchReadyEndpoints(d.namespace, versionedName(d.appName, version), () => undefined) : undefined;
   try {
-    await guardRounds(ctx, d, version, healthy, readyBy, timeoutS, checkAgain);
+    await guardRounds(ctx, d, version, healthy, readyBy, timeoutS, checkAgain, routed);
   } finally {
     warm?.then((w) => w.stop(), () => undefined);
   }
@@ -41,11 +41,10 @@ export async function assertSwitchable(
 /** The guard's rounds: pods read again (new ones checked first), then their endpoints awaited. */
 async function guardRounds(
   ctx: RunContext, d: Descriptor, version: string, healthy: PodsReady, readyBy: Deadline, timeoutS: number,
-  checkAgain: (pods: ReadyPod[]) => Promise<void>,
+  checkAgain: (pods: ReadyPod[]) => Promise<void>, routed: boolean,
 ): Promise<void> {
   const selector = `app=${d.appName},version=${version}`;
   const checked = new Set(healthy.pods.map((p) => p.name));
-  const routed = podPorts(d.podspec).length > 0;
   for (let round = 0; ; round++) {
     const freshness: Freshness = round === 0 && healthy.resourceVersion ? { notOlderThan: healthy.resourceVersion } : 'latest';
     const pods = (await ctx.cluster.listPods(d.namespace, selector, readyBy.signal, freshness)).filter((p) => !p.metadata?.deletionTimestamp);
