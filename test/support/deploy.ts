@@ -95,10 +95,15 @@ export class ClusterView {
     return [...deployments.items, ...rcs.items].filter((w) => !w.metadata?.deletionTimestamp).map((w) => w.metadata?.name ?? '').sort();
   }
 
+  /**
+   * Like `workloads`, with kinds. A workload cutover deleted stays listed, marked for deletion,
+   * until the garbage collector has removed its pods (Foreground); it counts as gone here.
+   */
   async workloadKinds(namespace: string, app: string): Promise<string[]> {
     const deployments = await this.apps.listNamespacedDeployment({ namespace, labelSelector: `app=${app}` });
     const rcs = await this.core.listNamespacedReplicationController({ namespace, labelSelector: `app=${app}` });
-    return [...deployments.items.map((d) => `Deployment/${d.metadata?.name}`), ...rcs.items.map((r) => `ReplicationController/${r.metadata?.name}`)].sort();
+    const live = <T extends { metadata?: { deletionTimestamp?: Date } }>(items: T[]) => items.filter((w) => !w.metadata?.deletionTimestamp);
+    return [...live(deployments.items).map((d) => `Deployment/${d.metadata?.name}`), ...live(rcs.items).map((r) => `ReplicationController/${r.metadata?.name}`)].sort();
   }
 
   async services(namespace: string): Promise<string[]> {
