@@ -4,7 +4,8 @@ import { laterStep, type DeploymentRecord } from '../domain/deployment.js';
 import { validateDescriptor } from '../domain/descriptor-schema.js';
 import { Deadline, linkSignals } from '../lib/deadline.js';
 import { StoreDataError, StoreUnavailableError, whileUnavailable } from '../store/kv.js';
-import { KubeError, urgent } from './cluster.js';
+import { urgent } from '../lib/urgency.js';
+import { KubeError } from './cluster.js';
 import { trafficContext, type RunContext } from './context.js';
 import { DeploymentFailure, WorkInterrupted } from './errors.js';
 import { checkHealth } from './health.js';
@@ -112,7 +113,7 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
       // The step is stored and the I1 guard reads pods and endpoints at once (reads and one etcd
       // write); no target moves before both are done and the capture is in.
       await settledInOrder<unknown>([
-        journal.update((x) => ({ ...x, step: 'switching-traffic', times: { ...x.times, healthy: x.times.healthy ?? iso(ctx) } })),
+        urgent(() => journal.update((x) => ({ ...x, step: 'switching-traffic', times: { ...x.times, healthy: x.times.healthy ?? iso(ctx) } }))),
         urgent(() => assertSwitchable(ctx, d, facts.version, ready, readyBy, healthTimeoutS, check)),
       ]);
     } finally {

@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
 import type { ProxyGetRequest } from '../healthcheck/proxy.js';
 
@@ -74,19 +73,3 @@ export interface Cluster {
 }
 
 export { KubeError, isAlreadyExists, isConflict, isNotFound } from '../kube/errors.js';
-
-const urgentScope = new AsyncLocalStorage<true>();
-
-/**
- * Runs `fn` with the cluster calls it makes marked urgent: a Cluster that bounds its reads lets
- * them go ahead of reads waiting their turn. For the switch of a deployment that is ready, while
- * other deployments start (each with a prepare round of reads).
- */
-export function urgent<T>(fn: () => Promise<T>): Promise<T> {
-  return urgentScope.run(true, fn);
-}
-
-/** Whether the calling code runs inside urgent(). */
-export function isUrgent(): boolean {
-  return urgentScope.getStore() === true;
-}

@@ -7,7 +7,8 @@ import { loadClusterAccess } from '../kube/kubeconfig.js';
 import { Limiter } from '../kube/limiter.js';
 import { apiVersionOf, resourcePath, type Kind } from '../kube/resources.js';
 import { Deadline, linkSignals, sleep } from '../lib/deadline.js';
-import { isUrgent, type Cluster, type Freshness, type KubeObject, type PodProxyRequest, type Watch } from './cluster.js';
+import { isUrgent } from '../lib/urgency.js';
+import type { Cluster, Freshness, KubeObject, PodProxyRequest, Watch } from './cluster.js';
 import { DEPLOYMENT_ID_ANNOTATION } from './labels.js';
 import { WatchHub, type Watched, type WatchHubOptions } from './watch-hub.js';
 

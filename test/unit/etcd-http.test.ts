@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { EtcdStore } from '../../src/store/etcd.js';
 import { StoreUnavailableError, type WatchEvent, type WatchHandle } from '../../src/store/kv.js';
 import { prefixEnd } from '../../src/store/etcd-http.js';
+import { urgent } from '../../src/lib/urgency.js';
 import { freePort } from '../support/ports.js';
 import { waitFor } from '../support/wait.js';
 
@@ -226,6 +227,45 @@ describe('EtcdStore over a fake etcd gateway', () => {
 });
 
 describe('EtcdEndpoint connections', () => {
+  it('a call made inside urgent() does not queue behind a pool full of slow calls', async () => {
+    const held: ServerResponse[] = [];
+    const answer = (res: ServerResponse) => res.end(JSON.stringify({ header: { revision: '1' } }));
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const { key } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { key: string };
+        if (Buffer.from(key, 'base64').toString() === '/p/slow') held.push(res);
+        else answer(res);
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const s = new EtcdStore({ endpoints: [`http://127.0.0.1:${(server.address() as AddressInfo).port}`], prefix: '/p/', timeoutMs: 5000 });
+    try {
+      // Every connection of the main pool (16) carries a call etcd does not answer yet; more wait.
+      const slow = Array.from({ length: 20 }, () => s.get('slow'));
+      await waitFor('the main pool to be busy', async () => held.length === 16, { timeoutMs: 5000, intervalMs: 5 });
+      assert.equal(await urgent(() => s.get('fast')), undefined);
+      assert.equal(held.length, 16, 'the slow calls were still waiting');
+      // An ordinary call waits its turn behind them.
+      let ordinaryAnswered = false;
+      const ordinary = s.get('fast').then(() => { ordinaryAnswered = true; });
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(ordinaryAnswered, false);
+      while (held.length > 0) answer(held.shift()!);
+      await waitFor('the rest of the slow calls', async () => {
+        while (held.length > 0) answer(held.shift()!);
+        return ordinaryAnswered;
+      }, { timeoutMs: 5000, intervalMs: 5 });
+      await Promise.all([...slow, ordinary]);
+    } finally {
+      await s.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('leaves no connection open that never carried a request after a call hit its deadline (etcd would wait 5 s for it at shutdown)', async () => {
     const open = new Map<import('node:net').Socket, { used: boolean }>();
     const server = createServer((req) => {

@@ -4,7 +4,7 @@ import { createSilentLogger } from '../../src/log.js';
 import { KubeClient } from '../../src/kube/client.js';
 import { Limiter } from '../../src/kube/limiter.js';
 import { KubernetesCluster } from '../../src/deployer/kubernetes.js';
-import { urgent } from '../../src/deployer/cluster.js';
+import { urgent } from '../../src/lib/urgency.js';
 
 describe('Limiter', () => {
   it('grants at most max slots, in order of asking, and passes a slot on when released', async () => {
