@@ -50,11 +50,17 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
   const cancel = new AbortController();
   let cancelledBy: string | undefined;
   let switching = false;
-  const cancelWatch = await whileUnavailable(() => deps.store.watchCancel(journal.record.namespace, journal.record.id, (request) => {
+  // The watch is set up while prepare runs (it takes a connection and a round trip of its own);
+  // it reads pending requests first and watches from there, so none is missed, and the switch
+  // does not begin before it is in place.
+  const stopWatching = new AbortController();
+  const watchingUntil = linkSignals(deadline.signal, stopWatching.signal);
+  const cancelWatch = whileUnavailable(() => deps.store.watchCancel(journal.record.namespace, journal.record.id, (request) => {
     cancelledBy = request.by;
     if (!switching) cancel.abort(new DeploymentFailure(`cancelled by ${request.by}`));
     else journal.note(`Cancel requested by ${request.by} after the switch had begun: too late, the deployment goes on (undeploy or roll back to undo it)`);
-  }), deadline.signal);
+  }), watchingUntil.signal);
+  cancelWatch.catch(() => undefined); // awaited before the switch; a failure before it comes first
   const beforeSwitch = linkSignals(deadline.signal, cancel.signal);
   // Safe points: every step boundary before the switch (and every wait inside those steps).
   const checkpoint = () => beforeSwitch.signal.throwIfAborted();
@@ -119,6 +125,7 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
     } finally {
       readyBy.clear();
     }
+    await cancelWatch;
     switching = true;
     if (cancel.signal.aborted) throw cancel.signal.reason;
     // The switch's calls, from the capture to convergence, go ahead of other deployments' reads.
@@ -145,7 +152,9 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
   } finally {
     beforeSwitch.dispose();
     deadline.clear();
-    await cancelWatch.close().catch(() => undefined);
+    stopWatching.abort();
+    watchingUntil.dispose();
+    await cancelWatch.then((watch) => watch.close(), () => undefined).catch(() => undefined);
   }
   await drainReplaced(ctx, draining);
 }

@@ -40,6 +40,36 @@ describe('cancel', () => {
     assert.ok(lines.some((l) => l.startsWith('Deployment failed: cancelled by alice; rolling back')), lines.join('\n'));
   });
 
+  it('a cancel requested while the cancel watch is still being set up stops the deployment before its switch', async () => {
+    h = await new EngineHarness().start();
+    await h.settled((await h.deploy()).id);
+    await h.idle();
+    const before = h.cluster.object('Service', 'ns', 'shop');
+    // The watch is set up while the deployment goes on; here it takes until the switch is next.
+    const watchCancel = h.store.watchCancel.bind(h.store);
+    let letWatchStart!: () => void;
+    const watchMayStart = new Promise<void>((resolve) => { letWatchStart = resolve; });
+    h.store.watchCancel = async (...args) => {
+      await watchMayStart;
+      return watchCancel(...args);
+    };
+    let healthy = false;
+    h.health = (t) => (t.podName.startsWith('shop-2') && !healthy ? 'HTTP 503' : true);
+    const v2 = await h.deploy({ healthCheckTimeout: 60 });
+    await atStep(v2.id, 'health-checking');
+    await h.cancel(v2.id, 'carol');
+    healthy = true;
+    await atStep(v2.id, 'switching-traffic');
+    letWatchStart();
+    const done = await h.settled(v2.id);
+    assert.equal(done.status, 'FAILURE');
+    assert.equal(done.failureReason, 'cancelled by carol');
+    assert.equal(done.times.switched, undefined, 'traffic was never switched');
+    await h.idle();
+    assert.deepEqual(h.cluster.object('Service', 'ns', 'shop'), before, 'stable Service untouched');
+    assert.deepEqual(h.cluster.names('Deployment', 'ns'), ['shop-1']);
+  });
+
   it('a queued deployment is cancelled before it starts: nothing is created', async () => {
     h = await new EngineHarness().start();
     h.health = (t) => (t.podName.startsWith('shop-1') ? 'HTTP 503' : true);
