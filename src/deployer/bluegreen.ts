@@ -18,7 +18,7 @@ import { awaitConvergence, type ConvergenceResult } from './convergence.js';
 import { rollback } from './rollback.js';
 import { assertSwitchable, captureTraffic, switchTraffic, type CapturedTraffic } from './switch.js';
 import { ForeignObjectError, type TrafficSnapshot } from './traffic/index.js';
-import { assertNamesFree, createVersion, waitForPods } from './workload.js';
+import { assertNamesFree, createVersion, waitForPods, type StableAtPrepare } from './workload.js';
 import { settledInOrder } from '../lib/settled.js';
 
 /**
@@ -71,7 +71,7 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
     checkpoint();
     ({ facts, trafficAtPrepare } = await prepare(ctx, beforeSwitch.signal));
     checkpoint();
-    await createVersion(ctx, facts, beforeSwitch.signal);
+    await createVersion(ctx, facts, beforeSwitch.signal, stableAtPrepare(trafficAtPrepare, facts.descriptor.appName));
     checkpoint();
     await journal.update((x) => ({ ...x, step: laterStep(x.step, 'waiting-for-pods'), times: { ...x.times, resourcesCreated: iso(ctx) } }));
     const d = facts.descriptor;
@@ -213,6 +213,15 @@ async function prepare(ctx: RunContext, signal: AbortSignal): Promise<{ facts: D
     liveVersion ? `Running version is ${liveVersion}; it stays untouched until the new version is healthy` : 'No version of this app is running yet',
   ]);
   return { facts, trafficAtPrepare };
+}
+
+/** What prepare's capture found of the stable Service `{app}`. */
+function stableAtPrepare(traffic: TrafficSnapshot[], appName: string): StableAtPrepare {
+  for (const snapshot of traffic) {
+    const found = snapshot.objects.find((o) => o.kind === 'Service' && o.name === appName);
+    if (found) return found.object ? 'ours' : 'absent';
+  }
+  return 'unknown';
 }
 
 /**

@@ -44,7 +44,14 @@ function nameTaken(kind: Kind, name: string, existing: KubeObject): DeploymentFa
  * on a first deployment the stable Service `{app}` selecting no pods yet (so the switch is a quick
  * selector change rather than a Service creation). Everything carries this deployment's id.
  */
-export async function createVersion(ctx: RunContext, facts: DeploymentFacts, signal: AbortSignal): Promise<void> {
+/**
+ * The stable Service as prepare read it, for createVersion: `absent` when it did not exist, `ours`
+ * when it existed and cutover may manage it (a foreign one failed prepare), `unknown` when prepare
+ * did not read it.
+ */
+export type StableAtPrepare = 'absent' | 'ours' | 'unknown';
+
+export async function createVersion(ctx: RunContext, facts: DeploymentFacts, signal: AbortSignal, stableAtPrepare: StableAtPrepare = 'unknown'): Promise<void> {
   const d = facts.descriptor;
   const record = ctx.journal.record;
   const service = versionedService(facts, ctx.deps.profile.decorate(d).serviceAnnotations);
@@ -71,16 +78,30 @@ export async function createVersion(ctx: RunContext, facts: DeploymentFacts, sig
     }
     return `Created ${kind} ${name}${kind === workloadKind ? ` with ${d.replicas} replica(s)` : ''}`;
   }));
-  const stable = service ? ensureStableService(ctx, d, signal) : Promise.resolve(undefined);
+  const stable = service ? ensureStableService(ctx, d, signal, stableAtPrepare) : Promise.resolve(undefined);
   const [lines, stableLine] = await settledInOrder<string[] | string | undefined>([created, stable]);
   for (const line of lines as string[]) ctx.journal.note(line);
   if (!service) ctx.journal.note('The pods have no ports: no Services are created (a worker app)');
   if (stableLine) ctx.journal.note(stableLine as string);
 }
 
-/** The stable Service `{app}`: created selecting no pods when missing; refused when someone else's. */
-async function ensureStableService(ctx: RunContext, d: Descriptor, signal: AbortSignal): Promise<string | undefined> {
+/**
+ * The stable Service `{app}`: created selecting no pods when missing; refused when someone else's.
+ * What prepare read is trusted to skip a read (created at once, with the versioned objects, when it
+ * was absent; left alone when it was ours): should it have changed since, the create meets it and
+ * it is read, and the switch's write checks it again in any case.
+ */
+async function ensureStableService(ctx: RunContext, d: Descriptor, signal: AbortSignal, atPrepare: StableAtPrepare): Promise<string | undefined> {
   const record = ctx.journal.record;
+  if (atPrepare === 'ours') return undefined;
+  if (atPrepare === 'absent') {
+    try {
+      await ctx.cluster.create('Service', placeholderStableService(d, record.id) as KubeObject, signal);
+      return `Created stable Service ${d.appName} (selecting no pods until the switch)`;
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+  }
   const stable = await ctx.cluster.get('Service', d.namespace, d.appName, signal);
   if (!stable) {
     await ctx.cluster.create('Service', placeholderStableService(d, record.id) as KubeObject, signal);
