@@ -1,5 +1,5 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { JWTPayload, JWTVerifyGetKey } from 'jose';
 import { ApiError } from '../api/errors.js';
 import { AuthenticationError, parseNamespaces, type Caller } from './caller.js';
 
@@ -37,31 +37,36 @@ export class JwksUnavailableError extends ApiError {
   }
 }
 
+/** jose, loaded with the first token checked (a replica without JWT auth never loads it). */
+type Jose = typeof import('jose');
+let jose: Promise<Jose> | undefined;
+const loadJose = (): Promise<Jose> => (jose ??= import('jose'));
+
 /** Verifies bearer JWTs (signature, issuer, audience, expiry, allowed algorithms) and turns them into callers. */
 export class JwtVerifier {
-  private readonly key: JWTVerifyGetKey | KeyObject | Uint8Array;
+  private key: JWTVerifyGetKey | KeyObject | Uint8Array | undefined;
+  private readonly jwksUrl: URL | undefined;
 
   constructor(private readonly settings: JwtSettings) {
-    switch (settings.key.kind) {
-      case 'jwks':
-        // jose caches the key set and refetches on an unknown "kid", at most every cooldown period.
-        this.key = createRemoteJWKSet(new URL(settings.key.url), { timeoutDuration: 3000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
-        break;
-      case 'public-key':
-        this.key = createPublicKey(settings.key.pem);
-        break;
-      case 'secret':
-        this.key = settings.key.secret;
-        break;
-    }
+    // A bad PEM or URL fails at start, not with the first request.
+    if (settings.key.kind === 'public-key') this.key = createPublicKey(settings.key.pem);
+    if (settings.key.kind === 'secret') this.key = settings.key.secret;
+    if (settings.key.kind === 'jwks') this.jwksUrl = new URL(settings.key.url);
+  }
+
+  private keyOf(j: Jose): JWTVerifyGetKey | KeyObject | Uint8Array {
+    // jose caches the key set and refetches on an unknown "kid", at most every cooldown period.
+    this.key ??= j.createRemoteJWKSet(this.jwksUrl!, { timeoutDuration: 3000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+    return this.key;
   }
 
   /** The caller a token stands for; AuthenticationError (401) when it does not hold, JwksUnavailableError (503). */
   async verify(token: string): Promise<Caller> {
     if (token.length > MAX_TOKEN_LENGTH || !JWT_SHAPE.test(token)) throw invalidToken('bearer token is malformed');
     let payload: JWTPayload;
+    const j = await loadJose();
     try {
-      const result = await jwtVerify(token, this.key as KeyObject, {
+      const result = await j.jwtVerify(token, this.keyOf(j) as KeyObject, {
         issuer: this.settings.issuer,
         audience: this.settings.audience,
         algorithms: this.settings.algorithms,
@@ -70,7 +75,7 @@ export class JwtVerifier {
       });
       payload = result.payload;
     } catch (err) {
-      throw toAuthError(err);
+      throw toAuthError(err, j.errors);
     }
     const identity = payload[this.settings.identityClaim];
     if (typeof identity !== 'string' || identity.length === 0 || identity.length > 256) {
@@ -87,7 +92,7 @@ function invalidToken(description: string): AuthenticationError {
 }
 
 /** jose's errors, as messages that help the caller and reveal nothing about keys. */
-function toAuthError(err: unknown): ApiError {
+function toAuthError(err: unknown, joseErrors: Jose['errors']): ApiError {
   if (err instanceof joseErrors.JWTExpired) return invalidToken('bearer token has expired');
   if (err instanceof joseErrors.JWTClaimValidationFailed) return invalidToken(`bearer token rejected: ${err.message}`);
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return invalidToken('bearer token signature is not valid');

@@ -1,5 +1,4 @@
 import { performance } from 'node:perf_hooks';
-import { CloudEvent, HTTP } from 'cloudevents';
 import { FenceLostError } from '../domain/errors.js';
 import type { WebhookEventKind } from '../domain/webhooks.js';
 import { Deadline, sleep } from '../lib/deadline.js';
@@ -267,7 +266,7 @@ export class WebhookDispatcher {
       error = refusal;
       permanent = secretProblem === undefined; // a URL no longer allowed will not become allowed by retrying
     } else {
-      const { body, contentType } = structuredMessage(item);
+      const { body, contentType } = await structuredMessage(item);
       const attemptDeadline = Deadline.after(policy.attemptTimeoutMs, signal);
       try {
         const res = await this.o.sender.send({
@@ -335,8 +334,13 @@ export class WebhookDispatcher {
   }
 }
 
-/** The event in CloudEvents' structured HTTP mode: every attribute in the body, so the signature covers them all. */
-function structuredMessage(item: OutboxItem): { body: string; contentType: string } {
+/**
+ * The event in CloudEvents' structured HTTP mode: every attribute in the body, so the signature
+ * covers them all. The SDK is loaded with the first webhook sent (a replica without subscriptions
+ * never needs it).
+ */
+async function structuredMessage(item: OutboxItem): Promise<{ body: string; contentType: string }> {
+  const { CloudEvent, HTTP } = await import('cloudevents');
   const message = HTTP.structured(new CloudEvent({ ...item.event }));
   const contentType = message.headers['content-type'];
   return { body: String(message.body), contentType: typeof contentType === 'string' ? contentType : 'application/cloudevents+json; charset=utf-8' };

@@ -1,4 +1,3 @@
-import { getDomain } from 'tldts';
 import type { Descriptor } from '../../domain/types.js';
 import { isNotFound, type Cluster, type Kind } from '../cluster.js';
 import type { IngressProfile, TrafficDecorations } from '../ingress-profiles.js';
@@ -68,8 +67,9 @@ export class IngressTarget implements TrafficTarget {
     const ours = { [DEPLOYMENT_ID_ANNOTATION]: ctx.deploymentId };
     for (const note of decorations.notes) await ctx.log(note);
     const ingressClassName = d.ingressClassName ?? this.options.defaultIngressClassName;
-    const tlsSecretName = await this.findTlsSecret(ctx, d, ctx.signal);
-    await ctx.log(tlsSecretName ? `TLS for ${d.frontend} with secret ${tlsSecretName}` : `no TLS secret found for ${d.frontend} (looked for ${this.tlsCandidates(d).join(', ')}); serving plain HTTP`);
+    const candidates = await tlsCandidates(d);
+    const tlsSecretName = await this.findTlsSecret(ctx, d, candidates, ctx.signal);
+    await ctx.log(tlsSecretName ? `TLS for ${d.frontend} with secret ${tlsSecretName}` : `no TLS secret found for ${d.frontend} (looked for ${candidates.join(', ')}); serving plain HTTP`);
     await upsertExtras(ctx, decorations.extraObjects);
     const www = wwwRedirectIngress({ descriptor: d, version: ctx.version, ingressClassName, tlsSecretName, annotations: { ...decorations.wwwIngressAnnotations, ...ours } });
     const knownOf = (name: string) => snapshot?.objects.find((o) => o.kind === 'Ingress' && o.name === name);
@@ -132,17 +132,21 @@ export class IngressTarget implements TrafficTarget {
     return ctx.cluster.delete(kind, d.namespace, name, signal);
   }
 
-  /** The contract's lookup order: tlsSecretName, a secret named like the host, the registrable domain. */
-  private tlsCandidates(d: Descriptor): string[] {
-    const host = d.frontend!.replace(/^\*\./, '');
-    const domain = getDomain(host) ?? undefined;
-    return [...new Set([d.tlsSecretName, host, domain].filter((x): x is string => !!x))];
-  }
-
-  private async findTlsSecret(ctx: TrafficContext, d: Descriptor, signal: AbortSignal): Promise<string | undefined> {
-    for (const name of this.tlsCandidates(d)) {
+  private async findTlsSecret(ctx: TrafficContext, d: Descriptor, candidates: string[], signal: AbortSignal): Promise<string | undefined> {
+    for (const name of candidates) {
       if (await ctx.cluster.secretExists(d.namespace, name, signal)) return name;
     }
     return undefined;
   }
+}
+
+/**
+ * The contract's lookup order: tlsSecretName, a secret named like the host, the registrable domain.
+ * tldts (the public suffix list, ≈ 1.5 MiB resident) is loaded by the first app with a frontend.
+ */
+async function tlsCandidates(d: Descriptor): Promise<string[]> {
+  const { getDomain } = await import('tldts');
+  const host = d.frontend!.replace(/^\*\./, '');
+  const domain = getDomain(host) ?? undefined;
+  return [...new Set([d.tlsSecretName, host, domain].filter((x): x is string => !!x))];
 }
