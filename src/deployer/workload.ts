@@ -40,17 +40,17 @@ function nameTaken(kind: Kind, name: string, existing: KubeObject): DeploymentFa
 }
 
 /**
- * Creates what is missing of the new version: the workload `{app}-{version}` and its Service, and
- * on a first deployment the stable Service `{app}` selecting no pods yet (so the switch is a quick
- * selector change rather than a Service creation). Everything carries this deployment's id.
- */
-/**
  * The stable Service as prepare read it, for createVersion: `absent` when it did not exist, `ours`
  * when it existed and cutover may manage it (a foreign one failed prepare), `unknown` when prepare
  * did not read it.
  */
 export type StableAtPrepare = 'absent' | 'ours' | 'unknown';
 
+/**
+ * Creates what is missing of the new version: the workload `{app}-{version}` and its Service, and
+ * on a first deployment the stable Service `{app}` selecting no pods yet (so the switch is a quick
+ * selector change rather than a Service creation). Everything carries this deployment's id.
+ */
 export async function createVersion(ctx: RunContext, facts: DeploymentFacts, signal: AbortSignal, stableAtPrepare: StableAtPrepare = 'unknown'): Promise<void> {
   const d = facts.descriptor;
   const record = ctx.journal.record;
