@@ -1,6 +1,7 @@
 import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { EngineHarness } from '../support/engine-harness.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * The switch reads every traffic target it may write over, for a rollback. A target the switch
@@ -23,6 +24,27 @@ describe('switch capture: targets the switch will not write', () => {
     assert.ok(from >= 0 && to > from, `the workload create and then the switch were seen: ${ops.join('; ')}`);
     return ops.slice(from, to).filter((op) => kinds.some((k) => op.startsWith(`get ${k} `)));
   }
+
+  it('the targets are read while the new version\'s pods start, not after they are ready', async () => {
+    h = await new EngineHarness().start();
+    await h.settled((await h.deploy()).id);
+    await h.idle();
+    const ops: string[] = [];
+    h.cluster.fault = (operation, kind, name) => ops.push(`${operation} ${kind} ${name}`);
+    h.cluster.afterWrite = (operation, kind, name) => {
+      if (operation === 'create' && kind === 'Deployment' && name === 'shop-2') h.cluster.setReady('shop-2', false);
+    };
+    const v2 = await h.deploy();
+    await waitFor('the stable Service and the Ingress to be read after the workload create', async () => {
+      const from = ops.indexOf('create Deployment shop-2');
+      return from >= 0 && ['get Service shop', 'get Ingress shop'].every((op) => ops.indexOf(op, from) > from);
+    }, { timeoutMs: 5_000, intervalMs: 5 });
+    assert.equal((await h.record(v2.id)).step, 'waiting-for-pods', 'read while no pod is ready');
+    h.cluster.setReady('shop-2', true);
+    const done = await h.settled(v2.id);
+    assert.equal(done.status, 'DEPLOYED', done.failureReason);
+    assert.equal(h.ingressBackend(), 'shop-2');
+  });
 
   it('no frontend: neither Ingress nor HTTPRoute is read again at the switch', async () => {
     h = await new EngineHarness().start();
