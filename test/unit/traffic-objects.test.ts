@@ -11,9 +11,10 @@ const service = (version: string, deploymentId: string, extraLabels: Record<stri
 });
 
 /**
- * The switch writes a traffic target from a capture taken a little earlier (while the guard ran);
- * should the object change in between, the write meets a conflict and reads it again. A rollback
- * must then put back what the write replaced, not the older capture.
+ * The switch writes a traffic target from a capture taken earlier (while the new version's pods
+ * started); should the object change or go in between, the write meets a conflict (or finds it
+ * gone) and reads it again. A rollback must then put back what the write replaced, not the older
+ * capture.
  */
 describe('traffic objects: upsert over a capture that changed since', () => {
   it('a conflict replaces the capture with the fresh read, so a restore keeps the change made in between', async () => {
@@ -33,6 +34,20 @@ describe('traffic objects: upsert over a capture that changed since', () => {
     const restored = await cluster.get('Service', 'ns', 'shop');
     assert.equal(restored?.spec.selector.version, '1');
     assert.equal(restored?.metadata?.labels?.['team'], 'checkout', 'the change made between capture and switch is kept');
+  });
+
+  it('one deleted since the capture is created, and the capture becomes "absent", so a restore removes ours', async () => {
+    const cluster = new MemoryCluster();
+    await cluster.create('Service', service('1', 'd1'));
+    const known = { object: await cluster.get('Service', 'ns', 'shop') };
+    await cluster.delete('Service', 'ns', 'shop');
+
+    await upsert(cluster, 'Service', service('2', 'd2'), AbortSignal.timeout(5000), () => true, mergeService, known);
+    assert.equal((await cluster.get('Service', 'ns', 'shop'))?.spec.selector.version, '2');
+    assert.equal(known.object, undefined, 'the capture is now what the write replaced: nothing');
+
+    assert.equal(await restoreObject(cluster, 'Service', 'ns', 'shop', known.object, 'd2', AbortSignal.timeout(5000)), true);
+    assert.equal(await cluster.get('Service', 'ns', 'shop'), undefined);
   });
 
   it('an unchanged capture is written over without a read', async () => {

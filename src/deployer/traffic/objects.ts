@@ -1,5 +1,5 @@
 import type { Cluster, Kind, KubeObject } from '../cluster.js';
-import { isAlreadyExists, isConflict } from '../cluster.js';
+import { isAlreadyExists, isConflict, isNotFound } from '../cluster.js';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { carriesDeployment, DEPLOYMENT_ID_ANNOTATION, isManagedByCutover } from '../labels.js';
 import { settledInOrder } from '../../lib/settled.js';
@@ -24,7 +24,9 @@ export async function upsert(cluster: Cluster, kind: Kind, desired: KubeObject, 
       else await cluster.replace(kind, merge(existing, desired), signal);
       return;
     } catch (err) {
-      if ((isConflict(err) || isAlreadyExists(err)) && attempt < 5) continue;
+      // Changed, created or deleted since it was read (the capture is read while the pods start):
+      // read it again and write over what is there now.
+      if ((isConflict(err) || isAlreadyExists(err) || isNotFound(err)) && attempt < 5) continue;
       throw err;
     }
   }
@@ -68,7 +70,9 @@ export async function restoreObject(cluster: Cluster, kind: Kind, namespace: str
       else await cluster.replace(kind, { ...previous, metadata: { ...previous.metadata, resourceVersion: now.metadata?.resourceVersion } }, signal);
       return true;
     } catch (err) {
-      if ((isConflict(err) || isAlreadyExists(err)) && attempt < 5) continue;
+      // Changed, created or deleted since it was read (the capture is read while the pods start):
+      // read it again and write over what is there now.
+      if ((isConflict(err) || isAlreadyExists(err) || isNotFound(err)) && attempt < 5) continue;
       throw err;
     }
   }
