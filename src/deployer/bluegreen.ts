@@ -129,7 +129,7 @@ export async function runBlueGreen(ctx: RunContext): Promise<void> {
     await cancelWatch;
     switching = true;
     if (cancel.signal.aborted) throw cancel.signal.reason;
-    // The switch's calls, from the capture to convergence, go ahead of other deployments' reads.
+    // The switch's calls, to convergence, go ahead of other deployments' reads and etcd calls.
     const lines = await urgent(async () => switchTraffic(ctx, d, facts.version, deadline.signal, await captured));
     const overheadMs = Date.now() - healthyAt;
     await journal.update((x) => ({ ...x, times: { ...x.times, switched: iso(ctx) } }), [

@@ -269,8 +269,9 @@ export class KubernetesCluster implements Cluster {
     const signal = link.signal;
     let delay = 200;
     // Writes and reads take a turn (a starved API server gets a bounded number at once, not
-    // hundreds that all time out; urgent reads skip the line); an attempt that got no answer gives the next one twice the time (the server
-    // may have been close to done: cutting it off again only wastes its work).
+    // hundreds that all time out; urgent reads skip the line); an attempt that got no answer gives
+    // the next one twice the time (the server may have been close to done: cutting it off again
+    // only wastes its work).
     const limiter = operation.startsWith('create ') ? this.creates : /^(replace|delete) /.test(operation) ? this.writes : isUrgent() ? undefined : this.reads;
     let attemptTimeoutMs = this.options.requestTimeoutMs;
     try {

@@ -133,7 +133,7 @@ export interface CapturedTraffic {
 
 /**
  * Reads every traffic target's state (reads only, all at once) for switchTraffic. Taken while the
- * pods are health-checked, so the switch starts with its writes; nothing moves here. A target that
+ * new version's pods start, so the switch starts with its writes; nothing moves here. A target that
  * changes after this read is read again by its write (a conflict), which keeps the fresh state.
  */
 export async function captureTraffic(ctx: RunContext, d: Descriptor, version: string, signal: AbortSignal, atPrepare?: TrafficSnapshot[]): Promise<CapturedTraffic> {

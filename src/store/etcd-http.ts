@@ -174,6 +174,9 @@ class AnswerCollector implements Dispatcher.DispatchHandler {
 /** What an aborted AbortSignal's request failed with (the cause of a deadline's EtcdTransportError). */
 const abortError = () => new DOMException('This operation was aborted', 'AbortError');
 
+/** Connections of the pool for urgent calls: a switch makes one or two etcd calls at a time. */
+const URGENT_CONNECTIONS = 4;
+
 /**
  * One etcd member's gateway: short calls on a bounded pool of keep-alive connections, each stream
  * on a connection of its own. Calls made inside urgent() — a deployment's switch — have a small
@@ -195,14 +198,14 @@ export class EtcdEndpoint {
   private readonly streams = new Set<Client>();
   private closed = false;
 
-  constructor(readonly url: string, options: { connectTimeoutMs: number; connections?: number; urgentConnections?: number }) {
+  constructor(readonly url: string, options: { connectTimeoutMs: number; connections?: number }) {
     this.origin = new URL(url).origin;
     // Bounded: a burst of calls queues here instead of opening a connection each (HTTP/1.1 has no multiplexing).
     this.poolOptions = {
       connect: { timeout: options.connectTimeoutMs }, headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 30_000, pipelining: 1,
       connections: options.connections ?? 16,
     };
-    this.urgentPoolOptions = { ...this.poolOptions, connections: options.urgentConnections ?? 4 };
+    this.urgentPoolOptions = { ...this.poolOptions, connections: URGENT_CONNECTIONS };
     this.calls = new Pool(this.origin, this.poolOptions);
     this.urgentCalls = new Pool(this.origin, this.urgentPoolOptions);
   }

@@ -70,8 +70,7 @@ export async function restoreObject(cluster: Cluster, kind: Kind, namespace: str
       else await cluster.replace(kind, { ...previous, metadata: { ...previous.metadata, resourceVersion: now.metadata?.resourceVersion } }, signal);
       return true;
     } catch (err) {
-      // Changed, created or deleted since it was read (the capture is read while the pods start):
-      // read it again and write over what is there now.
+      // Changed, created or deleted since the read above: read it again.
       if ((isConflict(err) || isAlreadyExists(err) || isNotFound(err)) && attempt < 5) continue;
       throw err;
     }
